@@ -1,0 +1,247 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// KV is what key management needs from the shared store; session.Store
+// satisfies it.
+type KV interface {
+	// Get returns the value of key; see ManagerConfig.NotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// SetNX stores value only when key is absent; ttl <= 0 never expires.
+	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+}
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	// KV is the store shared by every instance; required.
+	KV KV
+	// Prefix of the storage keys, e.g. "wxauth/<appid>/keys"; required.
+	Prefix string
+	// Alg of generated keys: HS256 (default) or EdDSA.
+	Alg string
+	// Rotate is the rotation period; 0 keeps one key forever.
+	Rotate time.Duration
+	// TTL is the token lifetime: a rotated-out key is kept for
+	// verification until the tokens it signed have expired.
+	TTL time.Duration
+	// NotFound is the error KV.Get returns (possibly wrapped) for an
+	// absent key, e.g. session.ErrNotFound. A nil value with a nil error
+	// also means absent. When NotFound is nil, any Get error is taken for
+	// an absent key; set it so that store failures are reported instead.
+	NotFound error
+}
+
+// keyMargin extends how long rotated-out keys are kept, beyond the token
+// TTL: it covers verification leeway and clock skew between instances.
+const keyMargin = 5 * time.Minute
+
+// maxRingKeys bounds the keys a rotating ring holds (and the reads made
+// once per period): Rotate must not be tiny next to TTL.
+const maxRingKeys = 32
+
+// Manager provides the keyring of an app from the shared store, so that
+// every instance signs and verifies with the same keys and a restart
+// keeps them. It is safe for concurrent use.
+//
+// Without rotation there is one key, stored under Prefix+"/"+alg
+// (lower-case), whose kid is the lower-case alg. With rotation, time is
+// cut into periods i = unix(now) / Rotate; the key of period i is stored
+// under Prefix+"/"+kid with kid = alg+"-"+i (e.g. "hs256-19876"). The ring
+// of period i is: key i (signs), key i+1 (created ahead, verifies, so an
+// instance whose clock or cached ring lags still accepts tokens of the next
+// period), and the keys of earlier periods that ended less than
+// TTL + 5 minutes before period i began. Storage ttl of a period key is
+// 2*Rotate + TTL + 5 minutes.
+type Manager struct {
+	cfg ManagerConfig
+
+	mu         sync.Mutex
+	ring       *Keyring
+	ringPeriod int64         // period of ring, when rotating
+	keys       map[int64]Key // keys known by period, reused across periods
+}
+
+// NewManager returns a Manager for cfg. Configuration errors are reported
+// by Keyring.
+func NewManager(cfg ManagerConfig) *Manager {
+	if cfg.Alg == "" {
+		cfg.Alg = HS256
+	}
+	return &Manager{cfg: cfg, keys: make(map[int64]Key)}
+}
+
+func (m *Manager) check() error {
+	c := m.cfg
+	switch {
+	case c.KV == nil:
+		return errors.New("token: key manager needs a store")
+	case c.Prefix == "":
+		return errors.New("token: key manager needs a storage prefix")
+	case c.Alg != HS256 && c.Alg != EdDSA:
+		return fmt.Errorf("token: unsupported algorithm %q (want %s or %s)", c.Alg, HS256, EdDSA)
+	case c.Rotate < 0 || c.TTL < 0:
+		return errors.New("token: negative key rotation period or ttl")
+	case c.Rotate > 0 && c.Rotate < time.Second:
+		return fmt.Errorf("token: key rotation period %s is under a second", c.Rotate)
+	case c.Rotate > 0 && m.keep()+2 > maxRingKeys:
+		return fmt.Errorf("token: key rotation period %s is too short for token ttl %s (would keep over %d keys)", c.Rotate, c.TTL, maxRingKeys)
+	}
+	return nil
+}
+
+// rotateSec is the rotation period in whole seconds.
+func (m *Manager) rotateSec() int64 { return int64(m.cfg.Rotate / time.Second) }
+
+// keep is how many earlier periods' keys a ring holds: key i-n is needed
+// while (i-n+1)*R + TTL + margin > i*R, i.e. n < 1 + (TTL+margin)/R.
+func (m *Manager) keep() int64 {
+	r := m.rotateSec()
+	span := int64((m.cfg.TTL + keyMargin + time.Second - 1) / time.Second)
+	return (span + r - 1) / r // ceil(span / r)
+}
+
+// period returns the index of the period holding now.
+func (m *Manager) period(now time.Time) int64 {
+	u, r := now.Unix(), m.rotateSec()
+	p := u / r
+	if u%r < 0 {
+		p-- // floor for times before 1970
+	}
+	return p
+}
+
+// NextRotation returns when the signing key changes after now: the time
+// to call Keyring again. It is the zero time without rotation.
+func (m *Manager) NextRotation(now time.Time) time.Time {
+	if m.cfg.Rotate <= 0 || m.rotateSec() <= 0 {
+		return time.Time{}
+	}
+	return time.Unix((m.period(now)+1)*m.rotateSec(), 0)
+}
+
+// Keyring returns the keyring for now, creating keys in the store as
+// needed. Repeated calls in the same period return the same *Keyring
+// without I/O. Store errors are returned and nothing is cached.
+func (m *Manager) Keyring(ctx context.Context, now time.Time) (*Keyring, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cfg.Rotate == 0 {
+		if m.ring != nil {
+			return m.ring, nil
+		}
+		kid := strings.ToLower(m.cfg.Alg)
+		k, err := m.ensure(ctx, kid, 0)
+		if err != nil {
+			return nil, err
+		}
+		r, err := NewKeyring(k)
+		if err != nil {
+			return nil, err
+		}
+		m.ring = r
+		return r, nil
+	}
+
+	p := m.period(now)
+	if m.ring != nil && m.ringPeriod == p {
+		return m.ring, nil
+	}
+	ttl := 2*m.cfg.Rotate + m.cfg.TTL + keyMargin
+	ring := make([]Key, 0, m.keep()+2)
+	found := make(map[int64]Key, m.keep()+2)
+	for _, i := range []int64{p, p + 1} {
+		k, ok := m.keys[i]
+		if !ok {
+			var err error
+			if k, err = m.ensure(ctx, m.kid(i), ttl); err != nil {
+				return nil, err
+			}
+		}
+		ring, found[i] = append(ring, k), k
+	}
+	for i := p - 1; i >= p-m.keep(); i-- {
+		k, ok := m.keys[i]
+		if !ok {
+			var err error
+			if k, ok, err = m.load(ctx, m.kid(i), false); err != nil {
+				return nil, err
+			}
+		}
+		if ok {
+			ring, found[i] = append(ring, k), k
+		}
+	}
+	r, err := NewKeyring(ring...)
+	if err != nil {
+		return nil, err
+	}
+	m.ring, m.ringPeriod, m.keys = r, p, found
+	return r, nil
+}
+
+func (m *Manager) kid(i int64) string {
+	return strings.ToLower(m.cfg.Alg) + "-" + strconv.FormatInt(i, 10)
+}
+
+// ensure returns the stored key kid, creating it first when absent. Racing
+// instances agree through SetNX and read back the winner.
+func (m *Manager) ensure(ctx context.Context, kid string, ttl time.Duration) (Key, error) {
+	if k, ok, err := m.load(ctx, kid, false); err != nil || ok {
+		return k, err
+	}
+	cand, err := GenerateKey(m.cfg.Alg, kid)
+	if err != nil {
+		return Key{}, err
+	}
+	b, err := cand.Marshal()
+	if err != nil {
+		return Key{}, err
+	}
+	if _, err := m.cfg.KV.SetNX(ctx, m.cfg.Prefix+"/"+kid, b, ttl); err != nil {
+		return Key{}, fmt.Errorf("token: storing key %q: %w", kid, err)
+	}
+	k, ok, err := m.load(ctx, kid, true)
+	switch {
+	case err != nil:
+		return Key{}, err
+	case !ok:
+		return Key{}, fmt.Errorf("token: key %q missing from the store right after it was stored", kid)
+	}
+	return k, nil
+}
+
+// load reads key kid; ok == false with a nil error means it is absent.
+// Without a NotFound sentinel a Get error may just mean absent: it is
+// returned only when strict is set.
+func (m *Manager) load(ctx context.Context, kid string, strict bool) (Key, bool, error) {
+	b, err := m.cfg.KV.Get(ctx, m.cfg.Prefix+"/"+kid)
+	switch {
+	case err == nil && b == nil:
+		return Key{}, false, nil
+	case err != nil && m.cfg.NotFound != nil && errors.Is(err, m.cfg.NotFound):
+		return Key{}, false, nil
+	case err != nil && m.cfg.NotFound == nil && !strict:
+		return Key{}, false, nil
+	case err != nil:
+		return Key{}, false, fmt.Errorf("token: reading key %q: %w", kid, err)
+	}
+	k, err := UnmarshalKey(b)
+	if err != nil {
+		return Key{}, false, err
+	}
+	if k.ID != kid || k.Alg != m.cfg.Alg {
+		return Key{}, false, fmt.Errorf("token: stored key %q holds kid %q alg %q", kid, k.ID, k.Alg)
+	}
+	return k, true, nil
+}

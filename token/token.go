@@ -1,0 +1,195 @@
+// Package token issues and verifies wxauth's "third session" tokens: JWTs
+// signed with HS256 (default) or EdDSA, whose subject is the WeChat
+// openid and whose audience is the mini-program's app_id. It also manages
+// the signing keys: generation, persistence in a shared store, rotation.
+package token
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ErrInvalid is wrapped by every error of Tokens.Verify. The jwt/v5
+// sentinel of the cause (e.g. jwt.ErrTokenExpired) is wrapped too.
+var ErrInvalid = errors.New("token: invalid")
+
+// MaxTokenLen bounds the work spent on a presented token: longer strings
+// are refused before any decoding. Issue refuses to make longer tokens.
+const MaxTokenLen = 4096
+
+// Defaults of Config.
+const (
+	DefaultIssuer = "wxauth"
+	DefaultTTL    = 2 * time.Hour
+	DefaultLeeway = 30 * time.Second
+)
+
+// Claims are the claims of a wxauth token.
+type Claims struct {
+	// RegisteredClaims holds iss, sub (the openid), aud (the app_id), exp
+	// and iat.
+	jwt.RegisteredClaims
+	// SessionID is the server-side session the token belongs to.
+	SessionID string `json:"sid"`
+	// UnionID is the user's WeChat unionid, when known.
+	UnionID string `json:"unionid,omitempty"`
+	// Extra holds claims added by the app's login hook (e.g. uid, roles).
+	// After Verify, JSON numbers in it are json.Number, so large integer
+	// ids keep their precision.
+	Extra map[string]any `json:"ext,omitempty"`
+}
+
+// Config configures Tokens.
+type Config struct {
+	// Issuer is the iss claim; default "wxauth".
+	Issuer string
+	// Audience is the aud claim, the app_id; required.
+	Audience string
+	// TTL is the lifetime of issued tokens; default 2h.
+	TTL time.Duration
+	// Leeway is the clock skew allowed on exp and iat; default 30s.
+	Leeway time.Duration
+}
+
+// Tokens issues and verifies tokens. It is safe for concurrent use; the
+// keyring can be swapped at any time (key rotation).
+type Tokens struct {
+	cfg    Config
+	ring   atomic.Pointer[Keyring]
+	parser *jwt.Parser
+}
+
+// New returns Tokens for cfg, signing and verifying with ring.
+func New(cfg Config, ring *Keyring) (*Tokens, error) {
+	if cfg.Audience == "" {
+		return nil, errors.New("token: audience (app_id) is required")
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = DefaultIssuer
+	}
+	switch {
+	case cfg.TTL < 0:
+		return nil, fmt.Errorf("token: negative ttl %s", cfg.TTL)
+	case cfg.TTL == 0:
+		cfg.TTL = DefaultTTL
+	}
+	switch {
+	case cfg.Leeway < 0:
+		return nil, fmt.Errorf("token: negative leeway %s", cfg.Leeway)
+	case cfg.Leeway == 0:
+		cfg.Leeway = DefaultLeeway
+	}
+	if ring == nil {
+		return nil, errors.New("token: keyring is required")
+	}
+	t := &Tokens{
+		cfg: cfg,
+		// The method list keeps "none" and every other algorithm out;
+		// keyfunc then pins each token to the algorithm of its key.
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{HS256, EdDSA}),
+			jwt.WithAudience(cfg.Audience),
+			jwt.WithIssuer(cfg.Issuer),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(cfg.Leeway),
+			jwt.WithStrictDecoding(), // one encoding per token: no malleable signatures
+			jwt.WithJSONNumber(),
+		),
+	}
+	t.ring.Store(ring)
+	return t, nil
+}
+
+// Config returns the effective configuration, defaults applied.
+func (t *Tokens) Config() Config { return t.cfg }
+
+// SetKeyring replaces the keyring atomically; nil is ignored.
+func (t *Tokens) SetKeyring(r *Keyring) {
+	if r != nil {
+		t.ring.Store(r)
+	}
+}
+
+// Keyring returns the keyring in use.
+func (t *Tokens) Keyring() *Keyring { return t.ring.Load() }
+
+// Issue signs a token for openid in session sid, valid from now for the
+// configured TTL. unionid and extra are optional. It returns the token and
+// its expiry (whole seconds, as in the token).
+func (t *Tokens) Issue(openid, unionid, sid string, extra map[string]any, now time.Time) (string, time.Time, error) {
+	if openid == "" || sid == "" {
+		return "", time.Time{}, errors.New("token: issue needs an openid and a session id")
+	}
+	now = now.Truncate(time.Second)
+	exp := now.Add(t.cfg.TTL)
+	claims := &Claims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    t.cfg.Issuer,
+			Subject:   openid,
+			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			ExpiresAt: jwt.NewNumericDate(exp),
+			IssuedAt:  jwt.NewNumericDate(now),
+		},
+		SessionID: sid,
+		UnionID:   unionid,
+		Extra:     extra,
+	}
+	k := t.ring.Load().Signing()
+	var (
+		method jwt.SigningMethod = jwt.SigningMethodHS256
+		key    any               = k.Secret
+	)
+	if k.Alg == EdDSA {
+		method, key = jwt.SigningMethodEdDSA, k.Private
+	}
+	tok := jwt.NewWithClaims(method, claims)
+	tok.Header["kid"] = k.ID
+	s, err := tok.SignedString(key)
+	if err != nil {
+		// jwt's errors here name the key type or the JSON problem, never
+		// the claims or the key material.
+		return "", time.Time{}, fmt.Errorf("token: signing: %w", err)
+	}
+	if len(s) > MaxTokenLen {
+		return "", time.Time{}, fmt.Errorf("token: issued token is %d bytes, over the %d-byte limit (too many extra claims?)", len(s), MaxTokenLen)
+	}
+	return s, exp, nil
+}
+
+// Verify checks a token's form, signature, key, algorithm and claims, and
+// returns its claims. Every error wraps ErrInvalid and says why; none
+// quotes the token. Strings over MaxTokenLen bytes or not of the form
+// a.b.c are refused before any decoding.
+func (t *Tokens) Verify(token string) (*Claims, error) {
+	switch {
+	case token == "":
+		return nil, invalid("empty token")
+	case len(token) > MaxTokenLen:
+		return nil, invalid("token longer than the limit")
+	case strings.Count(token, ".") != 2:
+		return nil, invalid("not a JWS compact token")
+	}
+	claims := new(Claims)
+	if _, err := t.parser.ParseWithClaims(token, claims, t.ring.Load().keyfunc); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	// jwt checks exp, aud and iss; the claims wxauth relies on are
+	// checked here.
+	switch {
+	case claims.IssuedAt == nil:
+		return nil, invalid("missing iat")
+	case claims.Subject == "":
+		return nil, invalid("missing sub")
+	case claims.SessionID == "":
+		return nil, invalid("missing sid")
+	}
+	return claims, nil
+}
+
+func invalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalid, reason) }

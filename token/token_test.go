@@ -1,0 +1,344 @@
+package token
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const testAud = "wx1234567890abcdef"
+
+func now() time.Time { return time.Now() }
+
+func mustRing(t testing.TB, keys ...Key) *Keyring {
+	t.Helper()
+	r, err := NewKeyring(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func mustTokens(t testing.TB, cfg Config, ring *Keyring) *Tokens {
+	t.Helper()
+	if cfg.Audience == "" {
+		cfg.Audience = testAud
+	}
+	tk, err := New(cfg, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func mustIssue(t testing.TB, tk *Tokens, at time.Time) string {
+	t.Helper()
+	tok, _, err := tk.Issue("openid-1", "union-1", "sid-1", map[string]any{"uid": 9007199254740993, "roles": []string{"admin"}}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// craft signs arbitrary header fields and claims, bypassing Issue.
+func craft(t testing.TB, method jwt.SigningMethod, key any, header map[string]any, claims jwt.MapClaims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(method, claims)
+	for k, v := range header {
+		if v == nil {
+			delete(tok.Header, k)
+		} else {
+			tok.Header[k] = v
+		}
+	}
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// good returns claims that pass verification, minus the names in drop.
+func good(drop ...string) jwt.MapClaims {
+	n := time.Now().Unix()
+	c := jwt.MapClaims{"iss": DefaultIssuer, "sub": "openid-1", "aud": testAud, "exp": n + 3600, "iat": n, "sid": "sid-1"}
+	for _, d := range drop {
+		delete(c, d)
+	}
+	return c
+}
+
+func with(c jwt.MapClaims, k string, v any) jwt.MapClaims { c[k] = v; return c }
+
+func TestIssueVerify(t *testing.T) {
+	for _, alg := range []string{HS256, EdDSA} {
+		t.Run(alg, func(t *testing.T) {
+			tk := mustTokens(t, Config{TTL: time.Hour}, mustRing(t, mustKey(t, alg, "k1")))
+			at := time.Now()
+			tok, exp, err := tk.Issue("openid-1", "union-1", "sid-1", map[string]any{"uid": 9007199254740993}, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := at.Truncate(time.Second).Add(time.Hour); !exp.Equal(want) {
+				t.Fatalf("exp %v, want %v", exp, want)
+			}
+			c, err := tk.Verify(tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Subject != "openid-1" || c.UnionID != "union-1" || c.SessionID != "sid-1" || c.Issuer != DefaultIssuer ||
+				len(c.Audience) != 1 || c.Audience[0] != testAud || !c.ExpiresAt.Equal(exp) || c.IssuedAt == nil {
+				t.Fatalf("claims %+v", c)
+			}
+			// Large integer ids keep their precision.
+			if uid, _ := c.Extra["uid"].(json.Number); uid != "9007199254740993" {
+				t.Fatalf("uid = %#v", c.Extra["uid"])
+			}
+		})
+	}
+}
+
+func TestIssueRefuses(t *testing.T) {
+	tk := mustTokens(t, Config{}, mustRing(t, mustKey(t, HS256, "k1")))
+	if _, _, err := tk.Issue("", "", "sid", nil, now()); err == nil {
+		t.Error("empty openid accepted")
+	}
+	if _, _, err := tk.Issue("o", "", "", nil, now()); err == nil {
+		t.Error("empty sid accepted")
+	}
+	if _, _, err := tk.Issue("o", "", "s", map[string]any{"blob": strings.Repeat("x", MaxTokenLen)}, now()); err == nil {
+		t.Error("token over MaxTokenLen issued")
+	}
+}
+
+func TestNewConfig(t *testing.T) {
+	ring := mustRing(t, mustKey(t, HS256, "k1"))
+	tk, err := New(Config{Audience: "a"}, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := tk.Config(); c.Issuer != DefaultIssuer || c.TTL != DefaultTTL || c.Leeway != DefaultLeeway {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	for name, cfg := range map[string]Config{
+		"no audience":    {},
+		"negative ttl":   {Audience: "a", TTL: -time.Second},
+		"negative leway": {Audience: "a", Leeway: -time.Second},
+	} {
+		if _, err := New(cfg, ring); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := New(Config{Audience: "a"}, nil); err == nil {
+		t.Error("nil keyring accepted")
+	}
+}
+
+func TestVerifyRefuses(t *testing.T) {
+	hs := mustKey(t, HS256, "hs1")
+	ed := mustKey(t, EdDSA, "ed1")
+	otherHS := mustKey(t, HS256, "hs1") // same kid, other secret
+	otherED := mustKey(t, EdDSA, "ed1")
+	edPub := []byte(ed.Private.Public().(ed25519.PublicKey))
+
+	ring := mustRing(t, hs, ed)
+	tk := mustTokens(t, Config{}, ring)
+	single := mustTokens(t, Config{}, mustRing(t, hs))
+
+	valid := mustIssue(t, tk, time.Now())
+	validED := mustIssue(t, mustTokens(t, Config{}, mustRing(t, ed, hs)), time.Now())
+	parts := strings.Split(valid, ".")
+
+	hsHdr := map[string]any{"kid": "hs1"}
+	edHdr := map[string]any{"kid": "ed1"}
+	noneKey := jwt.UnsafeAllowNoneSignatureType
+
+	// A payload with another subject, base64url of JSON.
+	forged := good()
+	forged["sub"] = "someone-else"
+	fb, _ := json.Marshal(forged)
+	tamperedPayload := parts[0] + "." + b64.EncodeToString(fb) + "." + parts[2]
+	sig, _ := b64.DecodeString(parts[2])
+	sig[len(sig)/2] ^= 1
+	tamperedSig := parts[0] + "." + parts[1] + "." + b64.EncodeToString(sig)
+	// Same signature bytes, but the unused low bits of the last character
+	// set: only strict decoding refuses it.
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	last := strings.IndexByte(alphabet, valid[len(valid)-1])
+	nonCanonical := valid[:len(valid)-1] + string(alphabet[last|1])
+	if nonCanonical == valid {
+		nonCanonical = valid[:len(valid)-1] + string(alphabet[last&^1])
+	}
+
+	tests := []struct {
+		name  string
+		tk    *Tokens
+		token string
+		is    error  // a cause that must be wrapped, besides ErrInvalid
+		msg   string // a part of the message
+	}{
+		{"empty", tk, "", nil, "empty"},
+		{"dot", tk, ".", nil, "compact"},
+		{"two parts", tk, "a.b", nil, "compact"},
+		{"four parts", tk, valid + ".x", nil, "compact"},
+		{"three junk parts", tk, "a.b.c", jwt.ErrTokenMalformed, ""},
+		{"dots only", tk, "..", jwt.ErrTokenMalformed, ""},
+		{"10 KiB", tk, strings.Repeat("a", 10<<10), nil, "longer"},
+		{"10 KiB of dots", tk, strings.Repeat(".", 10<<10), nil, "longer"},
+		{"just over the bound", tk, valid + "." + strings.Repeat("A", MaxTokenLen), nil, "longer"},
+		{"padded signature", tk, valid + "=", jwt.ErrTokenMalformed, ""},
+		{"alg none", tk, craft(t, jwt.SigningMethodNone, noneKey, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "none"},
+		{"alg none single key no kid", single, craft(t, jwt.SigningMethodNone, noneKey, nil, good()), jwt.ErrTokenSignatureInvalid, "none"},
+		{"alg HS512", tk, craft(t, jwt.SigningMethodHS512, hs.Secret, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "HS512"},
+		{"other HS256 key, same kid", tk, craft(t, jwt.SigningMethodHS256, otherHS.Secret, hsHdr, good()), jwt.ErrTokenSignatureInvalid, ""},
+		{"other EdDSA key, same kid", tk, craft(t, jwt.SigningMethodEdDSA, otherED.Private, edHdr, good()), jwt.ErrTokenSignatureInvalid, ""},
+		{"HS256 with the Ed25519 public key as secret", tk, craft(t, jwt.SigningMethodHS256, edPub, edHdr, good()), jwt.ErrTokenUnverifiable, "alg header does not match"},
+		{"HS256 with the Ed25519 public key, single EdDSA ring", mustTokens(t, Config{}, mustRing(t, ed)), craft(t, jwt.SigningMethodHS256, edPub, nil, good()), jwt.ErrTokenUnverifiable, "alg header does not match"},
+		{"EdDSA token naming an HS256 kid", tk, craft(t, jwt.SigningMethodEdDSA, ed.Private, hsHdr, good()), jwt.ErrTokenUnverifiable, "alg header does not match"},
+		{"wrong aud", tk, mustIssue(t, mustTokens(t, Config{Audience: "wx-other-app"}, ring), time.Now()), jwt.ErrTokenInvalidAudience, ""},
+		{"aud missing", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("aud")), jwt.ErrTokenRequiredClaimMissing, "aud"},
+		{"wrong iss", tk, mustIssue(t, mustTokens(t, Config{Issuer: "someone"}, ring), time.Now()), jwt.ErrTokenInvalidIssuer, ""},
+		{"expired beyond leeway", tk, mustIssue(t, tk, time.Now().Add(-DefaultTTL-time.Minute)), jwt.ErrTokenExpired, ""},
+		{"issued in the future", tk, mustIssue(t, tk, time.Now().Add(5*time.Minute)), jwt.ErrTokenUsedBeforeIssued, ""},
+		{"missing exp", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("exp")), jwt.ErrTokenRequiredClaimMissing, "exp"},
+		{"missing iat", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("iat")), nil, "missing iat"},
+		{"missing sub", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("sub")), nil, "missing sub"},
+		{"empty sub", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "sub", "")), nil, "missing sub"},
+		{"missing sid", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("sid")), nil, "missing sid"},
+		{"sid not a string", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "sid", 5)), jwt.ErrTokenMalformed, ""},
+		{"exp not a number", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "exp", "soon")), jwt.ErrTokenMalformed, ""},
+		{"unknown kid", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, map[string]any{"kid": "hs9"}, good()), jwt.ErrTokenUnverifiable, "unknown key id"},
+		{"kid not a string", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, map[string]any{"kid": 1}, good()), jwt.ErrTokenUnverifiable, "kid"},
+		{"no kid, two-key ring", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, nil, good()), jwt.ErrTokenUnverifiable, "kid header required"},
+		{"kid of another ring on a single-key ring", single, validED, jwt.ErrTokenUnverifiable, "unknown key id"},
+		{"tampered payload", tk, tamperedPayload, jwt.ErrTokenSignatureInvalid, ""},
+		{"tampered signature", tk, tamperedSig, jwt.ErrTokenSignatureInvalid, ""},
+		{"non-canonical signature encoding", tk, nonCanonical, jwt.ErrTokenMalformed, ""},
+		{"signature cut", tk, valid[:len(valid)-4], nil, ""},
+		{"signature removed", tk, parts[0] + "." + parts[1] + ".", jwt.ErrTokenSignatureInvalid, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.tk.Verify(tc.token)
+			if err == nil {
+				t.Fatalf("accepted: %+v", c)
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not wrap ErrInvalid: %v", err)
+			}
+			if tc.is != nil && !errors.Is(err, tc.is) {
+				t.Fatalf("error %q does not wrap %q", err, tc.is)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("error %q does not say %q", err, tc.msg)
+			}
+			if len(tc.token) > 20 && strings.Contains(err.Error(), tc.token) {
+				t.Fatal("error quotes the token")
+			}
+		})
+	}
+
+	// The crafting helper makes tokens that do verify when nothing is wrong,
+	// so the refusals above are for the stated reason.
+	for name, tok := range map[string]string{
+		"HS256":                   craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good()),
+		"EdDSA":                   craft(t, jwt.SigningMethodEdDSA, ed.Private, edHdr, good()),
+		"no kid, single-key ring": craft(t, jwt.SigningMethodHS256, hs.Secret, nil, good()),
+		"issued":                  valid,
+		"issued EdDSA":            validED,
+	} {
+		v := tk
+		if name == "no kid, single-key ring" {
+			v = single
+		}
+		if _, err := v.Verify(tok); err != nil {
+			t.Errorf("control %s: %v", name, err)
+		}
+	}
+}
+
+func TestVerifyLeeway(t *testing.T) {
+	tk := mustTokens(t, Config{TTL: time.Minute, Leeway: 30 * time.Second}, mustRing(t, mustKey(t, HS256, "k")))
+	// Expired 10s ago: within the leeway.
+	if _, err := tk.Verify(mustIssue(t, tk, time.Now().Add(-70*time.Second))); err != nil {
+		t.Fatalf("token expired within leeway refused: %v", err)
+	}
+	// Expired 60s ago: beyond it.
+	if _, err := tk.Verify(mustIssue(t, tk, time.Now().Add(-2*time.Minute))); !errors.Is(err, jwt.ErrTokenExpired) {
+		t.Fatalf("token expired beyond leeway: %v", err)
+	}
+}
+
+func TestKeyringRotation(t *testing.T) {
+	old := mustKey(t, HS256, "k-old")
+	tk := mustTokens(t, Config{}, mustRing(t, old))
+	oldTok := mustIssue(t, tk, time.Now())
+
+	newKey := mustKey(t, EdDSA, "k-new")
+	tk.SetKeyring(mustRing(t, newKey, old))
+	tk.SetKeyring(nil) // ignored
+	if got := tk.Keyring().Signing().ID; got != "k-new" {
+		t.Fatalf("signing key %q", got)
+	}
+	if got := tk.Keyring().IDs(); len(got) != 2 || got[0] != "k-new" || got[1] != "k-old" {
+		t.Fatalf("ids %v", got)
+	}
+	if _, err := tk.Verify(oldTok); err != nil {
+		t.Fatalf("old key no longer verifies: %v", err)
+	}
+	newTok := mustIssue(t, tk, time.Now())
+	hdr, _ := b64.DecodeString(strings.Split(newTok, ".")[0])
+	if !strings.Contains(string(hdr), `"kid":"k-new"`) || !strings.Contains(string(hdr), `"alg":"EdDSA"`) {
+		t.Fatalf("new token header %s", hdr)
+	}
+	if _, err := tk.Verify(newTok); err != nil {
+		t.Fatal(err)
+	}
+
+	tk.SetKeyring(mustRing(t, newKey))
+	if _, err := tk.Verify(oldTok); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("token of a dropped key: %v", err)
+	}
+}
+
+func benchTokens(b *testing.B, alg string) *Tokens {
+	return mustTokens(b, Config{}, mustRing(b, mustKey(b, alg, "k1"), mustKey(b, HS256, "k0")))
+}
+
+func BenchmarkVerify(b *testing.B) {
+	for _, alg := range []string{HS256, EdDSA} {
+		b.Run(alg, func(b *testing.B) {
+			tk := benchTokens(b, alg)
+			tok := mustIssue(b, tk, time.Now())
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := tk.Verify(tok); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkIssue(b *testing.B) {
+	for _, alg := range []string{HS256, EdDSA} {
+		b.Run(alg, func(b *testing.B) {
+			tk := benchTokens(b, alg)
+			extra := map[string]any{"uid": 42}
+			at := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, _, err := tk.Issue("openid-1", "union-1", "sid-1", extra, at); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
