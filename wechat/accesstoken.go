@@ -1,0 +1,174 @@
+package wechat
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+)
+
+// Cache is what AccessTokens needs from the store shared by all instances
+// (session.Store satisfies it). Every instance must use the same token:
+// each forced refresh at WeChat invalidates the previous one.
+type Cache interface {
+	// Get returns the value of key; any error counts as a miss.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key for ttl.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// Lock takes a cluster-wide lock on name until unlock is called.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+}
+
+// maxMargin is how long before expiry a token is replaced at most; short
+// lifetimes use a tenth of their length instead.
+const maxMargin = 5 * time.Minute
+
+// AccessTokens manages the app's access_token: kept in memory, shared
+// through a Cache, refreshed by one instance at a time under a cluster
+// lock. It is safe for concurrent use, and keeps working from WeChat and
+// memory alone when the cache fails.
+type AccessTokens struct {
+	c         *Client
+	cache     Cache
+	key       string
+	onRefresh func()
+	now       func() time.Time
+
+	cur atomic.Pointer[cachedToken]
+	// sem admits one refresh per process at a time; the others wait on it
+	// and then find the fresh token in memory (a mutex could not honor ctx).
+	sem chan struct{}
+}
+
+// cachedToken is the cached value; JSON {"token","expires_at","expires_in"}
+// with unix seconds and the lifetime in seconds.
+type cachedToken struct {
+	Token     string `json:"token"`
+	ExpiresAt int64  `json:"expires_at"`
+	ExpiresIn int64  `json:"expires_in,omitempty"`
+}
+
+// fresh reports whether t can still be handed out at now.
+func (t *cachedToken) fresh(now time.Time) bool {
+	if t == nil || t.Token == "" {
+		return false
+	}
+	margin := maxMargin
+	if life := time.Duration(t.ExpiresIn) * time.Second; life > 0 && life/10 < margin {
+		margin = life / 10
+	}
+	return now.Add(margin).Before(time.Unix(t.ExpiresAt, 0))
+}
+
+// NewAccessTokens manages the access_token of c's app, shared under key
+// (e.g. "wxauth/<appid>/access_token") in cache. onRefresh, when set, is
+// called after each token fetched from WeChat (for metrics).
+func NewAccessTokens(c *Client, cache Cache, key string, onRefresh func()) *AccessTokens {
+	return &AccessTokens{
+		c:         c,
+		cache:     cache,
+		key:       key,
+		onRefresh: onRefresh,
+		now:       time.Now,
+		sem:       make(chan struct{}, 1),
+	}
+}
+
+// Token returns a valid access_token: from memory, else from the cache,
+// else from WeChat under the cluster lock.
+func (a *AccessTokens) Token(ctx context.Context) (string, error) {
+	if t := a.cur.Load(); t.fresh(a.now()) {
+		return t.Token, nil
+	}
+	return a.refresh(ctx, "")
+}
+
+// Do calls call with a token. When call fails because WeChat refused the
+// token (IsTokenInvalid), the token is replaced and call runs once more.
+func (a *AccessTokens) Do(ctx context.Context, call func(token string) error) error {
+	tok, err := a.Token(ctx)
+	if err != nil {
+		return err
+	}
+	err = call(tok)
+	if !IsTokenInvalid(err) {
+		return err
+	}
+	// Forget the refused token now, so a failed refresh does not leave it
+	// in use.
+	if t := a.cur.Load(); t != nil && t.Token == tok {
+		a.cur.CompareAndSwap(t, nil)
+	}
+	if tok, err = a.refresh(ctx, tok); err != nil {
+		return err
+	}
+	return call(tok)
+}
+
+// refresh returns a fresh token other than bad (bad is "" when no token
+// is known to be bad).
+func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) {
+	select {
+	case a.sem <- struct{}{}:
+		defer func() { <-a.sem }()
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	// usable reports whether t may be handed out.
+	usable := func(t *cachedToken) bool { return t.fresh(a.now()) && t.Token != bad }
+
+	// Another caller may have refreshed while this one waited.
+	if t := a.cur.Load(); usable(t) {
+		return t.Token, nil
+	}
+	if t := a.load(ctx); usable(t) {
+		a.cur.Store(t)
+		return t.Token, nil
+	}
+
+	// Cluster lock, so one instance asks WeChat; without a store, go on
+	// alone: stable_token hands everyone the same token anyway.
+	unlock, err := a.cache.Lock(ctx, a.key+".lock")
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+	} else {
+		defer unlock()
+		if t := a.load(ctx); usable(t) {
+			a.cur.Store(t)
+			return t.Token, nil
+		}
+	}
+
+	tok, life, err := a.c.StableToken(ctx, false)
+	if err == nil && bad != "" && tok == bad {
+		// WeChat still hands out the refused token: ask for a new one.
+		tok, life, err = a.c.StableToken(ctx, true)
+	}
+	if err != nil {
+		return "", err
+	}
+	if a.onRefresh != nil {
+		a.onRefresh()
+	}
+	t := &cachedToken{Token: tok, ExpiresAt: a.now().Add(life).Unix(), ExpiresIn: int64(life / time.Second)}
+	a.cur.Store(t)
+	if data, err := json.Marshal(t); err == nil {
+		_ = a.cache.Set(ctx, a.key, data, life) // a store failure only costs sharing
+	}
+	return tok, nil
+}
+
+// load reads the cached token; nil on any failure.
+func (a *AccessTokens) load(ctx context.Context) *cachedToken {
+	data, err := a.cache.Get(ctx, a.key)
+	if err != nil {
+		return nil
+	}
+	var t cachedToken
+	if json.Unmarshal(data, &t) != nil {
+		return nil
+	}
+	return &t
+}
