@@ -1,0 +1,358 @@
+// Unit tests of the client against an in-process fake of wx and of the server:
+// the flows that a real server cannot be made to show on demand (expiry,
+// a server that keeps refusing, lost connections).
+
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+
+import { createClient, WxAuthError, type StoredToken, type WxLike } from '../src/wxauth'
+
+interface Seen {
+  method: string
+  path: string
+  auth?: string
+  data?: unknown
+}
+
+// delay is how long the answer takes, in ms (default 5).
+type Handler = (req: Seen) => { status: number; data?: unknown; delay?: number } | 'network'
+
+// A fake wx whose requests go to `handle`; answers arrive asynchronously, as in wx.
+function fakeWx(handle: Handler) {
+  const st = {
+    logins: 0,
+    loginFails: false,
+    seen: [] as Seen[],
+    storage: new Map<string, unknown>(),
+  }
+  const later = (f: () => void, ms = 5) => setTimeout(f, ms)
+  const w = {
+    login(o: WechatMiniprogram.LoginOption) {
+      st.logins++
+      const n = st.logins
+      later(() =>
+        st.loginFails ? o.fail?.({ errMsg: 'login:fail', errno: 1 }) : o.success?.({ code: 'code' + n, errMsg: 'login:ok' }),
+      )
+    },
+    request(o: WechatMiniprogram.RequestOption) {
+      const h = (o.header ?? {}) as Record<string, string>
+      const req: Seen = { method: o.method ?? 'GET', path: new URL(o.url).pathname, auth: h['Authorization'], data: o.data }
+      st.seen.push(req)
+      const r = handle(req)
+      later(() => {
+        if (r === 'network') {
+          o.fail?.({ errMsg: 'request:fail connect refused' } as WechatMiniprogram.RequestFailCallbackErr)
+        } else {
+          o.success?.({ statusCode: r.status, data: r.data ?? '', header: {} } as WechatMiniprogram.RequestSuccessCallbackResult)
+        }
+      }, r === 'network' ? undefined : r.delay)
+      return {} as WechatMiniprogram.RequestTask
+    },
+    getStorageSync: (k: string) => (st.storage.has(k) ? structuredClone(st.storage.get(k)) : ''),
+    setStorageSync: (k: string, v: unknown) => void st.storage.set(k, structuredClone(v)),
+    removeStorageSync: (k: string) => void st.storage.delete(k),
+  }
+  return { st, wx: w as unknown as WxLike }
+}
+
+// A server that issues token "t<code>" on login and accepts only tokens in `valid`.
+function server(opts: { ttl?: number } = {}) {
+  const valid = new Set<string>()
+  let refreshes = 0
+  const handle: Handler = (req) => {
+    const tok = req.auth?.replace(/^Bearer /, '')
+    if (req.path === '/wx/login') {
+      const code = (req.data as { code: string }).code
+      if (code === 'bad') return { status: 401, data: { error: 'invalid_code', message: 'code rejected', errcode: 40029 } }
+      valid.add('t' + code)
+      return { status: 200, data: { token: 't' + code, token_type: 'Bearer', expires_in: opts.ttl ?? 7200, openid: 'o1' } }
+    }
+    if (!tok) return { status: 401, data: { error: 'missing_token', message: 'no token' } }
+    if (!valid.has(tok)) {
+      return { status: 401, data: { error: 'invalid_token', message: 'bad token' }, delay: req.path === '/slow' ? 100 : 5 }
+    }
+    if (req.path === '/wx/refresh') {
+      refreshes++
+      const nt = tok + 'r'
+      valid.add(nt)
+      return { status: 200, data: { token: nt, token_type: 'Bearer', expires_in: opts.ttl ?? 7200, openid: 'o1' } }
+    }
+    if (req.path === '/wx/logout') {
+      valid.delete(tok)
+      return { status: 204 }
+    }
+    if (req.path === '/missing') return { status: 404, data: 'not found' }
+    if (req.path === '/forbidden') return { status: 401, data: { error: 'not_a_member', message: 'app says no' } }
+    return { status: 200, data: { ok: true, token: tok } }
+  }
+  return { valid, handle, refreshes: () => refreshes }
+}
+
+const base = 'https://app.example'
+
+describe('createClient', () => {
+  test('first request logs in once and sends the token; later ones reuse it', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base + '/', wx })
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
+    assert.equal(st.logins, 1)
+    assert.deepEqual(st.seen[0], { method: 'POST', path: '/wx/login', auth: undefined, data: { code: 'code1' } })
+    assert.equal(st.seen[1]!.auth, 'Bearer tcode1')
+    assert.equal(c.token(), 'tcode1')
+    const stored = st.storage.get('wxauth_token') as StoredToken
+    assert.equal(stored.openid, 'o1')
+    assert.ok(stored.expiresAt > Date.now() + 7100_000)
+  })
+
+  test('a token stored by an earlier run is used without wx.login', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    srv.valid.add('old')
+    st.storage.set('k', { token: 'old', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
+    const c = createClient({ baseURL: base, wx, storageKey: 'k' })
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'old' })
+    assert.equal(st.logins, 0)
+  })
+
+  test('a refused token leads to one login and one retry', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
+    const c = createClient({ baseURL: base, wx })
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
+    assert.equal(st.logins, 1)
+    assert.deepEqual(
+      st.seen.map((s) => s.path),
+      ['/api', '/wx/login', '/api'],
+    )
+  })
+
+  test('a server that keeps refusing gets exactly one retry, then the error', async () => {
+    const { st, wx } = fakeWx((req) =>
+      req.path === '/wx/login'
+        ? { status: 200, data: { token: 'x', token_type: 'Bearer', expires_in: 7200, openid: 'o1' } }
+        : { status: 401, data: { error: 'invalid_token', message: 'no' } },
+    )
+    const c = createClient({ baseURL: base, wx })
+    const err = await c.request({ path: '/api' }).catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.status, 401)
+    assert.equal(err.error, 'invalid_token')
+    assert.equal(st.logins, 2) // the first login, then the one re-login
+    assert.equal(st.seen.filter((s) => s.path === '/api').length, 2)
+  })
+
+  test('concurrent requests share one login', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base, wx })
+    const all = await Promise.all([1, 2, 3, 4, 5].map(() => c.request<{ token: string }>({ path: '/api' })))
+    assert.equal(st.logins, 1)
+    assert.deepEqual(new Set(all.map((r) => r.token)), new Set(['tcode1']))
+  })
+
+  test('concurrent requests refused together share one re-login', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
+    const c = createClient({ baseURL: base, wx })
+    const all = await Promise.all([1, 2, 3, 4, 5].map(() => c.request<{ token: string }>({ path: '/api' })))
+    assert.equal(st.logins, 1)
+    assert.deepEqual(new Set(all.map((r) => r.token)), new Set(['tcode1']))
+  })
+
+  test('a refusal that arrives after the re-login uses its token instead of logging in again', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
+    const c = createClient({ baseURL: base, wx })
+    const [fast, slow] = await Promise.all([
+      c.request<{ token: string }>({ path: '/fast' }),
+      c.request<{ token: string }>({ path: '/slow' }),
+    ])
+    assert.equal(st.logins, 1)
+    assert.equal(fast.token, 'tcode1')
+    assert.equal(slow.token, 'tcode1')
+  })
+
+  test('a refused token is forgotten even when the re-login fails', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
+    st.loginFails = true
+    const c = createClient({ baseURL: base, wx })
+    await assert.rejects(c.request({ path: '/api' }), (e: unknown) => e instanceof WxAuthError && e.error === 'wx_login_failed')
+    assert.equal(c.token(), undefined)
+  })
+
+  test('logout with a token the server already dropped succeeds', async () => {
+    const srv = server()
+    const { wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base, wx })
+    await c.request({ path: '/api' })
+    srv.valid.clear()
+    await c.logout()
+    assert.equal(c.token(), undefined)
+  })
+
+  test('a 401 the client cannot cure by logging in is not retried', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base, wx })
+    const err = await c.request({ path: '/forbidden' }).catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.status, 401)
+    assert.equal(err.error, 'not_a_member')
+    assert.equal(st.logins, 1)
+    assert.equal(st.seen.filter((s) => s.path === '/forbidden').length, 1)
+  })
+
+  test('concurrent login() calls share one wx.login', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base, wx })
+    const [a, b] = await Promise.all([c.login(), c.login()])
+    assert.equal(st.logins, 1)
+    assert.equal(a.token, b.token)
+    await c.login() // an explicit login afterwards is a new one
+    assert.equal(st.logins, 2)
+  })
+
+  test('near its expiry a token is refreshed, after it a new login is made', async () => {
+    const srv = server({ ttl: 600 })
+    const { st, wx } = fakeWx(srv.handle)
+    let clock = 1_000_000
+    const c = createClient({ baseURL: base, wx, now: () => clock, renewBeforeSeconds: 60 })
+    await c.request({ path: '/api' })
+    assert.equal(st.logins, 1)
+
+    clock += 530_000 // 70 s left: still used as is
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
+    assert.equal(srv.refreshes(), 0)
+
+    clock += 20_000 // 50 s left: renewed through the refresh endpoint, without wx.login
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1r' })
+    assert.equal(srv.refreshes(), 1)
+    assert.equal(st.logins, 1)
+
+    clock += 601_000 // expired: a new login
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode2' })
+    assert.equal(st.logins, 2)
+    assert.equal(srv.refreshes(), 1)
+  })
+
+  test('a failed refresh falls back to wx.login', async () => {
+    const srv = server({ ttl: 600 })
+    const { st, wx } = fakeWx(srv.handle)
+    let clock = 1_000_000
+    const c = createClient({ baseURL: base, wx, now: () => clock })
+    await c.request({ path: '/api' })
+    srv.valid.clear() // the server forgot the session
+    clock += 550_000
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode2' })
+    assert.equal(st.logins, 2)
+  })
+
+  test('a short-lived token is not renewed on every request', async () => {
+    const srv = server({ ttl: 30 })
+    const { st, wx } = fakeWx(srv.handle)
+    let clock = 1_000_000
+    const c = createClient({ baseURL: base, wx, now: () => clock, renewBeforeSeconds: 60 })
+    await c.request({ path: '/api' })
+    clock += 10_000
+    await c.request({ path: '/api' })
+    assert.equal(st.logins, 1)
+    assert.equal(srv.refreshes(), 0)
+  })
+
+  test('a rejected code surfaces as WxAuthError without a retry', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx((req) => srv.handle(req.path === '/wx/login' ? { ...req, data: { code: 'bad' } } : req))
+    const c = createClient({ baseURL: base, wx })
+    const err = await c.request({ path: '/api' }).catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError && err instanceof Error)
+    assert.equal(err.name, 'WxAuthError')
+    assert.equal(err.status, 401)
+    assert.equal(err.error, 'invalid_code')
+    assert.equal(err.message, 'code rejected')
+    assert.equal(err.errcode, 40029)
+    assert.equal(st.logins, 1)
+    assert.equal(c.token(), undefined)
+  })
+
+  test('failures on the way are typed too', async () => {
+    const down = fakeWx(() => 'network')
+    let err = await createClient({ baseURL: base, wx: down.wx }).request({ path: '/api' }).catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.status, 0)
+    assert.equal(err.error, 'network_error')
+    assert.match(err.message, /connect refused/)
+
+    const nologin = fakeWx(server().handle)
+    nologin.st.loginFails = true
+    err = await createClient({ baseURL: base, wx: nologin.wx }).login().catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.error, 'wx_login_failed')
+
+    const srv = server()
+    const plain = fakeWx(srv.handle)
+    err = await createClient({ baseURL: base, wx: plain.wx }).request({ path: '/missing' }).catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.status, 404)
+    assert.equal(err.error, 'http_error')
+    assert.equal(err.body, 'not found')
+
+    const broken = fakeWx(() => ({ status: 200, data: '<html>' }))
+    err = await createClient({ baseURL: base, wx: broken.wx }).login().catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.error, 'invalid_response')
+  })
+
+  test('public requests carry no token and need no login', async () => {
+    const { st, wx } = fakeWx(() => ({ status: 200, data: { pub: 1 } }))
+    const c = createClient({ baseURL: base, wx })
+    assert.deepEqual(await c.request({ path: '/public/x', auth: false }), { pub: 1 })
+    assert.equal(st.logins, 0)
+    assert.equal(st.seen[0]!.auth, undefined)
+  })
+
+  test('absolute URLs are refused, so the token cannot leak to another host', async () => {
+    const { st, wx } = fakeWx(server().handle)
+    const c = createClient({ baseURL: base, wx })
+    await assert.rejects(c.request({ path: 'https://evil.example/x' }), TypeError)
+    assert.equal(st.seen.length, 0)
+  })
+
+  test('logout ends the session on the server and forgets the token', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base, wx })
+    await c.request({ path: '/api' })
+    await c.logout()
+    assert.equal(c.token(), undefined)
+    assert.equal(srv.valid.has('tcode1'), false)
+    assert.deepEqual(st.seen.at(-1), { method: 'POST', path: '/wx/logout', auth: 'Bearer tcode1', data: undefined })
+    await c.logout() // nothing stored: no request
+    assert.equal(st.seen.at(-1)!.path, '/wx/logout')
+    assert.equal(st.seen.length, 3)
+    // The next request logs in again.
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode2' })
+  })
+
+  test('decrypt sends only the encrypted data fields; phone and session use their paths', async () => {
+    const srv = server()
+    const { st, wx } = fakeWx(srv.handle)
+    const c = createClient({ baseURL: base, wx, decryptPath: '/d', phonePath: '/p', sessionPath: '/s' })
+    const res = { encryptedData: 'E', iv: 'I', rawData: 'R', signature: 'S', userInfo: {}, errMsg: 'getUserInfo:ok' }
+    await c.decrypt(res)
+    const d = st.seen.find((s) => s.path === '/d')!
+    assert.equal(d.method, 'POST')
+    assert.deepEqual(d.data, { encryptedData: 'E', iv: 'I', rawData: 'R', signature: 'S' })
+    await c.phone('pc')
+    assert.deepEqual(st.seen.find((s) => s.path === '/p')!.data, { code: 'pc' })
+    await c.session()
+    assert.equal(st.seen.find((s) => s.path === '/s')!.method, 'GET')
+  })
+})
