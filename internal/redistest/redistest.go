@@ -1,0 +1,145 @@
+// Package redistest runs a real, throwaway redis-server for tests.
+package redistest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// startTimeout bounds how long Start waits for the server to answer PING.
+const startTimeout = 10 * time.Second
+
+// Start starts redis-server on a free loopback port, without persistence, and
+// returns its URL (redis://127.0.0.1:port/0). The server is killed when the
+// test ends. Without redis-server on PATH the test is skipped, or fails when
+// the CI environment variable is set, since CI must run these tests.
+func Start(t testing.TB) (url string) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not installed; .ci/run installs it")
+		}
+		t.Skip("redis-server not installed; skipping the Redis tests")
+	}
+
+	// The port is probed and then released, so another process may take it
+	// before redis-server binds; try a few ports.
+	var lastErr error
+	for range 3 {
+		addr, err := start(t, bin)
+		if err == nil {
+			return "redis://" + addr + "/0"
+		}
+		lastErr = err
+	}
+	t.Fatalf("starting redis-server: %v", lastErr)
+	return ""
+}
+
+// start runs one redis-server and waits until it answers or exits.
+func start(t testing.TB, bin string) (string, error) {
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cmd := exec.Command(bin,
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--save", "",
+		"--appendonly", "no",
+		"--dir", t.TempDir(),
+	)
+	var out syncBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	stop := func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if ping(addr) == nil {
+			t.Cleanup(stop)
+			return addr, nil
+		}
+		select {
+		case <-exited:
+			return "", fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", fmt.Errorf("redis-server did not answer PING within %v: %s", startTimeout, strings.TrimSpace(out.String()))
+		}
+	}
+}
+
+// ping sends PING and expects +PONG.
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "+PONG\r\n" {
+		return fmt.Errorf("unexpected PING reply %q", line)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// syncBuffer collects the server's output, written by exec's copying
+// goroutine and read on failure.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,203 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// ErrInvalidID is returned when a session id or openid could not be a key
+// (empty, too long, or with '/', '\', "..", or control characters).
+var ErrInvalidID = errors.New("session: invalid id")
+
+// maxIDLen bounds ids used in keys; openids are 28 characters, NewID 43.
+const maxIDLen = 128
+
+// Session is one login of one user ("third session"); it never holds the session_key.
+type Session struct {
+	// ID identifies the session; NewID makes it.
+	ID string `json:"id"`
+	// OpenID is the user's openid for this mini-program.
+	OpenID string `json:"openid"`
+	// UnionID is the user's unionid, when WeChat returned one.
+	UnionID string `json:"unionid,omitempty"`
+	// Created is when the user logged in.
+	Created time.Time `json:"created"`
+	// Expires is when the session ends unless extended.
+	Expires time.Time `json:"expires"`
+	// Claims are extra claims from the app's login hook. They round-trip
+	// through JSON, so numbers come back as float64.
+	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// Manager keeps sessions and session_keys of one app in a Store, under
+// prefix+"/sessions/<id>" and prefix+"/session_keys/<openid>".
+type Manager struct {
+	store  Store
+	prefix string
+}
+
+// NewManager returns a Manager keeping its keys under prefix, such as
+// "wxauth/<appid>".
+func NewManager(s Store, prefix string) *Manager {
+	return &Manager{store: s, prefix: strings.TrimSuffix(prefix, "/")}
+}
+
+// Store returns the Store the Manager uses.
+func (m *Manager) Store() Store { return m.store }
+
+// Create starts a session for openid that lasts ttl (which must be positive).
+func (m *Manager) Create(ctx context.Context, openid, unionid string, claims map[string]any, ttl time.Duration) (*Session, error) {
+	if !validID(openid) {
+		return nil, ErrInvalidID
+	}
+	if ttl <= 0 {
+		return nil, errors.New("session: session lifetime must be positive")
+	}
+	now := time.Now().UTC()
+	s := &Session{
+		ID:      NewID(),
+		OpenID:  openid,
+		UnionID: unionid,
+		Created: now,
+		Expires: now.Add(ttl),
+		Claims:  claims,
+	}
+	if err := m.put(ctx, s, ttl); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Get returns the session id, or ErrNotFound when it is absent, expired,
+// revoked or id is invalid.
+func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
+	if !validID(id) {
+		return nil, ErrNotFound
+	}
+	b, err := m.store.Get(ctx, m.sessionKey(id))
+	if err != nil {
+		return nil, err
+	}
+	var s Session
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("session: decoding session: %w", err)
+	}
+	// The store's expiry may be coarser than Expires; a copied file could
+	// carry another id.
+	if s.ID != id || !time.Now().Before(s.Expires) {
+		return nil, ErrNotFound
+	}
+	return &s, nil
+}
+
+// Extend makes s last ttl from now (for token refresh) and stores it. It
+// returns ErrNotFound, and stores nothing, when s has ended meanwhile: a
+// refresh racing a logout must not bring the session back.
+func (m *Manager) Extend(ctx context.Context, s *Session, ttl time.Duration) error {
+	if !validID(s.ID) {
+		return ErrNotFound
+	}
+	if ttl <= 0 {
+		return errors.New("session: session lifetime must be positive")
+	}
+	unlock, err := m.store.Lock(ctx, m.sessionKey(s.ID))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := m.Get(ctx, s.ID); err != nil {
+		return err
+	}
+	next := *s
+	next.Expires = time.Now().UTC().Add(ttl)
+	if err := m.put(ctx, &next, ttl); err != nil {
+		return err
+	}
+	s.Expires = next.Expires
+	return nil
+}
+
+// Revoke ends session id (logout). Revoking an absent session is not an error.
+func (m *Manager) Revoke(ctx context.Context, id string) error {
+	if !validID(id) {
+		return nil // no such session can exist
+	}
+	unlock, err := m.store.Lock(ctx, m.sessionKey(id))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return m.store.Delete(ctx, m.sessionKey(id))
+}
+
+// SetSessionKey keeps sessionKey as the newest session_key of openid for ttl
+// (<= 0: no expiry), replacing the previous one as every wx.login does.
+func (m *Manager) SetSessionKey(ctx context.Context, openid, sessionKey string, ttl time.Duration) error {
+	if !validID(openid) {
+		return ErrInvalidID
+	}
+	if sessionKey == "" {
+		return errors.New("session: empty session_key")
+	}
+	return m.store.Set(ctx, m.prefix+"/session_keys/"+openid, []byte(sessionKey), ttl)
+}
+
+// SessionKey returns the newest session_key of openid, or ErrNotFound.
+func (m *Manager) SessionKey(ctx context.Context, openid string) (string, error) {
+	if !validID(openid) {
+		return "", ErrNotFound
+	}
+	b, err := m.store.Get(ctx, m.prefix+"/session_keys/"+openid)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+func (m *Manager) put(ctx context.Context, s *Session, ttl time.Duration) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("session: encoding session: %w", err)
+	}
+	return m.store.Set(ctx, m.sessionKey(s.ID), b, ttl)
+}
+
+func (m *Manager) sessionKey(id string) string {
+	return m.prefix + "/sessions/" + id
+}
+
+// validID reports whether id can be the last element of a key without
+// escaping its folder: file storages use keys as paths.
+func validID(id string) bool {
+	if id == "" || len(id) > maxIDLen || id == "." || strings.Contains(id, "..") ||
+		strings.ContainsAny(id, `/\`) || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// NewID returns a new random session id: 256 bits from crypto/rand,
+// base64url without padding.
+func NewID() string {
+	return base64.RawURLEncoding.EncodeToString(RandomKey())
+}
+
+// RandomKey returns 32 bytes from crypto/rand.
+func RandomKey() []byte {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails; it crashes the program instead
+	return b
+}

@@ -1,0 +1,33 @@
+// Package session keeps wxauth's server-side state: login sessions, the
+// newest session_key of each openid, signing keys and the WeChat
+// access_token. A Store is a small key-value interface with expiry and a
+// cluster-wide lock; the Caddy storage, memory and Redis stores implement it.
+package session
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by Store.Get when a key is absent or expired.
+var ErrNotFound = errors.New("session: not found")
+
+// Store is where wxauth keeps state that must survive restarts and be shared
+// by every instance of a cluster. Keys are slash-separated paths such as
+// "wxauth/<appid>/sessions/<id>"; the "locks/" key space is reserved for
+// locks. Implementations are safe for concurrent use.
+type Store interface {
+	// Get returns the value of key, or ErrNotFound when it is absent or expired.
+	Get(ctx context.Context, key string) ([]byte, error)
+	// Set stores value under key; ttl <= 0 means it never expires.
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	// SetNX stores value only when key is absent (or expired) and reports
+	// whether it did. Instances racing to create the same key agree on one value.
+	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
+	// Delete removes key; deleting an absent key is not an error.
+	Delete(ctx context.Context, key string) error
+	// Lock takes a cluster-wide lock on name, blocking until it is held or
+	// ctx ends. The returned function releases it.
+	Lock(ctx context.Context, name string) (unlock func(), err error)
+}
