@@ -1,0 +1,223 @@
+package wxauth
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("wxauth", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("wxauth", httpcaddyfile.After, "basic_auth")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var m Handler
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return &m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens:
+//
+//	wxauth [<matcher>] {
+//		app_id       <appid>
+//		app_secret   <secret>
+//		api_base     <url>
+//		token_ttl    <duration>
+//		signing_key  <base64> [<id>]
+//		signing_alg  HS256|EdDSA
+//		key_rotation <duration>
+//		store        caddy|memory|redis <url> [{ pool_size <n>; key_prefix <p> }]
+//		optional
+//		token_from   header <Name> [<scheme>] | cookie <name> | query <param>
+//		login_path | refresh_path | logout_path | decrypt_path | phone_path | session_path | jwks_path <path>
+//		wechat_timeout <duration>
+//		max_body     <size>
+//		login_hook   <url> [{ timeout <duration>; claim_header <claim> <Header-Name> }]
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		var err error
+		switch d.Val() {
+		case "app_id":
+			err = oneArg(d, &h.AppID)
+		case "app_secret":
+			err = oneArg(d, &h.AppSecret)
+		case "api_base":
+			err = oneArg(d, &h.APIBase)
+		case "token_ttl":
+			err = durationArg(d, &h.TokenTTL)
+		case "wechat_timeout":
+			err = durationArg(d, &h.WeChatTimeout)
+		case "key_rotation":
+			err = durationArg(d, &h.KeyRotation)
+		case "signing_alg":
+			err = oneArg(d, &h.SigningAlg)
+		case "signing_key":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			k := SigningKey{Key: args[0]}
+			if len(args) == 2 {
+				k.ID = args[1]
+			}
+			h.SigningKeys = append(h.SigningKeys, k)
+		case "store":
+			err = h.unmarshalStore(d)
+		case "optional":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Optional = true
+		case "token_from":
+			args := d.RemainingArgs()
+			if len(args) < 2 || len(args) > 3 || (len(args) == 3 && args[0] != "header") {
+				return d.Errf("token_from wants: header <Name> [<scheme>] | cookie <name> | query <param>")
+			}
+			s := TokenSource{From: args[0], Name: args[1]}
+			if len(args) == 3 {
+				s.Scheme = args[2]
+			}
+			h.TokenSources = append(h.TokenSources, s)
+		case "login_path":
+			err = oneArg(d, &h.LoginPath)
+		case "refresh_path":
+			err = oneArg(d, &h.RefreshPath)
+		case "logout_path":
+			err = oneArg(d, &h.LogoutPath)
+		case "decrypt_path":
+			err = oneArg(d, &h.DecryptPath)
+		case "phone_path":
+			err = oneArg(d, &h.PhonePath)
+		case "session_path":
+			err = oneArg(d, &h.SessionPath)
+		case "jwks_path":
+			err = oneArg(d, &h.JWKSPath)
+		case "login_hook":
+			err = h.unmarshalHook(d)
+		case "max_body":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				var n uint64
+				if n, err = humanize.ParseBytes(s); err != nil || n == 0 || n > 1<<30 {
+					return d.Errf("max_body: %q is not a size between 1B and 1GiB", s)
+				}
+				h.MaxBodyBytes = int64(n)
+			}
+		default:
+			return d.Errf("unrecognized subdirective %q", d.Val())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Store = &StoreConfig{Type: d.Val()}
+	switch h.Store.Type {
+	case "caddy", "memory":
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	case "redis":
+		if !d.NextArg() {
+			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+		}
+		h.Store.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			switch d.Val() {
+			case "pool_size":
+				var s string
+				if err := oneArg(d, &s); err != nil {
+					return err
+				}
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 1 {
+					return d.Errf("pool_size: %q is not a positive number", s)
+				}
+				h.Store.PoolSize = n
+			case "key_prefix":
+				if err := oneArg(d, &h.Store.KeyPrefix); err != nil {
+					return err
+				}
+			default:
+				return d.Errf("unrecognized store redis option %q", d.Val())
+			}
+		}
+	default:
+		return d.Errf("store must be caddy, memory or redis, not %q", h.Store.Type)
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
+	h.LoginHook = &LoginHook{}
+	if err := oneArg(d, &h.LoginHook.URL); err != nil {
+		return err
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "timeout":
+			if err := durationArg(d, &h.LoginHook.Timeout); err != nil {
+				return err
+			}
+		case "claim_header":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.ArgErr()
+			}
+			if h.LoginHook.ClaimHeaders == nil {
+				h.LoginHook.ClaimHeaders = map[string]string{}
+			}
+			h.LoginHook.ClaimHeaders[args[0]] = args[1]
+		default:
+			return d.Errf("unrecognized login_hook option %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: bad duration %q: %v", name, s, err)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,166 @@
+package wxauth_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/redistest"
+)
+
+// cluster is two Caddy processes sharing one store, behind no load balancer:
+// the test plays the balancer by choosing the instance of each request.
+type cluster struct {
+	t          *testing.T
+	a, b       *instance
+	mock       string
+	appA, appB string
+}
+
+func newCluster(t *testing.T, global, store string) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	mockPort, pa, pb := freePort(t), freePort(t), freePort(t)
+	c.mock = fmt.Sprintf("http://127.0.0.1:%d", mockPort)
+	c.appA = fmt.Sprintf("http://127.0.0.1:%d", pa)
+	c.appB = fmt.Sprintf("http://127.0.0.1:%d", pb)
+	app := func(port int) string {
+		return fmt.Sprintf(`http://127.0.0.1:%d {
+	respond /healthz 200
+	wxauth {
+		app_id %s
+		app_secret test-secret
+		api_base %s
+		%s
+	}
+	respond "{http.auth.user.id}"
+}
+`, port, testApp, c.mock, store)
+	}
+	mock := fmt.Sprintf("http://127.0.0.1:%d {\n\twxmock {\n\t\tapp_id %s\n\t\tapp_secret test-secret\n\t}\n}\n", mockPort, testApp)
+	c.a = newInstance(t, "a", global, mock+app(pa), c.appA+"/healthz")
+	c.b = newInstance(t, "b", global, app(pb), c.appB+"/healthz")
+	return c
+}
+
+func (c *cluster) call(method, url, tok string, body any) (int, map[string]any, string) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	return resp.StatusCode, m, string(raw)
+}
+
+func (c *cluster) login(app, user string) (tok, openid string) {
+	c.t.Helper()
+	_, code, _ := c.call(http.MethodGet, c.mock+"/wxmock/login?user="+user, "", nil)
+	st, m, raw := c.call(http.MethodPost, app+"/wx/login", "", map[string]any{"code": code["code"]})
+	if st != 200 {
+		c.t.Fatalf("login on %s: %d %s", app, st, raw)
+	}
+	return m["token"].(string), m["openid"].(string)
+}
+
+// whoami returns the status and body of a protected call.
+func (c *cluster) whoami(app, tok string) (int, string) {
+	c.t.Helper()
+	st, _, raw := c.call(http.MethodGet, app+"/me", tok, nil)
+	return st, raw
+}
+
+// exercise runs what a cluster must do, whatever its shared store.
+func (c *cluster) exercise() {
+	t := c.t
+	tok, openid := c.login(c.appA, "quinn")
+	if st, body := c.whoami(c.appB, tok); st != 200 || body != openid {
+		t.Fatalf("token from A on B: %d %s", st, body)
+	}
+	tokB, _ := c.login(c.appB, "quinn")
+	if st, _ := c.whoami(c.appA, tokB); st != 200 {
+		t.Fatalf("token from B on A: %d", st)
+	}
+
+	// Data encrypted after the login on B decrypts on A (shared session_key).
+	_, data, _ := c.call(http.MethodGet, c.mock+"/wxmock/userinfo?user=quinn", "", nil)
+	if st, m, raw := c.call(http.MethodPost, c.appA+"/wx/decrypt", tok, data); st != 200 || m["openId"] != openid {
+		t.Fatalf("decrypt on A after a login on B: %d %s", st, raw)
+	}
+
+	// Both instances share one access_token.
+	c.call(http.MethodPost, c.mock+"/wxmock/reset", "", nil)
+	for i, app := range []string{c.appA, c.appB, c.appA, c.appB} {
+		_, pc, _ := c.call(http.MethodGet, c.mock+"/wxmock/phonecode?user=quinn", "", nil)
+		if st, _, raw := c.call(http.MethodPost, app+"/wx/phone", tok, map[string]any{"code": pc["code"]}); st != 200 {
+			t.Fatalf("phone %d: %d %s", i, st, raw)
+		}
+	}
+	if _, stats, _ := c.call(http.MethodGet, c.mock+"/wxmock/stats", "", nil); stats["stable_token"] != float64(1) {
+		t.Fatalf("two instances fetched %v access_tokens, want 1", stats["stable_token"])
+	}
+
+	// Logout on A: refused on A at once, on B within 10s.
+	if st, _ := c.whoami(c.appB, tok); st != 200 { // B has it cached now
+		t.Fatalf("B before logout: %d", st)
+	}
+	if st, _, raw := c.call(http.MethodPost, c.appA+"/wx/logout", tok, nil); st != 204 {
+		t.Fatalf("logout: %d %s", st, raw)
+	}
+	if st, _ := c.whoami(c.appA, tok); st != 401 {
+		t.Fatalf("A still accepts a logged-out token: %d", st)
+	}
+	began := time.Now()
+	if !eventually(t, 10*time.Second, func() bool { st, _ := c.whoami(c.appB, tok); return st == 401 }) {
+		t.Fatal("B accepted the logged-out token for more than 10s")
+	}
+	t.Logf("logout reached the other instance in %v", time.Since(began).Round(100*time.Millisecond))
+	if st, _ := c.whoami(c.appB, tokB); st != 200 {
+		t.Fatalf("the other session ended too: %d", st)
+	}
+
+	// A config reload and a restart of every instance keep sessions and keys.
+	c.a.reload()
+	c.b.reload()
+	if st, _ := c.whoami(c.appA, tokB); st != 200 {
+		t.Fatalf("after reload: %d", st)
+	}
+	c.a.restart()
+	c.b.restart()
+	for _, app := range []string{c.appA, c.appB} {
+		if st, body := c.whoami(app, tokB); st != 200 || body != openid {
+			t.Fatalf("after restart on %s: %d %s", app, st, body)
+		}
+		if st, _ := c.whoami(app, tok); st != 401 {
+			t.Fatalf("a logged-out token works again after restart on %s: %d", app, st)
+		}
+	}
+}
+
+func TestClusterSharedFileStorage(t *testing.T) {
+	dir := t.TempDir()
+	newCluster(t, "storage file_system "+dir, "").exercise()
+}
+
+func TestClusterRedis(t *testing.T) {
+	url := redistest.Start(t)
+	c := newCluster(t, "", "store redis "+url+" {\n\t\t\tpool_size 8\n\t\t\tkey_prefix test:\n\t\t}")
+	c.exercise()
+}

@@ -1,0 +1,264 @@
+package wxauth_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/caddytest"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wxauth/caddy-wxauth/token"
+)
+
+func TestLoginAndProtectedCall(t *testing.T) {
+	h := start(t, "")
+	r := h.login("alice")
+	if r.str("token_type") != "Bearer" || r.str("token") == "" || r.str("openid") == "" || r.str("unionid") == "" {
+		t.Fatalf("login reply: %s", r.body)
+	}
+	if ttl, _ := r.json["expires_in"].(float64); ttl < 7190 || ttl > 7200 {
+		t.Fatalf("expires_in = %v, want 7200", r.json["expires_in"])
+	}
+	if strings.Contains(strings.ToLower(string(r.body)), "session_key") {
+		t.Fatalf("login reply leaks the session_key: %s", r.body)
+	}
+	if ct := r.header.Get("Content-Type"); ct != "application/json; charset=utf-8" {
+		t.Fatalf("Content-Type = %q", ct)
+	}
+
+	// The same user keeps the same openid across logins.
+	again := h.login("alice")
+	if again.str("openid") != r.str("openid") || again.str("token") == r.str("token") {
+		t.Fatalf("second login: %s", again.body)
+	}
+
+	p := h.do(http.MethodGet, appURL+"/api/orders", nil, bearer(r.str("token"))...)
+	if p.status != 200 {
+		t.Fatalf("protected call: %d %s", p.status, p.body)
+	}
+	want := map[string]string{
+		"hdr_openid": r.str("openid"), "hdr_unionid": r.str("unionid"),
+		"id": r.str("openid"), "openid": r.str("openid"), "unionid": r.str("unionid"),
+		"path": "/api/orders",
+	}
+	for k, v := range want {
+		if p.str(k) != v {
+			t.Errorf("upstream %s = %q, want %q (%s)", k, p.str(k), v, p.body)
+		}
+	}
+
+	// Form-encoded login works too.
+	f := h.do(http.MethodPost, appURL+"/wx/login", strings.NewReader("code="+url.QueryEscape(h.code("bob"))),
+		"Content-Type", "application/x-www-form-urlencoded")
+	if f.status != 200 || f.str("openid") == "" || f.str("openid") == r.str("openid") {
+		t.Fatalf("form login: %d %s", f.status, f.body)
+	}
+}
+
+func TestNoUnionID(t *testing.T) {
+	h := start(t, "")
+	r := h.login("carol", "&unionid=0")
+	if _, ok := r.json["unionid"]; ok {
+		t.Fatalf("unionid present without one from WeChat: %s", r.body)
+	}
+	p := h.do(http.MethodGet, appURL+"/x", nil, append(bearer(r.str("token")), "X-Wx-Unionid", "spoofed")...)
+	if p.status != 200 || p.str("hdr_unionid") != "" || p.str("unionid") != "" {
+		t.Fatalf("upstream got a unionid: %s", p.body)
+	}
+}
+
+func TestSpoofedIdentityHeadersAreStripped(t *testing.T) {
+	h := start(t, "")
+	tok := h.token("dave")
+	p := h.do(http.MethodGet, appURL+"/x", nil, append(bearer(tok),
+		"X-Wx-Openid", "attacker", "x-wx-unionid", "attacker", "X-Wx-Uid", "1")...)
+	if p.status != 200 || p.str("hdr_openid") == "attacker" || p.str("hdr_unionid") == "attacker" || p.str("hdr_uid") != "" {
+		t.Fatalf("spoofed headers reached upstream: %s", p.body)
+	}
+	// Without a token the request is refused, and in optional mode it passes
+	// anonymously with the headers still removed.
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, "X-Wx-Openid", "attacker"), 401, "missing_token")
+	h = start(t, "optional")
+	a := h.do(http.MethodGet, appURL+"/x", nil, "X-Wx-Openid", "attacker")
+	if a.status != 200 || a.str("hdr_openid") != "" || a.str("id") != "" {
+		t.Fatalf("optional anonymous request: %d %s", a.status, a.body)
+	}
+	ok := h.do(http.MethodGet, appURL+"/x", nil, append(bearer(h.token("dave")), "X-Wx-Openid", "attacker")...)
+	if ok.status != 200 || ok.str("hdr_openid") == "attacker" || ok.str("hdr_openid") == "" {
+		t.Fatalf("optional with token: %s", ok.body)
+	}
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer("junk")...), 401, "invalid_token")
+}
+
+func TestTokenErrors(t *testing.T) {
+	h := start(t, "signing_key "+testKey)
+	good := h.token("erin")
+
+	r := h.do(http.MethodGet, appURL+"/x", nil)
+	expectError(t, r, 401, "missing_token")
+	if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="wxauth"` {
+		t.Fatalf("WWW-Authenticate = %q", got)
+	}
+
+	secret, err := token.ParseSecret(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sign := func(c jwt.MapClaims, method jwt.SigningMethod, key any) string {
+		tk := jwt.NewWithClaims(method, c)
+		tk.Header["kid"] = "k1"
+		s, err := tk.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Now()
+	claims := func(mod func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"iss": "wxauth", "aud": testApp, "sub": "o123", "sid": "s123",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		mod(c)
+		return c
+	}
+	bad := map[string]string{
+		"garbage":        "not-a-token",
+		"tampered":       good[:len(good)-4] + "AAAA",
+		"expired":        sign(claims(func(c jwt.MapClaims) { c["exp"] = now.Add(-time.Hour).Unix() }), jwt.SigningMethodHS256, secret),
+		"foreign app_id": sign(claims(func(c jwt.MapClaims) { c["aud"] = "wxother" }), jwt.SigningMethodHS256, secret),
+		"other key":      sign(claims(func(c jwt.MapClaims) {}), jwt.SigningMethodHS256, []byte(strings.Repeat("x", 32))),
+		"no exp":         sign(claims(func(c jwt.MapClaims) { delete(c, "exp") }), jwt.SigningMethodHS256, secret),
+		"alg none":       sign(claims(func(c jwt.MapClaims) {}), jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType),
+		"unknown sid":    sign(claims(func(c jwt.MapClaims) {}), jwt.SigningMethodHS256, secret),
+		"huge":           strings.Repeat("A", 8000),
+	}
+	for name, tok := range bad {
+		r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
+		expectError(t, r, 401, "invalid_token")
+		if !strings.Contains(r.header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			t.Errorf("%s: WWW-Authenticate = %q", name, r.header.Get("WWW-Authenticate"))
+		}
+		if strings.Contains(string(r.body), tok) {
+			t.Errorf("%s: the error echoes the token", name)
+		}
+	}
+	// Other schemes are not tokens.
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, "Authorization", "Basic "+good), 401, "missing_token")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, "Authorization", "bearer "+good); r.status != 200 {
+		t.Fatalf("lower-case scheme refused: %d", r.status)
+	}
+}
+
+func TestLoginErrors(t *testing.T) {
+	h := start(t, "wechat_timeout 1s")
+	login := appURL + "/wx/login"
+	cases := []struct {
+		code    string
+		status  int
+		err     string
+		errcode float64
+	}{
+		{"invalid", 401, "invalid_code", 40029},
+		{"used", 401, "invalid_code", 40163},
+		{"risky", 403, "risky_user", 40226},
+		{"limit", 429, "rate_limited", 45011},
+		{"busy", 502, "upstream_error", -1},
+		{"html", 502, "upstream_error", 0},
+		{"reset", 502, "upstream_error", 0},
+	}
+	for _, c := range cases {
+		r := h.postJSON(login, map[string]string{"code": c.code})
+		expectError(t, r, c.status, c.err)
+		if got, _ := r.json["errcode"].(float64); got != c.errcode {
+			t.Errorf("%s: errcode = %v, want %v", c.code, r.json["errcode"], c.errcode)
+		}
+		if c.status == 429 && r.header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+	}
+	// A slow WeChat is cut off by wechat_timeout, not by the client.
+	began := time.Now()
+	r := h.postJSON(login, map[string]string{"code": "slow"})
+	if r.status != 504 && r.status != 502 || r.str("error") != "upstream_error" {
+		t.Fatalf("slow WeChat: %d %s", r.status, r.body)
+	}
+	if d := time.Since(began); d > 4*time.Second {
+		t.Fatalf("slow WeChat took %v", d)
+	}
+	// A code is used once; a retry of the same code soon after gets the same answer.
+	code := h.code("frank")
+	first := h.postJSON(login, map[string]string{"code": code})
+	second := h.postJSON(login, map[string]string{"code": code})
+	if first.status != 200 || second.status != 200 || first.str("token") != second.str("token") {
+		t.Fatalf("retried code: %d %s / %d %s", first.status, first.body, second.status, second.body)
+	}
+
+	expectError(t, h.do(http.MethodGet, login, nil), 405, "method_not_allowed")
+	if r := h.do(http.MethodGet, login, nil); r.header.Get("Allow") != "POST" {
+		t.Fatalf("Allow = %q", r.header.Get("Allow"))
+	}
+	expectError(t, h.do(http.MethodPost, login, nil, "Content-Type", "application/json"), 400, "invalid_request")
+	expectError(t, h.do(http.MethodPost, login, strings.NewReader("{"), "Content-Type", "application/json"), 400, "invalid_request")
+	expectError(t, h.do(http.MethodPost, login, strings.NewReader(`["code"]`), "Content-Type", "application/json"), 400, "invalid_request")
+	expectError(t, h.postJSON(login, map[string]any{"code": 42}), 400, "invalid_request")
+	expectError(t, h.postJSON(login, map[string]any{"code": ""}), 400, "invalid_request")
+	expectError(t, h.postJSON(login, map[string]any{"code": "a b"}), 400, "invalid_request")
+	expectError(t, h.postJSON(login, map[string]any{"code": strings.Repeat("x", 70<<10)}), 413, "request_too_large")
+}
+
+func TestTokenSources(t *testing.T) {
+	// A mini-program that sends the bare token in a custom header (seed 003),
+	// one that uses a cookie, and one that uses the query, in that order.
+	h := start(t, `token_from header Authentication
+			token_from cookie wxtoken
+			token_from query access_token`)
+	tok := h.token("gina")
+	for name, hdr := range map[string][]string{
+		"header": {"Authentication", tok},
+		"cookie": {"Cookie", "wxtoken=" + tok},
+	} {
+		if r := h.do(http.MethodGet, appURL+"/x", nil, hdr...); r.status != 200 || r.str("openid") == "" {
+			t.Fatalf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := h.do(http.MethodGet, appURL+"/x?access_token="+tok, nil); r.status != 200 {
+		t.Fatalf("query: %d %s", r.status, r.body)
+	}
+	// The default Authorization header is not a source any more.
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...), 401, "missing_token")
+}
+
+func TestPublicPathsStayOpen(t *testing.T) {
+	h := start(t, "")
+	r := h.do(http.MethodGet, appURL+"/public/x", nil, "X-Wx-Openid", "attacker")
+	if r.status != 200 || !strings.HasPrefix(string(r.body), "public") {
+		t.Fatalf("public path: %d %s", r.status, r.body)
+	}
+}
+
+func TestInvalidConfigs(t *testing.T) {
+	base := `{
+	admin localhost:2999
+	http_port 9080
+	https_port 9443
+}
+http://127.0.0.1:9080 {
+	wxauth {
+		%s
+	}
+}`
+	cases := map[string]string{
+		"app_id is required":        "app_secret s",
+		"app_secret is required":    "app_id wx1",
+		"unrecognized subdirective": "app_id wx1\n app_secret s\n x y",
+		"bad duration":              "app_id wx1\n app_secret s\n token_ttl soon",
+		"api_base":                  "app_id wx1\n app_secret s\n api_base ftp://x",
+		"store must be":             "app_id wx1\n app_secret s\n store disk",
+		"signing_key":               "app_id wx1\n app_secret s\n signing_key c2hvcnQ=",
+	}
+	for want, body := range cases {
+		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)
+	}
+}

@@ -1,0 +1,115 @@
+package wxauth
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+)
+
+// endpoint is one of the plugin's own routes.
+type endpoint struct {
+	method string
+	// auth: the endpoint needs a valid token and gets its identity.
+	auth  bool
+	serve func(w http.ResponseWriter, r *http.Request, id *identity) error
+}
+
+func (h *Handler) buildRoutes() map[string]endpoint {
+	routes := map[string]endpoint{
+		h.LoginPath:   {http.MethodPost, false, h.serveLogin},
+		h.RefreshPath: {http.MethodPost, true, h.serveRefresh},
+		h.LogoutPath:  {http.MethodPost, true, h.serveLogout},
+		h.DecryptPath: {http.MethodPost, true, h.serveDecrypt},
+		h.PhonePath:   {http.MethodPost, true, h.servePhone},
+		h.SessionPath: {http.MethodGet, true, h.serveSession},
+	}
+	if h.JWKSPath != "" {
+		routes[h.JWKSPath] = endpoint{http.MethodGet, false, h.serveJWKS}
+	}
+	return routes
+}
+
+func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) error {
+	if r.Method != ep.method && !(ep.method == http.MethodGet && r.Method == http.MethodHead) {
+		return writeError(w, methodNotAllowed(ep.method))
+	}
+	var id *identity
+	if ep.auth {
+		tok := h.guard.find(r)
+		if tok == "" {
+			return writeError(w, errMissingToken)
+		}
+		var aerr *apiError
+		if id, aerr = h.guard.check(r.Context(), tok); aerr != nil {
+			return writeError(w, aerr)
+		}
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodyBytes)
+	if err := ep.serve(w, r, id); err != nil {
+		return writeError(w, err)
+	}
+	return nil
+}
+
+// decodeJSON reads a JSON object body into v.
+func decodeJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(body) == 0 {
+		return invalidRequest("the request body is empty; send a JSON object")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return invalidRequest("the request body is not a valid JSON object")
+	}
+	return nil
+}
+
+// readField reads one string field from a JSON or form body.
+func readField(r *http.Request, name string) (string, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
+		if err := r.ParseForm(); err != nil {
+			return "", bodyError(err)
+		}
+		return r.PostForm.Get(name), nil
+	}
+	var m map[string]any
+	if err := decodeJSON(r, &m); err != nil {
+		return "", err
+	}
+	v, ok := m[name]
+	if !ok {
+		return "", nil
+	}
+	s, ok := v.(string)
+	if !ok {
+		return "", invalidRequest(`"` + name + `" must be a string`)
+	}
+	return s, nil
+}
+
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errBodyTooLarge
+	}
+	return invalidRequest("the request body could not be read")
+}
+
+// validCode reports whether a WeChat one-time code looks sane before it is
+// sent to WeChat: bounded and printable, so junk never costs an API call.
+func validCode(code string) bool {
+	if code == "" || len(code) > 256 {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

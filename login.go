@@ -1,0 +1,155 @@
+package wxauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/wechat"
+)
+
+// storeTimeout bounds each store operation of an endpoint.
+const storeTimeout = 3 * time.Second
+
+// loginReply is the contract's answer to login and refresh.
+type loginReply struct {
+	Token     string `json:"token"`
+	TokenType string `json:"token_type"`
+	ExpiresIn int64  `json:"expires_in"`
+	OpenID    string `json:"openid"`
+	UnionID   string `json:"unionid,omitempty"`
+}
+
+// serveLogin exchanges a wx.login code for a session and a token.
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *identity) error {
+	code, err := readField(r, "code")
+	if err != nil {
+		return err
+	}
+	if !validCode(code) {
+		return invalidRequest(`"code" from wx.login is missing or malformed`)
+	}
+	reply, err := h.logins.do(code, func() (*loginReply, error) {
+		// Merged callers share this call, so it must not end with the first
+		// caller's request; the WeChat client bounds it with its own timeouts.
+		return h.login(context.WithoutCancel(r.Context()), code)
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, reply)
+}
+
+func (h *Handler) login(ctx context.Context, code string) (*loginReply, error) {
+	ws, err := h.wx.Code2Session(ctx, code)
+	if err != nil {
+		h.logger.Info("login refused by WeChat", zap.Error(err))
+		return nil, wechatError(err)
+	}
+	ttl := time.Duration(h.TokenTTL)
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	var claims map[string]any
+	if h.LoginHook != nil {
+		if claims, err = h.runHook(ctx, sctx, ws); err != nil {
+			return nil, err
+		}
+	}
+	// WeChat has already replaced the user's session_key, so it is stored
+	// first: a failure after this leaves no session, only the current key.
+	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
+		h.logger.Error("storing session_key failed", zap.Error(err))
+		return nil, storeUnavailable()
+	}
+	s, err := h.sessions.Create(sctx, ws.OpenID, ws.UnionID, claims, ttl)
+	if err != nil {
+		h.logger.Error("storing session failed", zap.Error(err))
+		return nil, storeUnavailable()
+	}
+	if h.LoginHook != nil {
+		// Marked only now, so a failed login is still a first login next time.
+		_ = h.store.Set(sctx, h.userKey(ws.OpenID), []byte("1"), 0)
+	}
+	return h.issue(s)
+}
+
+// runHook asks the app's login hook for claims. Nothing is stored before it
+// answers, so a failing hook leaves no session behind.
+func (h *Handler) runHook(ctx, sctx context.Context, ws *wechat.Session) (map[string]any, error) {
+	_, err := h.store.Get(sctx, h.userKey(ws.OpenID))
+	if err != nil && !errors.Is(err, session.ErrNotFound) {
+		return nil, storeUnavailable()
+	}
+	claims, err := h.LoginHook.call(ctx, hookRequest{
+		OpenID: ws.OpenID, UnionID: ws.UnionID, AppID: h.AppID, FirstLogin: err != nil,
+	})
+	if err != nil {
+		h.logger.Warn("login hook failed", zap.Error(err))
+		return nil, hookFailed()
+	}
+	return claims, nil
+}
+
+// userKey marks openids that have logged in before (for first_login).
+func (h *Handler) userKey(openid string) string {
+	return h.prefix + "/users/" + openid
+}
+
+// issue signs a token for s.
+func (h *Handler) issue(s *session.Session) (*loginReply, error) {
+	tok, exp, err := h.tokens.Issue(s.OpenID, s.UnionID, s.ID, s.Claims, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &loginReply{
+		Token:     tok,
+		TokenType: "Bearer",
+		ExpiresIn: int64(time.Until(exp).Round(time.Second) / time.Second),
+		OpenID:    s.OpenID,
+		UnionID:   s.UnionID,
+	}, nil
+}
+
+// serveRefresh issues a new token for the caller's session.
+func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *identity) error {
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	s, err := h.sessions.Get(ctx, id.sid)
+	if errors.Is(err, session.ErrNotFound) {
+		return invalidToken("the session has ended")
+	}
+	if err != nil {
+		return storeUnavailable()
+	}
+	ttl := time.Duration(h.TokenTTL)
+	if err := h.sessions.Extend(ctx, s, ttl); err != nil {
+		return storeUnavailable()
+	}
+	if key, err := h.sessions.SessionKey(ctx, s.OpenID); err == nil {
+		// Keep the newest session_key as long as the session that may use it.
+		_ = h.sessions.SetSessionKey(ctx, s.OpenID, key, ttl)
+	}
+	reply, err := h.issue(s)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, reply)
+}
+
+// serveLogout ends the caller's session everywhere.
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identity) error {
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
+		h.logger.Error("ending session failed", zap.Error(err))
+		return storeUnavailable()
+	}
+	h.guard.revoke(id.sid, id.exp)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,207 @@
+package wxauth_test
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRefreshAndLogout(t *testing.T) {
+	h := start(t, "")
+	login := h.login("lena")
+	tok := login.str("token")
+
+	time.Sleep(1100 * time.Millisecond) // a new iat, so a new token
+	r := h.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(tok)...)
+	if r.status != 200 || r.str("token") == "" || r.str("token") == tok || r.str("openid") != login.str("openid") || r.str("token_type") != "Bearer" {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	fresh := r.str("token")
+	if sid(t, fresh) != sid(t, tok) {
+		t.Fatal("refresh started a new session")
+	}
+	expectError(t, h.do(http.MethodGet, appURL+"/wx/refresh", nil, bearer(tok)...), 405, "method_not_allowed")
+	expectError(t, h.do(http.MethodPost, appURL+"/wx/refresh", nil), 401, "missing_token")
+
+	other := h.token("lena") // another session of the same user survives the logout
+	if r := h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...); r.status != 204 {
+		t.Fatalf("logout: %d %s", r.status, r.body)
+	}
+	for _, tk := range []string{tok, fresh} {
+		expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(tk)...), 401, "invalid_token")
+		expectError(t, h.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(tk)...), 401, "invalid_token")
+	}
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(other)...); r.status != 200 {
+		t.Fatalf("the user's other session ended too: %d", r.status)
+	}
+}
+
+// sid reads the session id claim of a token without verifying it.
+func sid(t *testing.T, tok string) string {
+	return claim(t, tok, 1, "sid")
+}
+
+func claim(t *testing.T, tok string, part int, name string) string {
+	t.Helper()
+	parts := strings.Split(tok, ".")
+	b, err := base64.RawURLEncoding.DecodeString(parts[part])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	s, _ := m[name].(string)
+	return s
+}
+
+func TestLoginHook(t *testing.T) {
+	var mu sync.Mutex
+	var calls []map[string]any
+	fail := false
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		calls = append(calls, req)
+		f := fail
+		mu.Unlock()
+		if f {
+			http.Error(w, "db down", 500)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"uid": 1001, "roles": ["buyer","vip"], "tier": "gold"}`)
+	}))
+	defer hook.Close()
+
+	h := start(t, `login_hook `+hook.URL+` {
+				timeout 2s
+				claim_header tier X-Member-Tier
+			}`)
+	first := h.login("mike")
+	second := h.login("mike")
+	mu.Lock()
+	if len(calls) != 2 || calls[0]["first_login"] != true || calls[1]["first_login"] != false ||
+		calls[0]["openid"] != first.str("openid") || calls[0]["app_id"] != testApp {
+		t.Fatalf("hook calls: %v", calls)
+	}
+	for _, c := range calls {
+		for k := range c {
+			if k != "openid" && k != "unionid" && k != "app_id" && k != "first_login" {
+				t.Fatalf("hook got %q", k)
+			}
+		}
+	}
+	mu.Unlock()
+
+	r := h.do(http.MethodGet, appURL+"/x", nil, append(bearer(second.str("token")), "X-Member-Tier", "spoofed")...)
+	if r.status != 200 || r.str("hdr_uid") != "1001" {
+		t.Fatalf("hook claims upstream: %d %s", r.status, r.body)
+	}
+	// The mapped header replaces the client's copy; placeholders carry claims too.
+	hr := startConfig(t, strings.Replace(config(`login_hook `+hook.URL+` {
+				claim_header tier X-Member-Tier
+			}`), `"path":"{http.request.uri.path}"`, `"path":"{http.request.header.X-Member-Tier}|{http.auth.user.roles}|{http.auth.user.uid}"`, 1))
+	r = hr.do(http.MethodGet, appURL+"/x", nil, append(bearer(second.str("token")), "X-Member-Tier", "spoofed")...)
+	if r.str("path") != "gold|buyer,vip|1001" {
+		t.Fatalf("mapped header and placeholders: %s", r.body)
+	}
+	// Refresh keeps the hook's claims.
+	ref := hr.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(second.str("token"))...)
+	if r := hr.do(http.MethodGet, appURL+"/x", nil, bearer(ref.str("token"))...); r.str("path") != "gold|buyer,vip|1001" {
+		t.Fatalf("after refresh: %s", r.body)
+	}
+
+	// A failing hook fails the login with 502 and makes no session.
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	expectError(t, hr.postJSON(appURL+"/wx/login", map[string]string{"code": hr.code("nina")}), 502, "login_hook_failed")
+	mu.Lock()
+	fail = false
+	mu.Unlock()
+	hr.login("nina")
+	mu.Lock()
+	last := calls[len(calls)-1]
+	mu.Unlock()
+	if last["first_login"] != true {
+		t.Fatalf("a failed first login was remembered: %v", last)
+	}
+	hook.Close()
+	expectError(t, hr.postJSON(appURL+"/wx/login", map[string]string{"code": hr.code("nina")}), 502, "login_hook_failed")
+}
+
+func TestSigningKeysAndRotation(t *testing.T) {
+	const key2 = "c2Vjb25kLXNpZ25pbmcta2V5LTAxMjM0NTY3ODlhYmNkZWY="
+	h := start(t, "signing_key "+testKey+" old")
+	old := h.token("olga")
+	if claim(t, old, 0, "kid") != "old" {
+		t.Fatalf("kid = %q", claim(t, old, 0, "kid"))
+	}
+	// A new first key signs; the old one still verifies.
+	h = start(t, "signing_key "+key2+" new\n signing_key "+testKey+" old")
+	fresh := h.token("olga")
+	if claim(t, fresh, 0, "kid") != "new" {
+		t.Fatalf("kid = %q", claim(t, fresh, 0, "kid"))
+	}
+	for _, tk := range []string{old, fresh} {
+		if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tk)...); r.status != 200 {
+			t.Fatalf("token refused after adding a key: %d %s", r.status, r.body)
+		}
+	}
+	// Dropping the old key ends its tokens.
+	h = start(t, "signing_key "+key2+" new")
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(old)...), 401, "invalid_token")
+
+	// Generated keys rotate and carry their period in kid.
+	h = start(t, "key_rotation 15s\n token_ttl 1m")
+	a := h.token("olga")
+	rotated := eventually(t, 18*time.Second, func() bool {
+		return claim(t, h.token("olga"), 0, "kid") != claim(t, a, 0, "kid")
+	})
+	if !rotated || claim(t, a, 0, "kid") == "" {
+		t.Fatalf("keys did not rotate from %q", claim(t, a, 0, "kid"))
+	}
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(a)...); r.status != 200 {
+		t.Fatalf("token of the previous key refused: %d %s", r.status, r.body)
+	}
+}
+
+func TestJWKSInterop(t *testing.T) {
+	h := start(t, "signing_alg EdDSA\n jwks_path /.well-known/jwks.json")
+	tok := h.token("paul")
+	if claim(t, tok, 0, "alg") != "EdDSA" {
+		t.Fatalf("alg = %q", claim(t, tok, 0, "alg"))
+	}
+	r := h.do(http.MethodGet, appURL+"/.well-known/jwks.json", nil)
+	keys, _ := r.json["keys"].([]any)
+	if r.status != 200 || len(keys) == 0 || strings.Contains(string(r.body), `"d"`) {
+		t.Fatalf("jwks: %d %s", r.status, r.body)
+	}
+	// An independent JWT implementation (jose, on Node) verifies the token
+	// with nothing but the JWKS URL.
+	dir, _ := filepath.Abs("internal/interop")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("internal/interop/node_modules missing; scripts/test.sh runs npm ci there")
+		}
+		t.Skip("run `npm ci` in internal/interop for the jose interop test")
+	}
+	out, err := exec.Command("node", filepath.Join(dir, "verify.mjs"), appURL+"/.well-known/jwks.json", tok, testApp).CombinedOutput()
+	if err != nil {
+		t.Fatalf("jose refused the token: %v\n%s", err, out)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(out, &payload); err != nil || payload["sub"] != h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...).str("openid") {
+		t.Fatalf("jose payload: %s", out)
+	}
+}

@@ -1,0 +1,95 @@
+package wxauth
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wxauth/caddy-wxauth/session"
+)
+
+// StoreConfig says where wxauth keeps its state.
+type StoreConfig struct {
+	// caddy (default): Caddy's configured storage, shared by every instance
+	// that shares it; memory: this process only, lost on restart (kept across
+	// config reloads); redis: a Redis server shared by a cluster.
+	Type string `json:"type,omitempty"`
+	// For redis: redis://[:password@]host:port/db or rediss:// for TLS.
+	URL string `json:"url,omitempty"`
+	// For redis: connection pool size; 0 = go-redis' default.
+	PoolSize int `json:"pool_size,omitempty"`
+	// For redis: prefix of every key, to share one database between apps.
+	KeyPrefix string `json:"key_prefix,omitempty"`
+}
+
+func (c *StoreConfig) validate() error {
+	switch c.Type {
+	case "", "caddy", "memory":
+		if c.URL != "" || c.PoolSize != 0 || c.KeyPrefix != "" {
+			return fmt.Errorf("wxauth: url, pool_size and key_prefix only apply to store redis")
+		}
+	case "redis":
+		if c.URL == "" {
+			return fmt.Errorf("wxauth: store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
+		}
+		if c.PoolSize < 0 {
+			return fmt.Errorf("wxauth: store redis pool_size must not be negative")
+		}
+	default:
+		return fmt.Errorf("wxauth: store must be caddy, memory or redis, not %q", c.Type)
+	}
+	return nil
+}
+
+// stores holds memory and Redis stores across config reloads, so a reload
+// keeps sessions and reuses connections.
+var stores = caddy.NewUsagePool()
+
+type pooledStore struct {
+	session.Store
+	close func() error
+}
+
+func (p pooledStore) Destruct() error {
+	if p.close != nil {
+		return p.close()
+	}
+	return nil
+}
+
+// open returns the store and a function that releases it.
+func (c *StoreConfig) open(ctx caddy.Context, prefix string) (session.Store, func() error, error) {
+	switch c.Type {
+	case "", "caddy":
+		st := session.NewCaddyStorage(ctx.Storage())
+		st.StartSweeper(ctx, prefix, 10*time.Minute)
+		return st, nil, nil
+	case "memory":
+		return c.pooled("memory/"+prefix, func() (pooledStore, error) {
+			return pooledStore{Store: session.NewMemory()}, nil
+		})
+	case "redis":
+		key := fmt.Sprintf("redis/%s/%s/%d", c.URL, c.KeyPrefix, c.PoolSize)
+		return c.pooled(key, func() (pooledStore, error) {
+			r, err := session.NewRedis(session.RedisConfig{URL: c.URL, PoolSize: c.PoolSize, KeyPrefix: c.KeyPrefix})
+			if err != nil {
+				return pooledStore{}, fmt.Errorf("wxauth: store redis: %w", err)
+			}
+			return pooledStore{Store: r, close: r.Close}, nil
+		})
+	}
+	return nil, nil, fmt.Errorf("wxauth: unknown store %q", c.Type)
+}
+
+func (c *StoreConfig) pooled(key string, mk func() (pooledStore, error)) (session.Store, func() error, error) {
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return mk() })
+	if err != nil {
+		return nil, nil, err
+	}
+	release := func() error {
+		_, err := stores.Delete(key)
+		return err
+	}
+	return v.(pooledStore).Store, release, nil
+}

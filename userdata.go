@@ -1,0 +1,149 @@
+package wxauth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/wechat"
+)
+
+// sessionKey returns the newest session_key of the caller's openid.
+func (h *Handler) sessionKey(ctx context.Context, id *identity) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	key, err := h.sessions.SessionKey(ctx, id.openid)
+	if errors.Is(err, session.ErrNotFound) {
+		return "", newError(http.StatusUnauthorized, "invalid_token", "no session_key is kept for this user any more; call wx.login and log in again").
+			with("WWW-Authenticate", `Bearer realm="wxauth", error="invalid_token"`)
+	}
+	if err != nil {
+		return "", storeUnavailable()
+	}
+	return key, nil
+}
+
+// decryptRequest is the body of the decrypt endpoint.
+type decryptRequest struct {
+	EncryptedData string `json:"encryptedData"`
+	IV            string `json:"iv"`
+	RawData       string `json:"rawData"`
+	Signature     string `json:"signature"`
+}
+
+// serveDecrypt decrypts encryptedData with the user's newest session_key.
+func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *identity) error {
+	var req decryptRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.EncryptedData == "" || req.IV == "" {
+		return invalidRequest(`"encryptedData" and "iv" are required`)
+	}
+	if (req.RawData == "") != (req.Signature == "") {
+		return invalidRequest(`"rawData" and "signature" go together`)
+	}
+	key, err := h.sessionKey(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if req.Signature != "" && !wechat.VerifyRawData(req.RawData, key, req.Signature) {
+		return newError(http.StatusBadRequest, "invalid_signature", "signature does not match rawData and the session_key; the data may be stale: call wx.login again")
+	}
+	data, err := wechat.DecryptUserData(h.AppID, key, req.EncryptedData, req.IV)
+	if err != nil {
+		return newError(http.StatusBadRequest, "decrypt_failed", decryptReason(err))
+	}
+	return writeRaw(w, data)
+}
+
+func decryptReason(err error) string {
+	msg := err.Error()
+	const p = "wechat: "
+	if len(msg) > len(p) && msg[:len(p)] == p {
+		msg = msg[len(p):]
+	}
+	return msg + "; if the data came before the latest wx.login, fetch it again"
+}
+
+// servePhone resolves a getPhoneNumber code with the managed access_token.
+func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ *identity) error {
+	code, err := readField(r, "code")
+	if err != nil {
+		return err
+	}
+	if !validCode(code) {
+		return invalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
+	}
+	var info json.RawMessage
+	err = h.access.Do(r.Context(), func(tok string) error {
+		var err error
+		info, err = h.wx.PhoneNumber(r.Context(), tok, code)
+		return err
+	})
+	if err != nil {
+		h.logger.Info("phone number refused", zap.Error(err))
+		return wechatError(err)
+	}
+	return writeRaw(w, info)
+}
+
+// sessionReply is the answer of the session endpoint.
+type sessionReply struct {
+	OpenID          string `json:"openid"`
+	UnionID         string `json:"unionid,omitempty"`
+	ExpiresAt       int64  `json:"expires_at"`
+	SessionKeyValid bool   `json:"session_key_valid"`
+}
+
+// serveSession tells the mini-program about its session and whether WeChat
+// still holds its session_key (else wx.login is due before decrypting).
+func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *identity) error {
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	s, err := h.sessions.Get(ctx, id.sid)
+	if errors.Is(err, session.ErrNotFound) {
+		return invalidToken("the session has ended")
+	}
+	if err != nil {
+		return storeUnavailable()
+	}
+	reply := sessionReply{OpenID: s.OpenID, UnionID: s.UnionID, ExpiresAt: s.Expires.Unix()}
+	key, err := h.sessions.SessionKey(ctx, s.OpenID)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+	case err != nil:
+		return storeUnavailable()
+	default:
+		err = h.access.Do(r.Context(), func(tok string) error {
+			return h.wx.CheckSession(r.Context(), tok, s.OpenID, key)
+		})
+		switch {
+		case err == nil:
+			reply.SessionKeyValid = true
+		case wechat.IsSessionKeyInvalid(err):
+		default:
+			return wechatError(err)
+		}
+	}
+	return writeJSON(w, http.StatusOK, reply)
+}
+
+// serveJWKS publishes the public EdDSA keys for upstream verification.
+func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request, _ *identity) error {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "max-age=300")
+	_, err := w.Write(h.tokens.Keyring().JWKS())
+	return err
+}
+
+func writeRaw(w http.ResponseWriter, body []byte) error {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err := w.Write(body)
+	return err
+}

@@ -1,0 +1,284 @@
+// Package wxauth is a Caddy module for WeChat mini-program login. It serves
+// the login endpoint (code2Session with the app secret, which never leaves the
+// server), issues its own signed tokens, and guards every other request that
+// reaches it, handing the app behind Caddy the caller's openid in X-Wx-Openid.
+//
+// Importing this package registers every module of the project:
+// http.handlers.wxauth and the WeChat stand-in http.handlers.wxmock.
+package wxauth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/token"
+	"github.com/wxauth/caddy-wxauth/wechat"
+	_ "github.com/wxauth/caddy-wxauth/wxmock" // registers http.handlers.wxmock
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults of the contract.
+const (
+	DefaultAPIBase  = "https://api.weixin.qq.com"
+	DefaultTokenTTL = 2 * time.Hour
+)
+
+// Handler is the wxauth middleware: it serves the login, refresh, logout,
+// decrypt, phone and session endpoints and requires a valid token on every
+// other request that reaches it.
+type Handler struct {
+	// The mini-program's AppID. Required.
+	AppID string `json:"app_id,omitempty"`
+	// The mini-program's AppSecret. Required. {env.*} and {file.*}
+	// placeholders are replaced at provision time, so the secret can stay out
+	// of the config.
+	AppSecret string `json:"app_secret,omitempty"`
+	// Base URL of the WeChat server API. Default https://api.weixin.qq.com;
+	// point it at a wxmock site for development and tests.
+	APIBase string `json:"api_base,omitempty"`
+	// How long an issued token is valid. Default 2h.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+	// Timeout of each call to WeChat. Default 5s.
+	WeChatTimeout caddy.Duration `json:"wechat_timeout,omitempty"`
+
+	// Fixed signing keys; the first signs, all verify. When empty, a key is
+	// generated once per app_id and kept in the store, so every instance that
+	// shares the store agrees on it and restarts keep tokens valid.
+	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
+	// Algorithm of generated signing keys: HS256 (default) or EdDSA. EdDSA
+	// public keys are published at jwks_path for upstream verification.
+	SigningAlg string `json:"signing_alg,omitempty"`
+	// How often generated signing keys rotate; 0 (default) never rotates.
+	// The previous key keeps verifying until its tokens have expired.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// Where sessions, session_keys, keys and the access_token live.
+	// Default: Caddy's configured storage.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// When true, requests without a token go on anonymously (identity
+	// headers still stripped); a bad token is still refused.
+	Optional bool `json:"optional,omitempty"`
+	// Where tokens are read from, tried in order. Default: the
+	// Authorization header with the Bearer scheme.
+	TokenSources []TokenSource `json:"token_from,omitempty"`
+
+	// Endpoint paths. Defaults /wx/login, /wx/refresh, /wx/logout,
+	// /wx/decrypt, /wx/phone, /wx/session.
+	LoginPath   string `json:"login_path,omitempty"`
+	RefreshPath string `json:"refresh_path,omitempty"`
+	LogoutPath  string `json:"logout_path,omitempty"`
+	DecryptPath string `json:"decrypt_path,omitempty"`
+	PhonePath   string `json:"phone_path,omitempty"`
+	SessionPath string `json:"session_path,omitempty"`
+	// Path where the JWKS (public EdDSA keys) is served; empty = not served.
+	JWKSPath string `json:"jwks_path,omitempty"`
+
+	// Called on every login before the token is issued; see LoginHook.
+	LoginHook *LoginHook `json:"login_hook,omitempty"`
+
+	// Largest accepted request body on the endpoints, in bytes. Default 64 KiB.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+
+	secret   string
+	prefix   string
+	store    session.Store
+	strip    []string // extra client headers to remove, from claim_headers
+	tokens   *token.Tokens
+	keys     *token.Manager
+	sessions *session.Manager
+	wx       *wechat.Client
+	access   *wechat.AccessTokens
+	guard    *guard
+	logins   *loginFlight
+	routes   map[string]endpoint
+	release  func() error
+	logger   *zap.Logger
+	ctx      context.Context
+}
+
+// SigningKey is one fixed token signing key.
+type SigningKey struct {
+	// Key id, sent as the token's kid header. Default "k<index>".
+	ID string `json:"id,omitempty"`
+	// The HS256 secret, base64 (std or url alphabet), at least 32 bytes decoded.
+	Key string `json:"key"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wxauth",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+func (h *Handler) setDefaults() {
+	if h.APIBase == "" {
+		h.APIBase = DefaultAPIBase
+	}
+	if h.TokenTTL == 0 {
+		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
+	}
+	if h.WeChatTimeout == 0 {
+		h.WeChatTimeout = caddy.Duration(5 * time.Second)
+	}
+	if h.SigningAlg == "" {
+		h.SigningAlg = "HS256"
+	}
+	if h.MaxBodyBytes == 0 {
+		h.MaxBodyBytes = 64 << 10
+	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&h.LoginPath, "/wx/login")
+	def(&h.RefreshPath, "/wx/refresh")
+	def(&h.LogoutPath, "/wx/logout")
+	def(&h.DecryptPath, "/wx/decrypt")
+	def(&h.PhonePath, "/wx/phone")
+	def(&h.SessionPath, "/wx/session")
+	if len(h.TokenSources) == 0 {
+		h.TokenSources = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}}
+	}
+	if h.Store == nil {
+		h.Store = &StoreConfig{Type: "caddy"}
+	}
+}
+
+// validate checks the configuration after defaults and placeholders are
+// applied; Provision runs it before opening anything.
+func (h *Handler) validate() error {
+	if h.AppID == "" {
+		return fmt.Errorf("wxauth: app_id is required")
+	}
+	if h.AppSecret == "" {
+		return fmt.Errorf("wxauth: app_secret is required")
+	}
+	if h.secret == "" {
+		return fmt.Errorf("wxauth: app_secret is empty after replacing placeholders")
+	}
+	u, err := url.Parse(h.APIBase)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("wxauth: api_base %q is not an http(s) URL", h.APIBase)
+	}
+	if h.TokenTTL < caddy.Duration(time.Minute) {
+		return fmt.Errorf("wxauth: token_ttl must be at least 1m")
+	}
+	if h.WeChatTimeout < 0 || h.KeyRotation < 0 {
+		return fmt.Errorf("wxauth: durations must not be negative")
+	}
+	if h.SigningAlg != "HS256" && h.SigningAlg != "EdDSA" {
+		return fmt.Errorf("wxauth: signing_alg must be HS256 or EdDSA, not %q", h.SigningAlg)
+	}
+	if h.MaxBodyBytes < 0 {
+		return fmt.Errorf("wxauth: max_body_bytes must not be negative")
+	}
+	seen := map[string]bool{}
+	for _, p := range h.endpointPaths() {
+		if p == "" {
+			continue
+		}
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("wxauth: endpoint path %q must start with /", p)
+		}
+		if seen[p] {
+			return fmt.Errorf("wxauth: endpoint path %q is used twice", p)
+		}
+		seen[p] = true
+	}
+	for _, s := range h.TokenSources {
+		if err := s.validate(); err != nil {
+			return err
+		}
+	}
+	return h.Store.validate()
+}
+
+func (h *Handler) endpointPaths() []string {
+	return []string{h.LoginPath, h.RefreshPath, h.LogoutPath, h.DecryptPath, h.PhonePath, h.SessionPath, h.JWKSPath}
+}
+
+// Provision sets up the store, keys and WeChat client.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	h.ctx = ctx
+	h.setDefaults()
+	repl := caddy.NewReplacer()
+	h.secret = repl.ReplaceKnown(h.AppSecret, "")
+	h.AppID = repl.ReplaceKnown(h.AppID, "")
+	if err := h.validate(); err != nil {
+		return err
+	}
+	if h.LoginHook != nil {
+		if err := h.LoginHook.provision(); err != nil {
+			return err
+		}
+		for _, name := range h.LoginHook.ClaimHeaders {
+			h.strip = append(h.strip, textproto.CanonicalMIMEHeaderKey(name))
+		}
+	}
+
+	prefix := "wxauth/" + h.AppID
+	store, release, err := h.Store.open(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	h.release = release
+	h.prefix, h.store = prefix, store
+	h.sessions = session.NewManager(store, prefix)
+
+	if err := h.provisionTokens(ctx, store, prefix); err != nil {
+		return err
+	}
+
+	h.wx = wechat.NewClient(wechat.Config{
+		AppID:     h.AppID,
+		AppSecret: h.secret,
+		BaseURL:   h.APIBase,
+		Timeout:   time.Duration(h.WeChatTimeout),
+	})
+	h.access = wechat.NewAccessTokens(h.wx, store, prefix+"/access_token", nil)
+	h.guard = newGuard(h)
+	h.logins = newLoginFlight()
+	h.routes = h.buildRoutes()
+	return nil
+}
+
+// Cleanup releases the store.
+func (h *Handler) Cleanup() error {
+	if h.release != nil {
+		return h.release()
+	}
+	return nil
+}
+
+// ServeHTTP serves the plugin's endpoints and guards everything else.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if ep, ok := h.routes[r.URL.Path]; ok {
+		return h.serveEndpoint(w, r, ep)
+	}
+	return h.guard.serve(w, r, next)
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
