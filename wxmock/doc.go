@@ -1,0 +1,44 @@
+// Package wxmock provides the Caddy module http.handlers.wxmock: a stand-in for
+// the WeChat server API for local development, demos and tests. Point wxauth's
+// api_base at a site that runs wxmock and the whole mini-program login flow
+// works without WeChat.
+//
+// It answers the four WeChat calls wxauth makes, the way WeChat answers them
+// (HTTP 200 with an errcode; code2Session with Content-Type text/plain):
+//
+//	GET  /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code
+//	POST /cgi-bin/stable_token
+//	POST /wxa/business/getuserphonenumber?access_token=
+//	GET  /wxa/checksession?access_token=&openid=&signature=&sig_method=hmac_sha256
+//
+// and a few developer endpoints that play the mini-program's side:
+//
+//	GET|POST /wxmock/login?user=&session_key=&unionid=0  {"code"} like wx.login
+//	GET  /wxmock/userinfo?user=&appid=                   encryptedData etc. like wx.getUserInfo
+//	GET  /wxmock/phonecode?user=&phone=&cc=num           {"code"} like the getPhoneNumber button
+//	POST /wxmock/expire_tokens                           every access_token issued so far expires
+//	GET  /wxmock/stats                                   counts of WeChat API calls
+//	POST /wxmock/reset                                   zero the counts, forget codes and tokens
+//
+// Every other request goes on to the next handler.
+//
+// These js_code values make code2Session fail on purpose (after the appid and
+// secret checks):
+//
+//	js_code    answer
+//	invalid    errcode 40029 "invalid code"
+//	used       errcode 40163 "code been used"
+//	risky      errcode 40226 "high risk user"
+//	busy       errcode -1 "system error"
+//	limit      errcode 45011 "api minute-quota reach limit"
+//	html       HTTP 502 with an HTML page, as a failing gateway would
+//	slow       waits 10s (or until the request ends), then errcode 40029
+//	reset      the connection is closed without an answer
+//	busyonce   errcode -1 and a valid login for user "busyonce", alternately,
+//	           so a single retry succeeds
+//
+// openid is derived from (app id, user) and unionid from the user alone, so
+// they stay the same across logins and restarts; every code carries a fresh
+// session_key, which becomes the user's current one when the code is exchanged.
+// State is kept in memory, per app_id, and survives config reloads.
+package wxmock

@@ -1,0 +1,278 @@
+package wxmock
+
+import (
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+const (
+	// codeTTL is how long login and phone codes stay usable, as at WeChat.
+	codeTTL = 5 * time.Minute
+	// supersededGrace is how long a token stays valid after a force_refresh
+	// issued its successor.
+	supersededGrace = 30 * time.Second
+)
+
+// states holds one *state per app_id; the pool keeps it across config
+// reloads and shares it between all wxmock handlers of the same app.
+var states = caddy.NewUsagePool()
+
+// state is what a WeChat server remembers about one app.
+type state struct {
+	mu         sync.Mutex
+	now        func() time.Time // replaced in tests
+	codes      map[string]*loginCode
+	phoneCodes map[string]*phoneCode
+	users      map[string]*user  // by user name
+	openids    map[string]string // openid -> user name
+	tokens     map[string]*accessToken
+	current    map[string]string // app id -> newest access_token
+	busyonce   int
+	stats      counters
+}
+
+// loginCode is what /wxmock/login hands out and jscode2session takes.
+type loginCode struct {
+	user       string
+	sessionKey string
+	unionid    bool
+	expires    time.Time
+	used       bool
+}
+
+// phoneCode is what /wxmock/phonecode hands out and getuserphonenumber takes.
+type phoneCode struct {
+	phone    string
+	numberCC bool // countryCode as a JSON number
+	expires  time.Time
+	used     bool
+}
+
+// user is a WeChat user who exchanged a code at least once.
+type user struct {
+	appID      string
+	openID     string
+	unionID    string
+	sessionKey string // current: the one of the newest exchanged code
+}
+
+// accessToken is an issued access_token.
+type accessToken struct {
+	appID      string
+	expires    time.Time
+	revoked    bool // by /wxmock/expire_tokens: answers 42001
+	superseded bool // by force_refresh: answers 40001 once expired
+}
+
+// counters counts calls of the WeChat API, failed ones included.
+type counters struct {
+	// Code2Session counts GET /sns/jscode2session.
+	Code2Session int `json:"jscode2session"`
+	// StableToken counts POST /cgi-bin/stable_token.
+	StableToken int `json:"stable_token"`
+	// PhoneNumber counts POST /wxa/business/getuserphonenumber.
+	PhoneNumber int `json:"getuserphonenumber"`
+	// CheckSession counts GET /wxa/checksession.
+	CheckSession int `json:"checksession"`
+}
+
+func newState() *state {
+	s := &state{now: time.Now}
+	s.clear()
+	return s
+}
+
+// Destruct implements caddy.Destructor; there is nothing to release.
+func (*state) Destruct() error { return nil }
+
+// clear forgets codes and tokens and zeroes the counters; users and their
+// session_keys stay, as they would at WeChat. Callers hold mu or own s.
+func (s *state) clear() {
+	s.codes = make(map[string]*loginCode)
+	s.phoneCodes = make(map[string]*phoneCode)
+	s.tokens = make(map[string]*accessToken)
+	s.current = make(map[string]string)
+	if s.users == nil {
+		s.users = make(map[string]*user)
+		s.openids = make(map[string]string)
+	}
+	s.busyonce = 0
+	s.stats = counters{}
+}
+
+func (s *state) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clear()
+}
+
+func (s *state) count(f func(*counters)) {
+	s.mu.Lock()
+	f(&s.stats)
+	s.mu.Unlock()
+}
+
+func (s *state) snapshot() counters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// newLoginCode issues a one-time code for user; sessionKey may be empty for a
+// random one.
+func (s *state) newLoginCode(name, sessionKey string, withUnionID bool) string {
+	if sessionKey == "" {
+		sessionKey = newSessionKey()
+	}
+	code := randomToken(24)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for c, lc := range s.codes { // keep the map small
+		if now.After(lc.expires) {
+			delete(s.codes, c)
+		}
+	}
+	s.codes[code] = &loginCode{user: name, sessionKey: sessionKey, unionid: withUnionID, expires: now.Add(codeTTL)}
+	return code
+}
+
+// exchange redeems a login code for appID and makes its session_key the
+// user's current one. errcode is 0 on success.
+func (s *state) exchange(code, appID string) (u user, errcode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lc, ok := s.codes[code]
+	switch {
+	case !ok || s.now().After(lc.expires):
+		return user{}, errInvalidCode
+	case lc.used:
+		return user{}, errCodeUsed
+	}
+	lc.used = true
+	return s.loginLocked(lc, appID), 0
+}
+
+func (s *state) loginLocked(lc *loginCode, appID string) user {
+	u := &user{appID: appID, openID: openID(appID, lc.user), sessionKey: lc.sessionKey}
+	if lc.unionid {
+		u.unionID = unionID(lc.user)
+	}
+	s.users[lc.user] = u
+	s.openids[u.openID] = lc.user
+	return *u
+}
+
+// busyOnce fails every other call, starting with the first; the others log
+// in user "busyonce".
+func (s *state) busyOnce(appID string) (u user, fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.busyonce++
+	if s.busyonce%2 == 1 {
+		return user{}, true
+	}
+	lc := &loginCode{user: "busyonce", sessionKey: newSessionKey(), unionid: true}
+	return s.loginLocked(lc, appID), false
+}
+
+// userByName returns the user's current state, if the user ever logged in.
+func (s *state) userByName(name string) (user, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.users[name]
+	if !ok {
+		return user{}, false
+	}
+	return *u, true
+}
+
+// sessionKeyOf returns the current session_key of openid.
+func (s *state) sessionKeyOf(openid string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, ok := s.openids[openid]
+	if !ok {
+		return "", false
+	}
+	return s.users[name].sessionKey, true
+}
+
+// stableToken returns appID's current access_token and its remaining
+// lifetime, or a new one when there is none or force is set.
+func (s *state) stableToken(appID string, force bool, ttl time.Duration) (string, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if cur, ok := s.tokens[s.current[appID]]; ok {
+		if !force && !cur.revoked && now.Before(cur.expires) {
+			return s.current[appID], cur.expires.Sub(now)
+		}
+		if force && cur.expires.After(now.Add(supersededGrace)) {
+			cur.expires = now.Add(supersededGrace)
+		}
+		cur.superseded = true
+	}
+	tok := randomToken(48)
+	s.tokens[tok] = &accessToken{appID: appID, expires: now.Add(ttl)}
+	s.current[appID] = tok
+	return tok, ttl
+}
+
+// checkToken returns the app of a valid access_token, or a WeChat errcode.
+func (s *state) checkToken(tok string) (appID string, errcode int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tokens[tok]
+	switch {
+	case !ok:
+		return "", errInvalidCredential
+	case t.revoked:
+		return "", errTokenExpired
+	case !s.now().Before(t.expires):
+		if t.superseded {
+			return "", errInvalidCredential
+		}
+		return "", errTokenExpired
+	}
+	return t.appID, 0
+}
+
+// expireTokens makes every access_token issued so far answer 42001.
+func (s *state) expireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.tokens {
+		t.revoked = true
+	}
+	clear(s.current)
+}
+
+// newPhoneCode issues a one-time code for getuserphonenumber.
+func (s *state) newPhoneCode(phone string, numberCC bool) string {
+	code := randomToken(24)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for c, pc := range s.phoneCodes {
+		if now.After(pc.expires) {
+			delete(s.phoneCodes, c)
+		}
+	}
+	s.phoneCodes[code] = &phoneCode{phone: phone, numberCC: numberCC, expires: now.Add(codeTTL)}
+	return code
+}
+
+// usePhoneCode redeems a phone code once.
+func (s *state) usePhoneCode(code string) (phoneCode, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pc, ok := s.phoneCodes[code]
+	if !ok || pc.used || s.now().After(pc.expires) {
+		return phoneCode{}, false
+	}
+	pc.used = true
+	return *pc, true
+}

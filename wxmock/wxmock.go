@@ -1,0 +1,150 @@
+package wxmock
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// defaultAccessTokenTTL is WeChat's access_token lifetime.
+const defaultAccessTokenTTL = 2 * time.Hour
+
+// Handler is a stand-in for the WeChat server API; see the package doc for
+// the endpoints it serves. Requests to other paths go to the next handler.
+type Handler struct {
+	// AppID, when set, is the only appid code2Session and stable_token
+	// accept (others get errcode 40013). Placeholders like {env.*} work.
+	// Handlers with the same app_id share their state.
+	AppID string `json:"app_id,omitempty"`
+
+	// AppSecret, when set, is the only secret code2Session and stable_token
+	// accept (others get errcode 40125). Placeholders like {env.*} work.
+	AppSecret string `json:"app_secret,omitempty"`
+
+	// AccessTokenTTL is the lifetime of issued access_tokens, reported as
+	// their expires_in. Default: 2h, as at WeChat.
+	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
+
+	appID     string
+	appSecret string
+	state     *state
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.wxmock",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision resolves placeholders and attaches the shared state of the app.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	h.appID = repl.ReplaceKnown(h.AppID, "")
+	h.appSecret = repl.ReplaceKnown(h.AppSecret, "")
+	if h.AccessTokenTTL == 0 {
+		h.AccessTokenTTL = caddy.Duration(defaultAccessTokenTTL)
+	}
+	st, _, err := states.LoadOrNew(h.appID, func() (caddy.Destructor, error) {
+		return newState(), nil
+	})
+	if err != nil {
+		return err
+	}
+	h.state = st.(*state)
+	h.logger.Warn("wxmock stands in for the WeChat API: for development and tests only",
+		zap.String("app_id", h.appID))
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error {
+	// expires_in is in whole seconds.
+	if time.Duration(h.AccessTokenTTL) < time.Second {
+		return fmt.Errorf("access_token_ttl must be at least 1s")
+	}
+	return nil
+}
+
+// Cleanup releases the shared state; the last handler of an app drops it.
+func (h *Handler) Cleanup() error {
+	if h.state == nil {
+		return nil
+	}
+	h.state = nil
+	_, err := states.Delete(h.appID)
+	return err
+}
+
+// ServeHTTP answers the WeChat API and developer endpoints and passes every
+// other request to next.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	switch r.URL.Path {
+	case "/sns/jscode2session":
+		h.code2Session(w, r)
+	case "/cgi-bin/stable_token":
+		h.stableToken(w, r)
+	case "/wxa/business/getuserphonenumber":
+		h.phoneNumber(w, r)
+	case "/wxa/checksession":
+		h.checkSession(w, r)
+	case "/wxmock/login":
+		h.devLogin(w, r)
+	case "/wxmock/userinfo":
+		h.devUserInfo(w, r)
+	case "/wxmock/phonecode":
+		h.devPhoneCode(w, r)
+	case "/wxmock/expire_tokens":
+		h.devExpireTokens(w, r)
+	case "/wxmock/stats":
+		h.devStats(w, r)
+	case "/wxmock/reset":
+		h.devReset(w, r)
+	default:
+		return next.ServeHTTP(w, r)
+	}
+	return nil
+}
+
+// writeJSON writes v with status; a failed write means the client left.
+func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "wxmock: cannot encode answer", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// logCall notes a WeChat API call at debug level: which API and its
+// errcode, never codes, secrets, keys or tokens.
+func (h *Handler) logCall(api string, errcode int) {
+	if ce := h.logger.Check(zapcore.DebugLevel, "wechat api call"); ce != nil {
+		ce.Write(zap.String("api", api), zap.Int("errcode", errcode))
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler       = (*Handler)(nil)
+)
