@@ -37,6 +37,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login_path | refresh_path | logout_path | decrypt_path | phone_path | session_path | jwks_path <path>
 //		wechat_timeout <duration>
 //		max_body     <size>
+//		login_limit  <logins> <window>
 //		login_hook   <url> [{ timeout <duration>; claim_header <claim> <Header-Name> }]
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -102,6 +103,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &h.SessionPath)
 		case "jwks_path":
 			err = oneArg(d, &h.JWKSPath)
+		case "login_limit":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("login_limit wants: <logins> <window>, e.g. login_limit 20 1m")
+			}
+			n, aerr := strconv.Atoi(args[0])
+			win, derr := caddy.ParseDuration(args[1])
+			if aerr != nil || derr != nil || n < 1 {
+				return d.Errf("login_limit: %q %q is not <logins> <window>", args[0], args[1])
+			}
+			h.LoginLimit = &LoginLimit{Events: n, Window: caddy.Duration(win)}
 		case "login_hook":
 			err = h.unmarshalHook(d)
 		case "max_body":

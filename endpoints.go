@@ -6,6 +6,9 @@ import (
 	"io"
 	"mime"
 	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // endpoint is one of the plugin's own routes.
@@ -51,6 +54,17 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpo
 		return writeError(w, err)
 	}
 	return nil
+}
+
+// requestLogger tags endpoint logs with the request id that Caddy's access
+// log shows for the same request.
+func (h *Handler) requestLogger(r *http.Request) *zap.Logger {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		if id, ok := repl.GetString("http.request.uuid"); ok {
+			return h.logger.With(zap.String("request_id", id))
+		}
+	}
+	return h.logger
 }
 
 // decodeJSON reads a JSON object body into v.

@@ -129,13 +129,16 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 	tok := g.find(r)
 	if tok == "" {
 		if g.h.Optional {
+			metrics.checkAnonymous.Inc()
 			anonymous.apply(r)
 			return next.ServeHTTP(w, r)
 		}
+		metrics.checkMissing.Inc()
 		return writeError(w, errMissingToken)
 	}
 	id, err := g.check(r.Context(), tok)
 	if err != nil {
+		metrics.checkInvalid.Inc()
 		return writeError(w, err)
 	}
 	id.apply(r)
@@ -172,6 +175,7 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 			return nil, invalidToken("the token has expired")
 		}
 		if now.UnixNano()-id.checked.Load() < int64(recheckEvery) {
+			metrics.checkCached.Inc()
 			return id, nil
 		}
 		if err := g.confirm(ctx, id, now); err != nil {
@@ -195,6 +199,7 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 		return nil, err
 	}
 	g.put(tok, id, now)
+	metrics.checkOK.Inc()
 	return id, nil
 }
 

@@ -26,28 +26,37 @@ type loginReply struct {
 
 // serveLogin exchanges a wx.login code for a session and a token.
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *identity) error {
-	code, err := readField(r, "code")
-	if err != nil {
-		return err
-	}
-	if !validCode(code) {
-		return invalidRequest(`"code" from wx.login is missing or malformed`)
-	}
-	reply, err := h.logins.do(code, func() (*loginReply, error) {
-		// Merged callers share this call, so it must not end with the first
-		// caller's request; the WeChat client bounds it with its own timeouts.
-		return h.login(context.WithoutCancel(r.Context()), code)
-	})
+	reply, err := h.loginRequest(r)
+	countLogin(err)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, reply)
 }
 
-func (h *Handler) login(ctx context.Context, code string) (*loginReply, error) {
+func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
+	if err := h.checkLoginLimit(r); err != nil {
+		return nil, err
+	}
+	code, err := readField(r, "code")
+	if err != nil {
+		return nil, err
+	}
+	if !validCode(code) {
+		return nil, invalidRequest(`"code" from wx.login is missing or malformed`)
+	}
+	log := h.requestLogger(r)
+	return h.logins.do(code, func() (*loginReply, error) {
+		// Merged callers share this call, so it must not end with the first
+		// caller's request; the WeChat client bounds it with its own timeouts.
+		return h.login(context.WithoutCancel(r.Context()), log, code)
+	})
+}
+
+func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*loginReply, error) {
 	ws, err := h.wx.Code2Session(ctx, code)
 	if err != nil {
-		h.logger.Info("login refused by WeChat", zap.Error(err))
+		log.Info("login refused by WeChat", zap.Error(err))
 		return nil, wechatError(err)
 	}
 	ttl := time.Duration(h.TokenTTL)
@@ -55,19 +64,19 @@ func (h *Handler) login(ctx context.Context, code string) (*loginReply, error) {
 	defer cancel()
 	var claims map[string]any
 	if h.LoginHook != nil {
-		if claims, err = h.runHook(ctx, sctx, ws); err != nil {
+		if claims, err = h.runHook(ctx, sctx, log, ws); err != nil {
 			return nil, err
 		}
 	}
 	// WeChat has already replaced the user's session_key, so it is stored
 	// first: a failure after this leaves no session, only the current key.
 	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
-		h.logger.Error("storing session_key failed", zap.Error(err))
+		log.Error("storing session_key failed", zap.Error(err))
 		return nil, storeUnavailable()
 	}
 	s, err := h.sessions.Create(sctx, ws.OpenID, ws.UnionID, claims, ttl)
 	if err != nil {
-		h.logger.Error("storing session failed", zap.Error(err))
+		log.Error("storing session failed", zap.Error(err))
 		return nil, storeUnavailable()
 	}
 	if h.LoginHook != nil {
@@ -79,7 +88,7 @@ func (h *Handler) login(ctx context.Context, code string) (*loginReply, error) {
 
 // runHook asks the app's login hook for claims. Nothing is stored before it
 // answers, so a failing hook leaves no session behind.
-func (h *Handler) runHook(ctx, sctx context.Context, ws *wechat.Session) (map[string]any, error) {
+func (h *Handler) runHook(ctx, sctx context.Context, log *zap.Logger, ws *wechat.Session) (map[string]any, error) {
 	_, err := h.store.Get(sctx, h.userKey(ws.OpenID))
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		return nil, storeUnavailable()
@@ -88,7 +97,7 @@ func (h *Handler) runHook(ctx, sctx context.Context, ws *wechat.Session) (map[st
 		OpenID: ws.OpenID, UnionID: ws.UnionID, AppID: h.AppID, FirstLogin: err != nil,
 	})
 	if err != nil {
-		h.logger.Warn("login hook failed", zap.Error(err))
+		log.Warn("login hook failed", zap.Error(err))
 		return nil, hookFailed()
 	}
 	return claims, nil
@@ -145,7 +154,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
-		h.logger.Error("ending session failed", zap.Error(err))
+		h.requestLogger(r).Error("ending session failed", zap.Error(err))
 		return storeUnavailable()
 	}
 	h.guard.revoke(id.sid, id.exp)

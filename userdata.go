@@ -86,7 +86,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ *identity
 		return err
 	})
 	if err != nil {
-		h.logger.Info("phone number refused", zap.Error(err))
+		h.requestLogger(r).Info("phone number refused", zap.Error(err))
 		return wechatError(err)
 	}
 	return writeRaw(w, info)

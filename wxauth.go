@@ -90,6 +90,9 @@ type Handler struct {
 	// Called on every login before the token is issued; see LoginHook.
 	LoginHook *LoginHook `json:"login_hook,omitempty"`
 
+	// Optional per-client-IP cap on logins; off by default.
+	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
+
 	// Largest accepted request body on the endpoints, in bytes. Default 64 KiB.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 
@@ -104,6 +107,7 @@ type Handler struct {
 	access   *wechat.AccessTokens
 	guard    *guard
 	logins   *loginFlight
+	limiter  *limiter
 	routes   map[string]endpoint
 	release  func() error
 	logger   *zap.Logger
@@ -186,6 +190,9 @@ func (h *Handler) validate() error {
 	if h.SigningAlg != "HS256" && h.SigningAlg != "EdDSA" {
 		return fmt.Errorf("wxauth: signing_alg must be HS256 or EdDSA, not %q", h.SigningAlg)
 	}
+	if l := h.LoginLimit; l != nil && (l.Events < 1 || l.Window < caddy.Duration(time.Second)) {
+		return fmt.Errorf("wxauth: login_limit needs at least 1 login per window of at least 1s")
+	}
 	if h.MaxBodyBytes < 0 {
 		return fmt.Errorf("wxauth: max_body_bytes must not be negative")
 	}
@@ -247,15 +254,20 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("wxauth: registering metrics: %w", err)
+	}
 	h.wx = wechat.NewClient(wechat.Config{
 		AppID:     h.AppID,
 		AppSecret: h.secret,
 		BaseURL:   h.APIBase,
 		Timeout:   time.Duration(h.WeChatTimeout),
+		Observe:   observeWeChat,
 	})
-	h.access = wechat.NewAccessTokens(h.wx, store, prefix+"/access_token", nil)
+	h.access = wechat.NewAccessTokens(h.wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc)
 	h.guard = newGuard(h)
 	h.logins = newLoginFlight()
+	h.limiter = newLimiter(h.LoginLimit)
 	h.routes = h.buildRoutes()
 	return nil
 }

@@ -1,0 +1,172 @@
+package wxauth_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestConcurrentLoginsWithOneCodeMakeOneCall(t *testing.T) {
+	h := start(t, "")
+	h.mock(http.MethodPost, "/wxmock/reset")
+	code := h.code("rita")
+	var wg sync.WaitGroup
+	tokens := make([]string, 8)
+	for i := range tokens {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			r := h.postJSON(appURL+"/wx/login", map[string]string{"code": code})
+			if r.status != 200 {
+				t.Errorf("login %d: %d %s", i, r.status, r.body)
+			}
+			tokens[i] = r.str("token")
+		}(i)
+	}
+	wg.Wait()
+	for _, tk := range tokens {
+		if tk != tokens[0] {
+			t.Fatal("merged logins got different answers")
+		}
+	}
+	if n := h.stats("jscode2session"); n != 1 {
+		t.Fatalf("%d code2Session calls for one code, want 1", n)
+	}
+}
+
+func TestLoginLimit(t *testing.T) {
+	h := start(t, "login_limit 3 1m")
+	var tok string
+	for i := 0; i < 3; i++ {
+		tok = h.login("sam").str("token")
+	}
+	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("sam")})
+	expectError(t, r, 429, "rate_limited")
+	if ra := r.header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("Retry-After = %q", ra)
+	}
+	// Protected requests are not limited.
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("protected request limited: %d", r.status)
+	}
+}
+
+func TestStoreDown(t *testing.T) {
+	// A token issued while the store works...
+	h := start(t, "signing_key "+testKey)
+	tok := h.token("tina")
+	// ...keeps working when the store cannot be reached (fixed keys need no
+	// store at start), while logins answer a quick, clear 503.
+	dead := freePort(t)
+	h = start(t, fmt.Sprintf("signing_key %s\n store redis redis://127.0.0.1:%d/0", testKey, dead))
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 || r.str("openid") == "" {
+		t.Fatalf("issued token broke with the store down: %d %s", r.status, r.body)
+	}
+	began := time.Now()
+	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("tina")})
+	expectError(t, r, 503, "store_unavailable")
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("login with the store down took %v", d)
+	}
+	expectError(t, h.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(tok)...), 503, "store_unavailable")
+	expectError(t, h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...), 503, "store_unavailable")
+	// Nothing was half-made: with the store back, the same user logs in
+	// normally and the old session is intact.
+	h = start(t, "signing_key "+testKey)
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("old token after the outage: %d", r.status)
+	}
+	h.login("tina")
+}
+
+func TestMetrics(t *testing.T) {
+	h := start(t, "")
+	tok := h.token("uma")
+	h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
+	h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
+	h.do(http.MethodGet, appURL+"/x", nil)
+	h.postJSON(appURL+"/wx/login", map[string]string{"code": "invalid"})
+	code := h.mock(http.MethodGet, "/wxmock/phonecode?user=uma").str("code")
+	h.postJSON(appURL+"/wx/phone", map[string]string{"code": code}, bearer(tok)...)
+
+	m := string(h.do(http.MethodGet, adminURL+"/metrics", nil).body)
+	for _, want := range []string{
+		`wxauth_logins_total{errcode="",result="ok"}`,
+		`wxauth_logins_total{errcode="40029",result="invalid_code"}`,
+		`wxauth_token_checks_total{result="cached"}`,
+		`wxauth_token_checks_total{result="missing"}`,
+		`wxauth_token_checks_total{result="ok"}`,
+		`wxauth_wechat_request_duration_seconds_bucket{api="jscode2session",outcome="ok"`,
+		`wxauth_wechat_request_duration_seconds_count{api="getuserphonenumber",outcome="ok"}`,
+		`wxauth_access_token_refreshes_total`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestLogsHoldNoSecrets runs every flow with debug logs and access logs on,
+// then scans the log for anything that must never be logged.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	const sessionKey = "c2VjcmV0LXNlc3Npb25rZQ=="
+	const phone = "13912345678"
+	cfg := strings.Replace(config(`login_hook http://127.0.0.1:1/unreachable`), "{\n\tadmin localhost:2999",
+		"{\n\tdebug\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel DEBUG\n\t}\n\tadmin localhost:2999", 1)
+	cfg = strings.Replace(cfg, "http://127.0.0.1:9080 {", "http://127.0.0.1:9080 {\n\tlog {\n\t\toutput file "+logFile+"\n\t}", 1)
+	h := startConfig(t, cfg)
+	// The hook is down: logins fail, which logs errors.
+	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("vera")}), 502, "login_hook_failed")
+
+	h = startConfig(t, strings.Replace(cfg, "login_hook http://127.0.0.1:1/unreachable", "", 1))
+	login := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("vera", "&session_key="+url.QueryEscape(sessionKey))})
+	tok := login.str("token")
+	for _, c := range []string{"invalid", "busy", "html", "reset"} {
+		h.postJSON(appURL+"/wx/login", map[string]string{"code": c})
+	}
+	h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
+	h.do(http.MethodGet, appURL+"/x", nil, bearer(tok+"x")...)
+	data := h.mock(http.MethodGet, "/wxmock/userinfo?user=vera")
+	h.postJSON(appURL+"/wx/decrypt", map[string]any{"encryptedData": data.str("encryptedData"), "iv": data.str("iv")}, bearer(tok)...)
+	h.postJSON(appURL+"/wx/decrypt", map[string]any{"encryptedData": data.str("encryptedData"), "iv": "AAAA"}, bearer(tok)...)
+	pc := h.mock(http.MethodGet, "/wxmock/phonecode?user=vera&phone="+phone).str("code")
+	if r := h.postJSON(appURL+"/wx/phone", map[string]string{"code": pc}, bearer(tok)...); r.status != 200 {
+		t.Fatalf("phone: %d %s", r.status, r.body)
+	}
+	h.mock(http.MethodPost, "/wxmock/expire_tokens")
+	pc = h.mock(http.MethodGet, "/wxmock/phonecode?user=vera&phone="+phone).str("code")
+	h.postJSON(appURL+"/wx/phone", map[string]string{"code": pc}, bearer(tok)...)
+	h.do(http.MethodGet, appURL+"/wx/session", nil, bearer(tok)...)
+	fresh := h.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(tok)...).str("token")
+	h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(fresh)...)
+	// The access_token wxauth used: wxmock hands out the current one again.
+	at := h.postJSON(mockURL+"/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential", "appid": testApp, "secret": "test-secret"}).str("access_token")
+
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) < 1000 || !strings.Contains(string(logs), `"level":"debug"`) {
+		t.Fatalf("expected debug logs, got %d bytes", len(logs))
+	}
+	secrets := map[string]string{
+		"app secret": "test-secret", "session_key": sessionKey, "session_key (url-encoded)": url.QueryEscape(sessionKey),
+		"token": tok, "refreshed token": fresh, "token signature": tok[strings.LastIndex(tok, ".")+1:],
+		"access_token": at, "phone number": phone,
+	}
+	for what, s := range secrets {
+		if s == "" {
+			t.Fatalf("no %s to look for", what)
+		}
+		if strings.Contains(string(logs), s) {
+			t.Errorf("the log holds the %s", what)
+		}
+	}
+}

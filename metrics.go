@@ -1,0 +1,97 @@
+package wxauth
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wxauth/caddy-wxauth/wechat"
+)
+
+// Metrics are process-wide and registered on each config's registry, so a
+// reload or several wxauth handlers share one set of series. Hot-path
+// counters are resolved once so that counting allocates nothing.
+var metrics = struct {
+	logins        *prometheus.CounterVec
+	tokenChecks   *prometheus.CounterVec
+	wechatLatency *prometheus.HistogramVec
+	tokenRefresh  prometheus.Counter
+
+	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
+}{
+	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "logins_total",
+		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, login_hook_failed, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
+	}, []string{"result", "errcode"}),
+	tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "token_checks_total",
+		Help: "Token checks on protected requests by result: ok (verified), cached, missing, invalid, anonymous.",
+	}, []string{"result"}),
+	wechatLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "wxauth", Name: "wechat_request_duration_seconds",
+		Help:    "Latency of each HTTP attempt to the WeChat API, by API and outcome.",
+		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"api", "outcome"}),
+	tokenRefresh: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "access_token_refreshes_total",
+		Help: "access_token fetches from WeChat's stable_token API.",
+	}),
+}
+
+func init() {
+	c := metrics.tokenChecks
+	metrics.checkOK = c.WithLabelValues("ok")
+	metrics.checkCached = c.WithLabelValues("cached")
+	metrics.checkMissing = c.WithLabelValues("missing")
+	metrics.checkInvalid = c.WithLabelValues("invalid")
+	metrics.checkAnonymous = c.WithLabelValues("anonymous")
+}
+
+// registerMetrics adds the collectors to a config's registry.
+func registerMetrics(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// observeWeChat is the WeChat client's per-attempt hook.
+func observeWeChat(api string, d time.Duration, err error) {
+	outcome := "ok"
+	var we *wechat.Error
+	switch {
+	case err == nil:
+	case errors.As(err, &we):
+		outcome = "errcode"
+	default:
+		outcome = "error"
+	}
+	metrics.wechatLatency.WithLabelValues(api, outcome).Observe(d.Seconds())
+}
+
+// countLogin records a login's result.
+func countLogin(err error) {
+	if err == nil {
+		metrics.logins.WithLabelValues("ok", "").Inc()
+		return
+	}
+	result, code := "error", ""
+	var ae *apiError
+	if errors.As(err, &ae) {
+		result = ae.Code
+		if ae.ErrCode != nil {
+			code = strconv.Itoa(*ae.ErrCode)
+		}
+	}
+	metrics.logins.WithLabelValues(result, code).Inc()
+}
