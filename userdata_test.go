@@ -103,8 +103,9 @@ func TestDecryptUsesNewestSessionKey(t *testing.T) {
 }
 
 func TestPhoneNumber(t *testing.T) {
-	h := start(t, "")
-	h.mock(http.MethodPost, "/wxmock/reset")
+	// An app of its own, so no access_token is kept from other tests.
+	const app = "wxphone000000001"
+	h := startConfig(t, configFor(app, ""))
 	tok := h.token("jack")
 	phone := appURL + "/wx/phone"
 	for i := 0; i < 5; i++ {
@@ -144,7 +145,7 @@ func TestPhoneNumber(t *testing.T) {
 
 	// Concurrent calls share one access_token too.
 	h.mock(http.MethodPost, "/wxmock/reset")
-	h2 := start(t, "") // a reload: the stored access_token is still used
+	h2 := startConfig(t, configFor(app, "")) // a reload
 	var wg sync.WaitGroup
 	codes := make([]string, 8)
 	for i := range codes {
