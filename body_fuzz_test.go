@@ -32,6 +32,6 @@ func FuzzLoginBody(f *testing.F) {
 			}
 			return
 		}
-		validCode(code)
+		_ = validCode(code)
 	})
 }

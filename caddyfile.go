@@ -142,8 +142,8 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	h.Store = &StoreConfig{Type: d.Val()}
 	switch h.Store.Type {
 	case "caddy", "memory":
-		if d.NextArg() {
-			return d.ArgErr()
+		if d.NextArg() || d.NextBlock(d.Nesting()) {
+			return d.Errf("store %s takes no options; url, pool_size and key_prefix are for store redis", h.Store.Type)
 		}
 	case "redis":
 		if !d.NextArg() {

@@ -229,6 +229,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	h.secret = repl.ReplaceKnown(h.AppSecret, "")
 	h.AppID = repl.ReplaceKnown(h.AppID, "")
+	if h.Store != nil {
+		// Lets a Redis password come from {env.*} or {file.*} too.
+		h.Store.URL = repl.ReplaceKnown(h.Store.URL, "")
+	}
 	if err := h.validate(); err != nil {
 		return err
 	}
