@@ -1,6 +1,7 @@
 package wxauth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -67,6 +68,8 @@ func wechatError(err error) *apiError {
 	if errors.As(err, &we) {
 		var e *apiError
 		switch {
+		case wechat.IsInvalidCode(err) && we.API == "getuserphonenumber":
+			e = newError(http.StatusUnauthorized, "invalid_code", "the phone number code is invalid or was already used; ask the user to tap the getPhoneNumber button again")
 		case wechat.IsInvalidCode(err):
 			e = newError(http.StatusUnauthorized, "invalid_code", "the code is invalid or was already used; call wx.login again")
 		case wechat.IsRisky(err):
@@ -79,7 +82,7 @@ func wechatError(err error) *apiError {
 		return e.withErrCode(we.Code)
 	}
 	var ue *wechat.UpstreamError
-	if errors.As(err, &ue) && ue.Timeout {
+	if errors.As(err, &ue) && ue.Timeout || errors.Is(err, context.DeadlineExceeded) {
 		return newError(http.StatusGatewayTimeout, "upstream_error", "WeChat did not answer in time")
 	}
 	return newError(http.StatusBadGateway, "upstream_error", "WeChat could not be reached or gave an unusable answer")
