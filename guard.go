@@ -34,11 +34,9 @@ const (
 // identity is a verified token, prepared once so that a repeat request only
 // assigns ready-made header slices and boxed placeholder values.
 type identity struct {
-	sid     string
-	openid  string
-	unionid string
-	exp     int64 // unix seconds
-	claims  *token.Claims
+	sid    string
+	openid string
+	exp    int64 // unix seconds
 
 	headers []headerValue
 	repl    []replValue
@@ -57,7 +55,7 @@ type replValue struct {
 }
 
 func newIdentity(c *token.Claims, claimHeaders map[string]string) *identity {
-	id := &identity{sid: c.SessionID, openid: c.Subject, unionid: c.UnionID, claims: c}
+	id := &identity{sid: c.SessionID, openid: c.Subject}
 	if c.ExpiresAt != nil {
 		id.exp = c.ExpiresAt.Unix()
 	}

@@ -8,7 +8,6 @@
 package wxauth
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -111,7 +110,6 @@ type Handler struct {
 	routes   map[string]endpoint
 	release  func() error
 	logger   *zap.Logger
-	ctx      context.Context
 }
 
 // SigningKey is one fixed token signing key.
@@ -224,7 +222,6 @@ func (h *Handler) endpointPaths() []string {
 // Provision sets up the store, keys and WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.ctx = ctx
 	h.setDefaults()
 	repl := caddy.NewReplacer()
 	h.secret = repl.ReplaceKnown(h.AppSecret, "")
