@@ -123,16 +123,25 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 	}, nil
 }
 
+// callerSession loads the session of the caller's token.
+func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Session, error) {
+	s, err := h.sessions.Get(ctx, id.sid)
+	if errors.Is(err, session.ErrNotFound) {
+		return nil, invalidToken("the session has ended")
+	}
+	if err != nil {
+		return nil, storeUnavailable()
+	}
+	return s, nil
+}
+
 // serveRefresh issues a new token for the caller's session.
 func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *identity) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	s, err := h.sessions.Get(ctx, id.sid)
-	if errors.Is(err, session.ErrNotFound) {
-		return invalidToken("the session has ended")
-	}
+	s, err := h.callerSession(ctx, id)
 	if err != nil {
-		return storeUnavailable()
+		return err
 	}
 	ttl := time.Duration(h.TokenTTL)
 	if err := h.sessions.Extend(ctx, s, ttl); err != nil {

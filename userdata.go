@@ -105,12 +105,9 @@ type sessionReply struct {
 func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *identity) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
-	s, err := h.sessions.Get(ctx, id.sid)
-	if errors.Is(err, session.ErrNotFound) {
-		return invalidToken("the session has ended")
-	}
+	s, err := h.callerSession(ctx, id)
 	if err != nil {
-		return storeUnavailable()
+		return err
 	}
 	reply := sessionReply{OpenID: s.OpenID, UnionID: s.UnionID, ExpiresAt: s.Expires.Unix()}
 	key, err := h.sessions.SessionKey(ctx, s.OpenID)
