@@ -34,12 +34,16 @@ const (
 // identity is a verified token, prepared once so that a repeat request only
 // assigns ready-made header slices and boxed placeholder values.
 type identity struct {
-	sid    string
-	openid string
-	exp    int64 // unix seconds
+	sid      string
+	openid   string
+	exp      int64 // unix seconds
+	expNanos int64
 
 	headers []headerValue
 	repl    []replValue
+	// replFn serves repl to the request's replacer: unlike Replacer.Set it
+	// does not allocate the replacer's map on every request.
+	replFn caddy.ReplacerFunc
 
 	checked atomic.Int64 // unix nanos when the session was last confirmed in the store
 }
@@ -58,6 +62,7 @@ func newIdentity(c *token.Claims, claimHeaders map[string]string) *identity {
 	id := &identity{sid: c.SessionID, openid: c.Subject}
 	if c.ExpiresAt != nil {
 		id.exp = c.ExpiresAt.Unix()
+		id.expNanos = c.ExpiresAt.UnixNano()
 	}
 	id.headers = append(id.headers, headerValue{identityPrefix + "Openid", []string{c.Subject}})
 	if c.UnionID != "" {
@@ -72,14 +77,29 @@ func newIdentity(c *token.Claims, claimHeaders map[string]string) *identity {
 		id.headers = append(id.headers, headerValue{x.header, []string{x.value}})
 		id.repl = append(id.repl, replValue{"http.auth.user." + x.name, x.value})
 	}
+	id.replFn = id.lookup
 	return id
+}
+
+// lookup answers the identity's placeholders.
+func (id *identity) lookup(key string) (any, bool) {
+	for i := range id.repl {
+		if id.repl[i].key == key {
+			return id.repl[i].val, true
+		}
+	}
+	return nil, false
 }
 
 // anonymous is the identity of a token-less request in optional mode: empty
 // placeholders, so templates upstream never see them unreplaced.
-var anonymous = &identity{repl: []replValue{
-	{"http.auth.user.id", ""}, {"http.auth.user.openid", ""}, {"http.auth.user.unionid", ""},
-}}
+var anonymous = func() *identity {
+	id := &identity{repl: []replValue{
+		{"http.auth.user.id", ""}, {"http.auth.user.openid", ""}, {"http.auth.user.unionid", ""},
+	}}
+	id.replFn = id.lookup
+	return id
+}()
 
 // apply hands the identity to the next handler.
 func (id *identity) apply(r *http.Request) {
@@ -87,9 +107,7 @@ func (id *identity) apply(r *http.Request) {
 		r.Header[h.name] = h.vals
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		for _, v := range id.repl {
-			repl.Set(v.key, v.val)
-		}
+		repl.Map(id.replFn)
 	}
 }
 
@@ -110,6 +128,8 @@ func stripIdentity(h http.Header, also []string) {
 type guard struct {
 	h *Handler
 
+	clock *coarseClock
+
 	mu    sync.RWMutex
 	cache map[string]*identity
 
@@ -117,8 +137,8 @@ type guard struct {
 	revoked   map[string]int64 // sid -> token expiry; sessions this instance logged out
 }
 
-func newGuard(h *Handler) *guard {
-	return &guard{h: h, cache: make(map[string]*identity), revoked: make(map[string]int64)}
+func newGuard(ctx context.Context, h *Handler) *guard {
+	return &guard{h: h, clock: startClock(ctx), cache: make(map[string]*identity), revoked: make(map[string]int64)}
 }
 
 // serve is the protected path.
@@ -161,22 +181,22 @@ func (g *guard) find(r *http.Request) string {
 
 // check verifies tok, from the cache when it was verified before.
 func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
-	now := time.Now()
 	g.mu.RLock()
 	id := g.cache[tok]
 	g.mu.RUnlock()
 	if id != nil {
-		if now.Unix() >= id.exp {
+		n := g.clock.now()
+		if n >= id.expNanos {
 			g.mu.Lock()
 			delete(g.cache, tok)
 			g.mu.Unlock()
 			return nil, invalidToken("the token has expired")
 		}
-		if now.UnixNano()-id.checked.Load() < int64(recheckEvery) {
+		if n-id.checked.Load() < int64(recheckEvery) {
 			metrics.checkCached.Inc()
 			return id, nil
 		}
-		if err := g.confirm(ctx, id, now); err != nil {
+		if err := g.confirm(ctx, id, time.Now()); err != nil {
 			g.mu.Lock()
 			delete(g.cache, tok)
 			g.mu.Unlock()
@@ -185,6 +205,7 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 		return id, nil
 	}
 
+	now := time.Now()
 	claims, err := g.h.tokens.Verify(tok)
 	if err != nil {
 		if c := g.h.logger.Check(zapcore.DebugLevel, "token refused"); c != nil {

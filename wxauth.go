@@ -266,7 +266,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Observe:   observeWeChat,
 	})
 	h.access = wechat.NewAccessTokens(h.wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc)
-	h.guard = newGuard(h)
+	h.guard = newGuard(ctx, h)
 	h.logins = newLoginFlight()
 	h.limiter = newLimiter(h.LoginLimit)
 	h.routes = h.buildRoutes()
