@@ -22,6 +22,7 @@ type apiError struct {
 	header [2]string
 }
 
+// Error returns the code and message, for logs.
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 func newError(status int, code, message string) *apiError {

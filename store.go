@@ -51,6 +51,7 @@ type pooledStore struct {
 	close func() error
 }
 
+// Destruct closes the store when the last config using it is unloaded.
 func (p pooledStore) Destruct() error {
 	if p.close != nil {
 		return p.close()

@@ -75,13 +75,17 @@ type Handler struct {
 	// Authorization header with the Bearer scheme.
 	TokenSources []TokenSource `json:"token_from,omitempty"`
 
-	// Endpoint paths. Defaults /wx/login, /wx/refresh, /wx/logout,
-	// /wx/decrypt, /wx/phone, /wx/session.
-	LoginPath   string `json:"login_path,omitempty"`
+	// Path of the login endpoint (wx.login code in, token out). Default /wx/login.
+	LoginPath string `json:"login_path,omitempty"`
+	// Path of the token refresh endpoint. Default /wx/refresh.
 	RefreshPath string `json:"refresh_path,omitempty"`
-	LogoutPath  string `json:"logout_path,omitempty"`
+	// Path of the logout endpoint, which ends the session. Default /wx/logout.
+	LogoutPath string `json:"logout_path,omitempty"`
+	// Path of the encryptedData decryption endpoint. Default /wx/decrypt.
 	DecryptPath string `json:"decrypt_path,omitempty"`
-	PhonePath   string `json:"phone_path,omitempty"`
+	// Path of the getPhoneNumber code endpoint. Default /wx/phone.
+	PhonePath string `json:"phone_path,omitempty"`
+	// Path of the session info endpoint (with session_key validity). Default /wx/session.
 	SessionPath string `json:"session_path,omitempty"`
 	// Path where the JWKS (public EdDSA keys) is served; empty = not served.
 	JWKSPath string `json:"jwks_path,omitempty"`
