@@ -264,3 +264,18 @@ http://127.0.0.1:9080 {
 		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)
 	}
 }
+
+// A handler after wxauth that edits header values in place (a
+// request_header replace) must not change the identity of later requests.
+func TestIdentityHeadersEditedDownstream(t *testing.T) {
+	h := startConfig(t, strings.Replace(config(""), "\t\theader Content-Type application/json",
+		"\t\trequest_header X-Wx-Openid o oo\n\t\theader Content-Type application/json", 1))
+	login := h.login("walt")
+	want := strings.ReplaceAll(login.str("openid"), "o", "oo")
+	for i := 0; i < 3; i++ {
+		r := h.do(http.MethodGet, appURL+"/x", nil, bearer(login.str("token"))...)
+		if r.str("hdr_openid") != want || r.str("openid") != login.str("openid") {
+			t.Fatalf("request %d: upstream got %q / %q, want %q / %q", i, r.str("hdr_openid"), r.str("openid"), want, login.str("openid"))
+		}
+	}
+}

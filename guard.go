@@ -32,7 +32,7 @@ const (
 )
 
 // identity is a verified token, prepared once so that a repeat request only
-// assigns ready-made header slices and boxed placeholder values.
+// copies ready-made header values and maps boxed placeholder values.
 type identity struct {
 	sid      string
 	openid   string
@@ -49,8 +49,7 @@ type identity struct {
 }
 
 type headerValue struct {
-	name string
-	vals []string
+	name, value string
 }
 
 type replValue struct {
@@ -64,9 +63,9 @@ func newIdentity(c *token.Claims, claimHeaders map[string]string) *identity {
 		id.exp = c.ExpiresAt.Unix()
 		id.expNanos = c.ExpiresAt.UnixNano()
 	}
-	id.headers = append(id.headers, headerValue{identityPrefix + "Openid", []string{c.Subject}})
+	id.headers = append(id.headers, headerValue{identityPrefix + "Openid", c.Subject})
 	if c.UnionID != "" {
-		id.headers = append(id.headers, headerValue{identityPrefix + "Unionid", []string{c.UnionID}})
+		id.headers = append(id.headers, headerValue{identityPrefix + "Unionid", c.UnionID})
 	}
 	id.repl = append(id.repl,
 		replValue{"http.auth.user.id", c.Subject},
@@ -74,7 +73,7 @@ func newIdentity(c *token.Claims, claimHeaders map[string]string) *identity {
 		replValue{"http.auth.user.unionid", c.UnionID},
 	)
 	for _, x := range extraClaims(c.Extra, claimHeaders) {
-		id.headers = append(id.headers, headerValue{x.header, []string{x.value}})
+		id.headers = append(id.headers, headerValue{x.header, x.value})
 		id.repl = append(id.repl, replValue{"http.auth.user." + x.name, x.value})
 	}
 	id.replFn = id.lookup
@@ -103,8 +102,13 @@ var anonymous = func() *identity {
 
 // apply hands the identity to the next handler.
 func (id *identity) apply(r *http.Request) {
-	for _, h := range id.headers {
-		r.Header[h.name] = h.vals
+	// Fresh values (one allocation for all of them): a later handler may
+	// edit header values in place, e.g. a request_header replace, and must
+	// not change the cached identity.
+	vals := make([]string, len(id.headers))
+	for i, h := range id.headers {
+		vals[i] = h.value
+		r.Header[h.name] = vals[i : i+1 : i+1]
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(id.replFn)

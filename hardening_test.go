@@ -156,6 +156,15 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if len(logs) < 1000 || !strings.Contains(string(logs), `"level":"debug"`) {
 		t.Fatalf("expected debug logs, got %d bytes", len(logs))
 	}
+	// Endpoint logs carry the request id that the access log shows too.
+	for _, line := range strings.Split(string(logs), "\n") {
+		if strings.Contains(line, `"msg":"login refused by WeChat"`) && !strings.Contains(line, `"request_id":"`) {
+			t.Fatalf("endpoint log without request_id: %s", line)
+		}
+	}
+	if !strings.Contains(string(logs), `"msg":"login refused by WeChat"`) {
+		t.Fatal("no log of the refused logins")
+	}
 	secrets := map[string]string{
 		"app secret": "test-secret", "session_key": sessionKey, "session_key (url-encoded)": url.QueryEscape(sessionKey),
 		"token": tok, "refreshed token": fresh, "token signature": tok[strings.LastIndex(tok, ".")+1:],
