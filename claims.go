@@ -27,7 +27,7 @@ func extraClaims(m map[string]any, headers map[string]string) []extraClaim {
 	out := make([]extraClaim, 0, len(m))
 	for k, v := range m {
 		s, ok := claimString(v)
-		if !ok || !validClaimName(k) {
+		if !ok || !isPlainName(k) {
 			continue
 		}
 		hdr := headers[k]
@@ -67,8 +67,9 @@ func claimString(v any) (string, bool) {
 	}
 }
 
-// validClaimName keeps claim names safe as header names and placeholders.
-func validClaimName(k string) bool {
+// isPlainName reports whether k is 1-64 letters, digits, '-' or '_': safe
+// as a header name, a placeholder, and a path element of store keys.
+func isPlainName(k string) bool {
 	if k == "" || len(k) > 64 {
 		return false
 	}

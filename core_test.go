@@ -259,6 +259,7 @@ http://127.0.0.1:9080 {
 		"signing_key":               "app_id wx1\n app_secret s\n signing_key c2hvcnQ=",
 		"takes no options":          "app_id wx1\n app_secret s\n store memory {\n pool_size 5\n }",
 		"login_limit":               "app_id wx1\n app_secret s\n login_limit many 1m",
+		"must be letters":           "app_id ../wx1\n app_secret s",
 	}
 	for want, body := range cases {
 		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)

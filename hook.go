@@ -47,7 +47,7 @@ func (lh *LoginHook) provision() error {
 		lh.Timeout = caddy.Duration(3 * time.Second)
 	}
 	for claim := range lh.ClaimHeaders {
-		if !validClaimName(claim) || reservedClaims[claim] {
+		if !isPlainName(claim) || reservedClaims[claim] {
 			return fmt.Errorf("wxauth: login_hook claim_header: %q cannot be mapped", claim)
 		}
 	}
@@ -104,7 +104,7 @@ func (lh *LoginHook) call(ctx context.Context, req hookRequest) (map[string]any,
 		return nil, fmt.Errorf("%w: the answer is not a JSON object", errHook)
 	}
 	for k := range claims {
-		if reservedClaims[k] || !validClaimName(k) {
+		if reservedClaims[k] || !isPlainName(k) {
 			return nil, fmt.Errorf("%w: claim %q is reserved or not a valid name", errHook, k)
 		}
 	}

@@ -173,6 +173,10 @@ func (h *Handler) validate() error {
 	if h.AppID == "" {
 		return fmt.Errorf("wxauth: app_id is required")
 	}
+	if !isPlainName(h.AppID) {
+		// It names the app's keys in the store, so it must be a plain word.
+		return fmt.Errorf("wxauth: app_id %q must be letters, digits, '-' or '_' (e.g. wx0123456789abcdef)", h.AppID)
+	}
 	if h.AppSecret == "" {
 		return fmt.Errorf("wxauth: app_secret is required")
 	}
