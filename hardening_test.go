@@ -179,3 +179,35 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionKeysSealedInStore: the store holds no session_key in the clear.
+func TestSessionKeysSealedInStore(t *testing.T) {
+	const sessionKey = "c3RvcmVkLXNlc3Npb25rZQ=="
+	h := start(t, "")
+	tok := h.login("xena", "&session_key="+url.QueryEscape(sessionKey)).str("token")
+	found := false
+	err := filepath.Walk(storageDir+"/storage", func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(p, "/session_keys/") {
+			found = true
+		}
+		if strings.Contains(string(b), sessionKey) {
+			t.Errorf("%s holds the session_key in the clear", p)
+		}
+		return nil
+	})
+	if err != nil || !found {
+		t.Fatalf("no session_key entry found in the store (%v)", err)
+	}
+	// And the sealed key still decrypts the user's data.
+	data := h.mock(http.MethodGet, "/wxmock/userinfo?user=xena")
+	if r := h.postJSON(appURL+"/wx/decrypt", map[string]any{"encryptedData": data.str("encryptedData"), "iv": data.str("iv")}, bearer(tok)...); r.status != 200 {
+		t.Fatalf("decrypt with the sealed key: %d %s", r.status, r.body)
+	}
+}

@@ -8,6 +8,8 @@
 package wxauth
 
 import (
+	"crypto/hkdf"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -258,6 +260,15 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.release = release
 	h.prefix, h.store = prefix, store
 	h.sessions = session.NewManager(store, prefix)
+	// session_keys are sealed with a key derived from the app secret, which
+	// lives in the config, not in the store: a copy of the store is not enough.
+	sealKey, err := hkdf.Key(sha256.New, []byte(h.secret), nil, "caddy-wxauth session_key "+h.AppID, 32)
+	if err == nil {
+		err = h.sessions.SealSessionKeys(sealKey)
+	}
+	if err != nil {
+		return fmt.Errorf("wxauth: sealing session_keys: %w", err)
+	}
 
 	if err := h.provisionTokens(ctx, store, prefix); err != nil {
 		return err

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -42,6 +43,7 @@ type Session struct {
 type Manager struct {
 	store  Store
 	prefix string
+	aead   cipher.AEAD // set by SealSessionKeys
 }
 
 // NewManager returns a Manager keeping its keys under prefix, such as
@@ -147,7 +149,11 @@ func (m *Manager) SetSessionKey(ctx context.Context, openid, sessionKey string, 
 	if sessionKey == "" {
 		return errors.New("session: empty session_key")
 	}
-	return m.store.Set(ctx, m.prefix+"/session_keys/"+openid, []byte(sessionKey), ttl)
+	v, err := m.seal(openid, sessionKey)
+	if err != nil {
+		return err
+	}
+	return m.store.Set(ctx, m.prefix+"/session_keys/"+openid, v, ttl)
 }
 
 // SessionKey returns the newest session_key of openid, or ErrNotFound.
@@ -159,7 +165,11 @@ func (m *Manager) SessionKey(ctx context.Context, openid string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	return string(b), nil
+	key, err := m.open(openid, b)
+	if err != nil {
+		return "", ErrNotFound
+	}
+	return key, nil
 }
 
 func (m *Manager) put(ctx context.Context, s *Session, ttl time.Duration) error {
