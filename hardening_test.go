@@ -180,13 +180,23 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	}
 }
 
-// TestSessionKeysSealedInStore: the store holds no session_key in the clear.
-func TestSessionKeysSealedInStore(t *testing.T) {
+// TestStoreIsSealed: the store holds no session_key, access_token or user
+// data in the clear, yet everything works from it.
+func TestStoreIsSealed(t *testing.T) {
 	const sessionKey = "c3RvcmVkLXNlc3Npb25rZQ=="
-	h := start(t, "")
-	tok := h.login("xena", "&session_key="+url.QueryEscape(sessionKey)).str("token")
-	found := false
-	err := filepath.Walk(storageDir+"/storage", func(p string, info os.FileInfo, err error) error {
+	const app = "wxsealed00000001"
+	h := startConfig(t, configFor(app, ""))
+	login := h.login("xena", "&session_key="+url.QueryEscape(sessionKey))
+	tok := login.str("token")
+	pc := h.mock(http.MethodGet, "/wxmock/phonecode?user=xena").str("code")
+	if r := h.postJSON(appURL+"/wx/phone", map[string]string{"code": pc}, bearer(tok)...); r.status != 200 {
+		t.Fatalf("phone: %d %s", r.status, r.body)
+	}
+	at := h.postJSON(mockURL+"/cgi-bin/stable_token", map[string]any{"grant_type": "client_credential", "appid": app, "secret": "test-secret"}).str("access_token")
+	clear := map[string]string{"session_key": sessionKey, "access_token": at, "openid": login.str("openid"), "unionid": login.str("unionid")}
+
+	files := 0
+	err := filepath.Walk(storageDir+"/storage/wxauth/"+app, func(p string, info os.FileInfo, err error) error {
 		if err != nil || info.IsDir() {
 			return err
 		}
@@ -194,20 +204,44 @@ func TestSessionKeysSealedInStore(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if strings.Contains(p, "/session_keys/") {
-			found = true
-		}
-		if strings.Contains(string(b), sessionKey) {
-			t.Errorf("%s holds the session_key in the clear", p)
+		files++
+		for what, v := range clear {
+			if v == "" {
+				t.Fatalf("no %s to look for", what)
+			}
+			if strings.Contains(string(b), v) {
+				t.Errorf("%s holds the %s in the clear", p, what)
+			}
 		}
 		return nil
 	})
-	if err != nil || !found {
-		t.Fatalf("no session_key entry found in the store (%v)", err)
+	if err != nil || files < 4 { // a session, a session_key, a signing key, the access_token
+		t.Fatalf("%d files in the store (%v)", files, err)
 	}
-	// And the sealed key still decrypts the user's data.
+	// And everything still works from the sealed store.
 	data := h.mock(http.MethodGet, "/wxmock/userinfo?user=xena")
 	if r := h.postJSON(appURL+"/wx/decrypt", map[string]any{"encryptedData": data.str("encryptedData"), "iv": data.str("iv")}, bearer(tok)...); r.status != 200 {
 		t.Fatalf("decrypt with the sealed key: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodGet, appURL+"/wx/session", nil, bearer(tok)...); r.json["session_key_valid"] != true {
+		t.Fatalf("session: %s", r.body)
+	}
+}
+
+// Resetting the app secret changes the store key: Caddy still starts,
+// the old state no longer opens (old tokens are refused), and logins work.
+func TestAppSecretReset(t *testing.T) {
+	const app = "wxrotated0000001"
+	h := startConfig(t, configFor(app, ""))
+	old := h.token("yara")
+	h = startConfig(t, strings.ReplaceAll(configFor(app, ""), "test-secret", "reset-secret"))
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(old)...), 401, "invalid_token")
+	tok := h.token("yara")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("after the reset: %d %s", r.status, r.body)
+	}
+	data := h.mock(http.MethodGet, "/wxmock/userinfo?user=yara")
+	if r := h.postJSON(appURL+"/wx/decrypt", map[string]any{"encryptedData": data.str("encryptedData"), "iv": data.str("iv")}, bearer(tok)...); r.status != 200 {
+		t.Fatalf("decrypt after the reset: %d %s", r.status, r.body)
 	}
 }

@@ -253,22 +253,24 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	prefix := "wxauth/" + h.AppID
-	store, release, err := h.Store.open(ctx, prefix)
+	raw, release, err := h.Store.open(ctx, prefix)
 	if err != nil {
 		return err
 	}
 	h.release = release
+	// Everything is sealed with a key derived from the app secret, which
+	// lives in the config, not in the store: a copy of the store gives away
+	// no session_key, signing key or access_token.
+	sealKey, err := hkdf.Key(sha256.New, []byte(h.secret), nil, "caddy-wxauth store "+h.AppID, 32)
+	if err != nil {
+		return fmt.Errorf("wxauth: deriving the store key: %w", err)
+	}
+	store, err := session.Sealed(raw, sealKey)
+	if err != nil {
+		return fmt.Errorf("wxauth: sealing the store: %w", err)
+	}
 	h.prefix, h.store = prefix, store
 	h.sessions = session.NewManager(store, prefix)
-	// session_keys are sealed with a key derived from the app secret, which
-	// lives in the config, not in the store: a copy of the store is not enough.
-	sealKey, err := hkdf.Key(sha256.New, []byte(h.secret), nil, "caddy-wxauth session_key "+h.AppID, 32)
-	if err == nil {
-		err = h.sessions.SealSessionKeys(sealKey)
-	}
-	if err != nil {
-		return fmt.Errorf("wxauth: sealing session_keys: %w", err)
-	}
 
 	if err := h.provisionTokens(ctx, store, prefix); err != nil {
 		return err

@@ -142,19 +142,20 @@ func ExampleNewRedis() {
 	// session: redis URL must start with redis:// or rediss://
 }
 
-func ExampleManager_SealSessionKeys() {
+func ExampleSealed() {
 	ctx := context.Background()
-	store := session.NewMemory()
-	m := session.NewManager(store, "wxauth/wx0123456789abcdef")
+	raw := session.NewMemory()
 	// In wxauth the key is derived from the app secret; any 32 bytes work.
-	if err := m.SealSessionKeys(session.RandomKey()); err != nil {
+	store, err := session.Sealed(raw, session.RandomKey())
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	m := session.NewManager(store, "wxauth/wx0123456789abcdef")
 	_ = m.SetSessionKey(ctx, "oUser", "tiihtNczf5v6AKRyjwEUhQ==", time.Hour)
 
-	raw, _ := store.Get(ctx, "wxauth/wx0123456789abcdef/session_keys/oUser")
+	stored, _ := raw.Get(ctx, "wxauth/wx0123456789abcdef/session_keys/oUser")
 	key, _ := m.SessionKey(ctx, "oUser")
-	fmt.Println(string(raw) == "tiihtNczf5v6AKRyjwEUhQ==", key)
+	fmt.Println(string(stored) == "tiihtNczf5v6AKRyjwEUhQ==", key)
 	// Output: false tiihtNczf5v6AKRyjwEUhQ==
 }

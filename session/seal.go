@@ -1,66 +1,118 @@
 package session
 
 import (
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"time"
 )
 
-// sealedPrefix marks a session_key stored encrypted (format version 1).
+// sealedPrefix marks a sealed value (format version 1).
 const sealedPrefix = "wxs1:"
 
-// SealSessionKeys makes the Manager store session_keys encrypted with
-// AES-256-GCM under key (32 bytes), bound to their openid, so that a copy of
-// the store (a Redis dump, a shared folder) does not give them away. Values
-// that do not open with the key read as ErrNotFound: the user logs in again.
-// Call it before the Manager is used.
-func (m *Manager) SealSessionKeys(key []byte) error {
+// Sealed wraps s so that every value is stored encrypted with AES-256-GCM
+// under key (32 bytes) and bound to its key name: a copy of the store (a
+// Redis dump, a shared folder) gives away no session_key, signing key,
+// access_token or user data, and a value moved to another key does not open.
+// Values that do not open read as ErrNotFound, so after the key changes the
+// state is simply rebuilt (users log in again, keys are generated anew).
+func Sealed(s Store, key []byte) (Store, error) {
 	if len(key) != 32 {
-		return fmt.Errorf("session: sealing key must be 32 bytes, not %d", len(key))
+		return nil, fmt.Errorf("session: sealing key must be 32 bytes, not %d", len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	m.aead = aead
-	return nil
+	return &sealedStore{s: s, aead: aead}, nil
 }
 
-// seal encrypts a session_key for openid; unsealed Managers store it as is.
-func (m *Manager) seal(openid, sessionKey string) ([]byte, error) {
-	if m.aead == nil {
-		return []byte(sessionKey), nil
-	}
-	nonce := make([]byte, m.aead.NonceSize())
+type sealedStore struct {
+	s    Store
+	aead cipher.AEAD
+}
+
+var errUnsealed = errors.New("session: stored value does not open with this key")
+
+func (x *sealedStore) seal(key string, value []byte) ([]byte, error) {
+	nonce := make([]byte, x.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	// The openid is the additional data: a sealed key moved to another
-	// user's entry does not open.
-	return append([]byte(sealedPrefix), m.aead.Seal(nonce, nonce, []byte(sessionKey), []byte(openid))...), nil
+	return append([]byte(sealedPrefix), x.aead.Seal(nonce, nonce, value, []byte(key))...), nil
 }
 
-var errUnsealed = errors.New("session: stored session_key does not open with this key")
-
-// open reverses seal.
-func (m *Manager) open(openid string, stored []byte) (string, error) {
-	if m.aead == nil {
-		return string(stored), nil
-	}
-	n := m.aead.NonceSize()
+func (x *sealedStore) open(key string, stored []byte) ([]byte, error) {
+	n := x.aead.NonceSize()
 	if len(stored) < len(sealedPrefix)+n || string(stored[:len(sealedPrefix)]) != sealedPrefix {
-		return "", errUnsealed
+		return nil, errUnsealed
 	}
 	body := stored[len(sealedPrefix):]
-	plain, err := m.aead.Open(nil, body[:n], body[n:], []byte(openid))
+	v, err := x.aead.Open(nil, body[:n], body[n:], []byte(key))
 	if err != nil {
-		return "", errUnsealed
+		return nil, errUnsealed
 	}
-	return string(plain), nil
+	return v, nil
+}
+
+// Get returns the opened value, or ErrNotFound when it is absent or does not open.
+func (x *sealedStore) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := x.s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	v, err := x.open(key, b)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}
+
+// Set stores the sealed value.
+func (x *sealedStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	b, err := x.seal(key, value)
+	if err != nil {
+		return err
+	}
+	return x.s.Set(ctx, key, b, ttl)
+}
+
+// SetNX stores the sealed value when key is absent. A present value that
+// does not open (sealed under an older key) counts as absent; it is replaced
+// under the store's lock, so racing instances still agree on one value.
+func (x *sealedStore) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	b, err := x.seal(key, value)
+	if err != nil {
+		return false, err
+	}
+	if ok, err := x.s.SetNX(ctx, key, b, ttl); ok || err != nil {
+		return ok, err
+	}
+	if _, err := x.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	unlock, err := x.s.Lock(ctx, "sealed/"+key)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if _, err := x.Get(ctx, key); !errors.Is(err, ErrNotFound) {
+		return false, err
+	}
+	return true, x.s.Set(ctx, key, b, ttl)
+}
+
+// Delete removes key.
+func (x *sealedStore) Delete(ctx context.Context, key string) error { return x.s.Delete(ctx, key) }
+
+// Lock takes the underlying store's lock.
+func (x *sealedStore) Lock(ctx context.Context, name string) (func(), error) {
+	return x.s.Lock(ctx, name)
 }

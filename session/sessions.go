@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -43,7 +42,6 @@ type Session struct {
 type Manager struct {
 	store  Store
 	prefix string
-	aead   cipher.AEAD // set by SealSessionKeys
 }
 
 // NewManager returns a Manager keeping its keys under prefix, such as
@@ -149,11 +147,7 @@ func (m *Manager) SetSessionKey(ctx context.Context, openid, sessionKey string, 
 	if sessionKey == "" {
 		return errors.New("session: empty session_key")
 	}
-	v, err := m.seal(openid, sessionKey)
-	if err != nil {
-		return err
-	}
-	return m.store.Set(ctx, m.prefix+"/session_keys/"+openid, v, ttl)
+	return m.store.Set(ctx, m.prefix+"/session_keys/"+openid, []byte(sessionKey), ttl)
 }
 
 // SessionKey returns the newest session_key of openid, or ErrNotFound.
@@ -165,11 +159,7 @@ func (m *Manager) SessionKey(ctx context.Context, openid string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	key, err := m.open(openid, b)
-	if err != nil {
-		return "", ErrNotFound
-	}
-	return key, nil
+	return string(b), nil
 }
 
 func (m *Manager) put(ctx context.Context, s *Session, ttl time.Duration) error {
