@@ -1,7 +1,8 @@
 // Package session keeps wxauth's server-side state: login sessions, the
 // newest session_key of each openid, signing keys and the WeChat
 // access_token. A Store is a small key-value interface with expiry and a
-// cluster-wide lock; the Caddy storage, memory and Redis stores implement it.
+// cluster-wide lock; the Caddy storage, memory and Redis stores implement it,
+// and Sealed wraps any of them so that values are stored encrypted.
 package session
 
 import (
