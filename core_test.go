@@ -1,6 +1,8 @@
 package wxauth_test
 
 import (
+	"bytes"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -48,6 +50,15 @@ func TestLoginAndProtectedCall(t *testing.T) {
 		if p.str(k) != v {
 			t.Errorf("upstream %s = %q, want %q (%s)", k, p.str(k), v, p.body)
 		}
+	}
+
+	// Multipart forms work too.
+	var mp bytes.Buffer
+	mw := multipart.NewWriter(&mp)
+	_ = mw.WriteField("code", h.code("bob"))
+	_ = mw.Close()
+	if m := h.do(http.MethodPost, appURL+"/wx/login", &mp, "Content-Type", mw.FormDataContentType()); m.status != 200 || m.str("openid") == "" {
+		t.Fatalf("multipart login: %d %s", m.status, m.body)
 	}
 
 	// Form-encoded login works too.
@@ -181,7 +192,7 @@ func TestLoginErrors(t *testing.T) {
 	// A slow WeChat is cut off by wechat_timeout, not by the client.
 	began := time.Now()
 	r := h.postJSON(login, map[string]string{"code": "slow"})
-	if r.status != 504 || r.str("error") != "upstream_error" {
+	if r.status != 502 || r.str("error") != "upstream_error" {
 		t.Fatalf("slow WeChat: %d %s", r.status, r.body)
 	}
 	if d := time.Since(began); d > 4*time.Second {
@@ -211,7 +222,7 @@ func TestLoginErrors(t *testing.T) {
 func TestTokenSources(t *testing.T) {
 	// A mini-program that sends the bare token in a custom header (seed 003),
 	// one that uses a cookie, and one that uses the query, in that order.
-	h := start(t, `token_from header Authentication
+	h := start(t, `token_from header authentication
 			token_from cookie wxtoken
 			token_from query access_token`)
 	tok := h.token("gina")
@@ -260,6 +271,8 @@ http://127.0.0.1:9080 {
 		"takes no options":          "app_id wx1\n app_secret s\n store memory {\n pool_size 5\n }",
 		"login_limit":               "app_id wx1\n app_secret s\n login_limit many 1m",
 		"must be letters":           "app_id ../wx1\n app_secret s",
+		"cannot carry a claim":      "app_id wx1\n app_secret s\n login_hook http://127.0.0.1:1 {\n claim_header uid Authorization\n }",
+		"carries the token":         "app_id wx1\n app_secret s\n token_from header Authentication\n login_hook http://127.0.0.1:1 {\n claim_header uid authentication\n }",
 	}
 	for want, body := range cases {
 		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)

@@ -36,7 +36,11 @@ func (h *Handler) buildRoutes() map[string]endpoint {
 
 func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) error {
 	if r.Method != ep.method && !(ep.method == http.MethodGet && r.Method == http.MethodHead) {
-		return writeError(w, methodNotAllowed(ep.method))
+		allow := ep.method
+		if allow == http.MethodGet {
+			allow = "GET, HEAD"
+		}
+		return writeError(w, methodNotAllowed(allow))
 	}
 	var id *identity
 	if ep.auth {
@@ -85,8 +89,15 @@ func decodeJSON(r *http.Request, v any) error {
 // readField reads one string field from a JSON or form body.
 func readField(r *http.Request, name string) (string, error) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct == "application/x-www-form-urlencoded" || ct == "multipart/form-data" {
+	switch ct {
+	case "application/x-www-form-urlencoded":
 		if err := r.ParseForm(); err != nil {
+			return "", bodyError(err)
+		}
+		return r.PostForm.Get(name), nil
+	case "multipart/form-data":
+		// The body is already capped; nothing goes to disk at this size.
+		if err := r.ParseMultipartForm(64 << 10); err != nil {
 			return "", bodyError(err)
 		}
 		return r.PostForm.Get(name), nil

@@ -78,13 +78,15 @@ func wechatError(err error) *apiError {
 		case wechat.IsRateLimited(err):
 			e = newError(http.StatusTooManyRequests, "rate_limited", "WeChat's rate limit was reached; try again later").with("Retry-After", "60")
 		default:
-			e = newError(http.StatusBadGateway, "upstream_error", "WeChat answered errcode "+strconv.Itoa(we.Code)+": "+we.Msg)
+			// WeChat's errmsg stays in the log: it can name the server's IP.
+			e = newError(http.StatusBadGateway, "upstream_error", "WeChat refused the call with errcode "+strconv.Itoa(we.Code))
 		}
 		return e.withErrCode(we.Code)
 	}
 	var ue *wechat.UpstreamError
 	if errors.As(err, &ue) && ue.Timeout || errors.Is(err, context.DeadlineExceeded) {
-		return newError(http.StatusGatewayTimeout, "upstream_error", "WeChat did not answer in time")
+		// 502 as the contract says for a timeout, not 504.
+		return newError(http.StatusBadGateway, "upstream_error", "WeChat did not answer in time")
 	}
 	return newError(http.StatusBadGateway, "upstream_error", "WeChat could not be reached or gave an unusable answer")
 }

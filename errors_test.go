@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -24,9 +25,10 @@ func TestWeChatErrorMapping(t *testing.T) {
 		{&wechat.Error{API: "jscode2session", Code: -1}, 502, "upstream_error", -1},
 		{&wechat.Error{API: "jscode2session", Code: 40125}, 502, "upstream_error", 40125},
 		{fmt.Errorf("wrapped: %w", &wechat.Error{API: "stable_token", Code: 40013}), 502, "upstream_error", 40013},
-		{&wechat.UpstreamError{API: "jscode2session", Timeout: true}, 504, "upstream_error", 0},
+		{&wechat.UpstreamError{API: "jscode2session", Timeout: true}, 502, "upstream_error", 0},
 		{&wechat.UpstreamError{API: "jscode2session", Err: errors.New("reset")}, 502, "upstream_error", 0},
-		{fmt.Errorf("waiting for the lock: %w", context.DeadlineExceeded), 504, "upstream_error", 0},
+		{fmt.Errorf("waiting for the lock: %w", context.DeadlineExceeded), 502, "upstream_error", 0},
+		{&wechat.Error{API: "jscode2session", Code: 40164, Msg: "invalid ip 203.0.113.9, not in whitelist"}, 502, "upstream_error", 40164},
 		{errors.New("anything else"), 502, "upstream_error", 0},
 	}
 	for _, c := range cases {
@@ -37,6 +39,9 @@ func TestWeChatErrorMapping(t *testing.T) {
 		}
 		if e.Status != c.status || e.Code != c.code || got != c.errcode || e.Message == "" {
 			t.Errorf("%v: got %d %s errcode %d, want %d %s %d", c.err, e.Status, e.Code, got, c.status, c.code, c.errcode)
+		}
+		if we, ok := c.err.(*wechat.Error); ok && we.Msg != "" && strings.Contains(e.Message, we.Msg) {
+			t.Errorf("%v: WeChat's errmsg reached the client", c.err)
 		}
 		if c.status == 429 && e.header[0] != "Retry-After" {
 			t.Errorf("%v: no Retry-After", c.err)

@@ -45,7 +45,9 @@ type identity struct {
 	// does not allocate the replacer's map on every request.
 	replFn caddy.ReplacerFunc
 
-	checked atomic.Int64 // unix nanos when the session was last confirmed in the store
+	checked  atomic.Int64 // unix nanos when the session was last looked up in the store
+	checking atomic.Bool  // a background lookup is running
+	dead     atomic.Bool  // the session has ended: refuse at once
 }
 
 type headerValue struct {
@@ -57,11 +59,13 @@ type replValue struct {
 	val any
 }
 
-func newIdentity(c *token.Claims, claimHeaders map[string]string) *identity {
+// newIdentity prepares verified claims; leeway is the verifier's, so cached
+// tokens expire exactly when a fresh verification would refuse them.
+func newIdentity(c *token.Claims, claimHeaders map[string]string, leeway time.Duration) *identity {
 	id := &identity{sid: c.SessionID, openid: c.Subject}
 	if c.ExpiresAt != nil {
 		id.exp = c.ExpiresAt.Unix()
-		id.expNanos = c.ExpiresAt.UnixNano()
+		id.expNanos = c.ExpiresAt.Add(leeway).UnixNano()
 	}
 	id.headers = append(id.headers, headerValue{identityPrefix + "Openid", c.Subject})
 	if c.UnionID != "" {
@@ -130,20 +134,23 @@ func stripIdentity(h http.Header, also []string) {
 
 // guard checks tokens on protected requests.
 type guard struct {
-	h *Handler
+	h   *Handler
+	ctx context.Context // the config's: background lookups end with it
 
 	clock *coarseClock
 
 	mu    sync.RWMutex
 	cache map[string]*identity
-
-	revokedMu sync.Mutex
-	revoked   map[string]int64 // sid -> token expiry; sessions this instance logged out
 }
 
 func newGuard(ctx context.Context, h *Handler) *guard {
-	return &guard{h: h, clock: startClock(ctx), cache: make(map[string]*identity), revoked: make(map[string]int64)}
+	g := &guard{h: h, ctx: ctx, clock: startClock(ctx), cache: make(map[string]*identity)}
+	registerGuard(h.AppID, g)
+	return g
 }
+
+// close stops the guard from receiving logouts.
+func (g *guard) close() { unregisterGuard(g.h.AppID, g) }
 
 // serve is the protected path.
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
@@ -183,54 +190,68 @@ func (g *guard) find(r *http.Request) string {
 	return ""
 }
 
-// check verifies tok, from the cache when it was verified before.
+// check verifies tok, from the cache when it was verified before. A cached
+// token's session is looked up again in the background every recheckEvery,
+// so the request never waits for the store and a logout elsewhere takes
+// effect within recheckEvery plus one lookup.
 func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 	g.mu.RLock()
 	id := g.cache[tok]
 	g.mu.RUnlock()
 	if id != nil {
 		n := g.clock.now()
-		if n >= id.expNanos {
-			g.mu.Lock()
-			delete(g.cache, tok)
-			g.mu.Unlock()
+		switch {
+		case id.dead.Load():
+			g.drop(tok)
+			return nil, invalidToken("the session has ended")
+		case n >= id.expNanos:
+			g.drop(tok)
 			return nil, invalidToken("the token has expired")
+		case n-id.checked.Load() >= int64(recheckEvery) && id.checking.CompareAndSwap(false, true):
+			go g.recheck(id)
 		}
-		if n-id.checked.Load() < int64(recheckEvery) {
-			metrics.checkCached.Inc()
-			return id, nil
-		}
-		if err := g.confirm(ctx, id, time.Now()); err != nil {
-			g.mu.Lock()
-			delete(g.cache, tok)
-			g.mu.Unlock()
-			return nil, err
-		}
+		metrics.checkCached.Inc()
 		return id, nil
 	}
 
-	now := time.Now()
-	claims, err := g.h.tokens.Verify(tok)
+	t := g.h.tokens.Load()
+	if t == nil {
+		return nil, errKeysNotLoaded
+	}
+	claims, err := t.Verify(tok)
 	if err != nil {
 		if c := g.h.logger.Check(zapcore.DebugLevel, "token refused"); c != nil {
 			c.Write(zap.String("reason", err.Error()))
 		}
 		return nil, invalidToken(tokenReason(err))
 	}
-	id = newIdentity(claims, g.hookHeaders())
-	if err := g.confirm(ctx, id, now); err != nil {
+	id = newIdentity(claims, g.hookHeaders(), t.Config().Leeway)
+	if err := g.confirm(ctx, id); err != nil {
 		return nil, err
 	}
-	g.put(tok, id, now)
+	g.put(tok, id)
+	// A logout may have run between the lookup and the insert.
+	if sessionEnded(g.h.AppID, id.sid) {
+		g.drop(tok)
+		return nil, invalidToken("the session has ended")
+	}
 	metrics.checkOK.Inc()
 	return id, nil
 }
 
+// recheck looks a cached token's session up again, off the request path.
+func (g *guard) recheck(id *identity) {
+	defer id.checking.Store(false)
+	if g.confirm(g.ctx, id) != nil {
+		id.dead.Store(true)
+	}
+}
+
 // confirm looks the token's session up in the store. A store that cannot be
-// reached does not break issued tokens: the signature stands and the lookup is
-// retried soon.
-func (g *guard) confirm(ctx context.Context, id *identity, now time.Time) *apiError {
-	if g.isRevoked(id.sid) {
+// reached does not break issued tokens: the signature stands and the lookup
+// is tried again after recheckEvery.
+func (g *guard) confirm(ctx context.Context, id *identity) *apiError {
+	if sessionEnded(g.h.AppID, id.sid) {
 		return invalidToken("the session has ended")
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -241,22 +262,22 @@ func (g *guard) confirm(ctx context.Context, id *identity, now time.Time) *apiEr
 		if s.OpenID != id.openid {
 			return invalidToken("the token does not match its session")
 		}
-		id.checked.Store(now.UnixNano())
 	case errors.Is(err, session.ErrNotFound):
 		return invalidToken("the session has ended")
 	default:
 		g.h.logger.Warn("session store unreachable; accepting signed token", zap.Error(err))
-		id.checked.Store(now.Add(time.Second - recheckEvery).UnixNano())
 	}
+	id.checked.Store(time.Now().UnixNano())
 	return nil
 }
 
-func (g *guard) put(tok string, id *identity, now time.Time) {
+func (g *guard) put(tok string, id *identity) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if len(g.cache) >= maxCachedTokens {
+		now := time.Now().UnixNano()
 		for k, v := range g.cache {
-			if now.Unix() >= v.exp {
+			if now >= v.expNanos || v.dead.Load() {
 				delete(g.cache, k)
 			}
 		}
@@ -267,32 +288,22 @@ func (g *guard) put(tok string, id *identity, now time.Time) {
 	g.cache[tok] = id
 }
 
-// revoke makes this instance refuse the session's tokens at once.
-func (g *guard) revoke(sid string, exp int64) {
-	now := time.Now().Unix()
-	g.revokedMu.Lock()
-	for k, e := range g.revoked {
-		if e <= now {
-			delete(g.revoked, k)
-		}
-	}
-	g.revoked[sid] = exp
-	g.revokedMu.Unlock()
+func (g *guard) drop(tok string) {
+	g.mu.Lock()
+	delete(g.cache, tok)
+	g.mu.Unlock()
+}
 
+// forget refuses the session's cached tokens at once.
+func (g *guard) forget(sid string) {
 	g.mu.Lock()
 	for k, v := range g.cache {
 		if v.sid == sid {
+			v.dead.Store(true)
 			delete(g.cache, k)
 		}
 	}
 	g.mu.Unlock()
-}
-
-func (g *guard) isRevoked(sid string) bool {
-	g.revokedMu.Lock()
-	_, ok := g.revoked[sid]
-	g.revokedMu.Unlock()
-	return ok
 }
 
 // tokenReason turns a verification error into a message for the client

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -32,6 +34,13 @@ type LoginHook struct {
 	client *http.Client
 }
 
+// protectedHeaders cannot carry hook claims: wxauth's own identity headers
+// and headers the request needs (the client's copies are removed).
+var protectedHeaders = map[string]bool{
+	"X-Wx-Openid": true, "X-Wx-Unionid": true, "Authorization": true, "Cookie": true, "Host": true,
+	"Content-Type": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+}
+
 // reservedClaims cannot be set by the hook: they carry wxauth's own identity.
 var reservedClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
@@ -46,9 +55,12 @@ func (lh *LoginHook) provision() error {
 	if lh.Timeout == 0 {
 		lh.Timeout = caddy.Duration(3 * time.Second)
 	}
-	for claim := range lh.ClaimHeaders {
-		if !isPlainName(claim) || reservedClaims[claim] {
-			return fmt.Errorf("wxauth: login_hook claim_header: %q cannot be mapped", claim)
+	for claim, header := range lh.ClaimHeaders {
+		if !isPlainName(claim) || reservedClaims[strings.ToLower(claim)] {
+			return fmt.Errorf("wxauth: login_hook claim_header: claim %q cannot be mapped", claim)
+		}
+		if !isPlainName(header) || protectedHeaders[textproto.CanonicalMIMEHeaderKey(header)] {
+			return fmt.Errorf("wxauth: login_hook claim_header: %q cannot carry a claim", header)
 		}
 	}
 	lh.client = &http.Client{
@@ -104,7 +116,9 @@ func (lh *LoginHook) call(ctx context.Context, req hookRequest) (map[string]any,
 		return nil, fmt.Errorf("%w: the answer is not a JSON object", errHook)
 	}
 	for k := range claims {
-		if reservedClaims[k] || !isPlainName(k) {
+		// Lower-cased: header names are case-insensitive, so "Openid" would
+		// otherwise become X-Wx-Openid.
+		if reservedClaims[strings.ToLower(k)] || !isPlainName(k) {
 			return nil, fmt.Errorf("%w: claim %q is reserved or not a valid name", errHook, k)
 		}
 	}

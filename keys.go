@@ -3,6 +3,7 @@ package wxauth
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -13,8 +14,14 @@ import (
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
+// keyLoadTimeout bounds the first load of generated keys at provision, so
+// an unreachable store delays startup only briefly.
+const keyLoadTimeout = 5 * time.Second
+
 // provisionTokens sets up the signer/verifier from fixed keys, or from keys
-// generated once per app_id and kept (and rotated) in the store.
+// generated once per app_id and kept (and rotated) in the store. When the
+// store cannot be reached, Caddy still starts: logins and token checks
+// answer 503 until a background loop has loaded the keys.
 func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix string) error {
 	cfg := token.Config{Audience: h.AppID, TTL: time.Duration(h.TokenTTL)}
 	if len(h.SigningKeys) > 0 {
@@ -34,8 +41,12 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 		if err != nil {
 			return fmt.Errorf("wxauth: signing_key: %w", err)
 		}
-		h.tokens, err = token.New(cfg, ring)
-		return err
+		t, err := token.New(cfg, ring)
+		if err != nil {
+			return err
+		}
+		h.tokens.Store(t)
+		return nil
 	}
 
 	h.keys = token.NewManager(token.ManagerConfig{
@@ -47,39 +58,76 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 		// Lets the manager tell a missing key from a store failure.
 		NotFound: session.ErrNotFound,
 	})
-	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	kctx, cancel := context.WithTimeout(ctx, keyLoadTimeout)
 	defer cancel()
 	ring, err := h.keys.Keyring(kctx, time.Now())
-	if err != nil {
-		return fmt.Errorf("wxauth: loading the signing key from the store: %w", err)
+	if err == nil {
+		t, err := token.New(cfg, ring)
+		if err != nil {
+			return err // a config error, not the store's
+		}
+		h.tokens.Store(t)
+	} else {
+		h.logger.Warn("signing keys could not be loaded from the store; logins and token checks answer 503 until they are", zap.Error(err))
 	}
-	if h.tokens, err = token.New(cfg, ring); err != nil {
-		return err
-	}
-	if h.KeyRotation > 0 {
-		go h.rotateKeys(ctx)
+	if h.tokens.Load() == nil || h.KeyRotation > 0 {
+		go h.maintainKeys(ctx, cfg)
 	}
 	return nil
 }
 
-// rotateKeys swaps in the current keyring until the config is unloaded.
-func (h *Handler) rotateKeys(ctx caddy.Context) {
-	every := min(time.Duration(h.KeyRotation)/10, time.Minute)
-	t := time.NewTicker(max(every, time.Second))
+// maintainKeys loads the generated keys until it succeeds, then, with
+// key_rotation, swaps in the current keyring, until the config is unloaded.
+func (h *Handler) maintainKeys(ctx caddy.Context, cfg token.Config) {
+	every := time.Second
+	if h.KeyRotation > 0 {
+		every = max(min(time.Duration(h.KeyRotation)/10, time.Minute), time.Second)
+	}
+	retry := time.Second
+	t := time.NewTimer(retry)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			kctx, cancel := context.WithTimeout(ctx, keyLoadTimeout)
 			ring, err := h.keys.Keyring(kctx, now)
 			cancel()
-			if err != nil {
-				h.logger.Warn("refreshing signing keys failed; keeping the current ones", zap.Error(err))
+			switch {
+			case err != nil:
+				h.logger.Warn("loading signing keys from the store failed; retrying", zap.Error(err))
+				retry = min(retry*2, 30*time.Second)
+				t.Reset(retry)
 				continue
+			case h.tokens.Load() == nil:
+				tk, err := token.New(cfg, ring)
+				if err != nil {
+					h.logger.Error("signing keys", zap.Error(err))
+					return
+				}
+				h.tokens.Store(tk)
+				h.logger.Info("signing keys loaded from the store")
+			default:
+				h.tokens.Load().SetKeyring(ring)
 			}
-			h.tokens.SetKeyring(ring)
+			if h.KeyRotation == 0 {
+				return
+			}
+			retry = time.Second
+			t.Reset(every)
 		}
 	}
+}
+
+// errKeysNotLoaded answers while the generated keys could not be loaded.
+var errKeysNotLoaded = newError(http.StatusServiceUnavailable, "store_unavailable",
+	"the signing keys are not loaded yet: the session store is not reachable; try again shortly").with("Retry-After", "1")
+
+// signer returns the token signer/verifier, or errKeysNotLoaded.
+func (h *Handler) signer() (*token.Tokens, error) {
+	if t := h.tokens.Load(); t != nil {
+		return t, nil
+	}
+	return nil, errKeysNotLoaded
 }

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
 )
 
@@ -59,15 +60,16 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*log
 		log.Info("login refused by WeChat", zap.Error(err))
 		return nil, wechatError(err)
 	}
-	ttl := time.Duration(h.TokenTTL)
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
 	var claims map[string]any
 	if h.LoginHook != nil {
-		if claims, err = h.runHook(ctx, sctx, log, ws); err != nil {
+		if claims, err = h.runHook(ctx, log, ws); err != nil {
 			return nil, err
 		}
 	}
+	ttl := time.Duration(h.TokenTTL)
+	// The store's time starts after the hook, so a slow hook cannot use it up.
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	// WeChat has already replaced the user's session_key, so it is stored
 	// first: a failure after this leaves no session, only the current key.
 	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
@@ -88,8 +90,10 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*log
 
 // runHook asks the app's login hook for claims. Nothing is stored before it
 // answers, so a failing hook leaves no session behind.
-func (h *Handler) runHook(ctx, sctx context.Context, log *zap.Logger, ws *wechat.Session) (map[string]any, error) {
+func (h *Handler) runHook(ctx context.Context, log *zap.Logger, ws *wechat.Session) (map[string]any, error) {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	_, err := h.store.Get(sctx, h.userKey(ws.OpenID))
+	cancel()
 	if err != nil && !errors.Is(err, session.ErrNotFound) {
 		return nil, storeUnavailable()
 	}
@@ -110,7 +114,11 @@ func (h *Handler) userKey(openid string) string {
 
 // issue signs a token for s.
 func (h *Handler) issue(s *session.Session) (*loginReply, error) {
-	tok, exp, err := h.tokens.Issue(s.OpenID, s.UnionID, s.ID, s.Claims, time.Now())
+	t, err := h.signer()
+	if err != nil {
+		return nil, err
+	}
+	tok, exp, err := t.Issue(s.OpenID, s.UnionID, s.ID, s.Claims, time.Now())
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +174,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
 		return storeUnavailable()
 	}
-	h.guard.revoke(id.sid, id.exp)
+	endSession(h.AppID, id.sid, id.exp+int64(token.DefaultLeeway/time.Second))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

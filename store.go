@@ -68,7 +68,10 @@ func (c *StoreConfig) open(ctx caddy.Context, prefix string) (session.Store, fun
 		return st, nil, nil
 	case "memory":
 		return c.pooled("memory/"+prefix, func() (pooledStore, error) {
-			return pooledStore{Store: session.NewMemory()}, nil
+			m := session.NewMemory()
+			stop := make(chan struct{})
+			go sweepMemory(m, stop)
+			return pooledStore{Store: m, close: func() error { close(stop); return nil }}, nil
 		})
 	case "redis":
 		key := fmt.Sprintf("redis/%s/%s/%d", c.URL, c.KeyPrefix, c.PoolSize)
@@ -93,4 +96,19 @@ func (c *StoreConfig) pooled(key string, mk func() (pooledStore, error)) (sessio
 		return err
 	}
 	return v.(pooledStore).Store, release, nil
+}
+
+// sweepMemory drops expired entries of a memory store until stop is closed;
+// reads already ignore them, this bounds the memory they hold.
+func sweepMemory(m *session.Memory, stop <-chan struct{}) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			m.Sweep(now)
+		}
+	}
 }

@@ -132,9 +132,13 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 
 // serveJWKS publishes the public EdDSA keys for upstream verification.
 func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request, _ *identity) error {
+	t, err := h.signer()
+	if err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "max-age=300")
-	_, err := w.Write(h.tokens.Keyring().JWKS())
+	_, err = w.Write(t.Keyring().JWKS())
 	return err
 }
 

@@ -200,5 +200,9 @@ func TestSessionEndpoint(t *testing.T) {
 	if r := h.do(http.MethodGet, appURL+"/wx/session", nil, bearer(tok)...); r.status != 200 || r.json["session_key_valid"] != false {
 		t.Fatalf("stale session_key reported valid: %d %s", r.status, r.body)
 	}
-	expectError(t, h.do(http.MethodPost, appURL+"/wx/session", nil, bearer(tok)...), 405, "method_not_allowed")
+	r = h.do(http.MethodPost, appURL+"/wx/session", nil, bearer(tok)...)
+	expectError(t, r, 405, "method_not_allowed")
+	if r.header.Get("Allow") != "GET, HEAD" {
+		t.Fatalf("Allow = %q", r.header.Get("Allow"))
+	}
 }

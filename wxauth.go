@@ -15,6 +15,7 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -104,8 +105,8 @@ type Handler struct {
 	secret   string
 	prefix   string
 	store    session.Store
-	strip    []string // extra client headers to remove, from claim_headers
-	tokens   *token.Tokens
+	strip    []string                      // extra client headers to remove, from claim_headers
+	tokens   *atomic.Pointer[token.Tokens] // holds nil until generated keys are loaded
 	keys     *token.Manager
 	sessions *session.Manager
 	wx       *wechat.Client
@@ -217,8 +218,8 @@ func (h *Handler) validate() error {
 		}
 		seen[p] = true
 	}
-	for _, s := range h.TokenSources {
-		if err := s.validate(); err != nil {
+	for i := range h.TokenSources {
+		if err := h.TokenSources[i].validate(); err != nil {
 			return err
 		}
 	}
@@ -232,6 +233,7 @@ func (h *Handler) endpointPaths() []string {
 // Provision sets up the store, keys and WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	h.tokens = new(atomic.Pointer[token.Tokens])
 	h.setDefaults()
 	repl := caddy.NewReplacer()
 	h.secret = repl.ReplaceKnown(h.AppSecret, "")
@@ -248,7 +250,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			return err
 		}
 		for _, name := range h.LoginHook.ClaimHeaders {
-			h.strip = append(h.strip, textproto.CanonicalMIMEHeaderKey(name))
+			name = textproto.CanonicalMIMEHeaderKey(name)
+			for _, src := range h.TokenSources {
+				if src.From == "header" && src.Name == name {
+					return fmt.Errorf("wxauth: login_hook claim_header: %s carries the token", name)
+				}
+			}
+			h.strip = append(h.strip, name)
 		}
 	}
 
@@ -296,6 +304,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 
 // Cleanup releases the store.
 func (h *Handler) Cleanup() error {
+	if h.guard != nil {
+		h.guard.close()
+	}
 	if h.release != nil {
 		return h.release()
 	}

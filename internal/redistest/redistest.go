@@ -24,13 +24,7 @@ const startTimeout = 10 * time.Second
 // the CI environment variable is set, since CI must run these tests.
 func Start(t testing.TB) (url string) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server not installed; .ci/run installs it")
-		}
-		t.Skip("redis-server not installed; skipping the Redis tests")
-	}
+	bin := lookPath(t)
 
 	// The port is probed and then released, so another process may take it
 	// before redis-server binds; try a few ports.
@@ -46,12 +40,40 @@ func Start(t testing.TB) (url string) {
 	return ""
 }
 
-// start runs one redis-server and waits until it answers or exits.
+// StartOn starts redis-server on the given loopback port, like Start; for
+// tests of a server that comes up after its clients.
+func StartOn(t testing.TB, port int) (url string) {
+	t.Helper()
+	addr, err := startOn(t, lookPath(t), port)
+	if err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	return "redis://" + addr + "/0"
+}
+
+// lookPath finds redis-server, or skips the test (fails it in CI).
+func lookPath(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not installed; .ci/run installs it")
+		}
+		t.Skip("redis-server not installed; skipping the Redis tests")
+	}
+	return bin
+}
+
+// start runs one redis-server on a free port and waits until it answers or exits.
 func start(t testing.TB, bin string) (string, error) {
 	port, err := freePort()
 	if err != nil {
 		return "", err
 	}
+	return startOn(t, bin, port)
+}
+
+func startOn(t testing.TB, bin string, port int) (string, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port),

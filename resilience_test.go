@@ -1,0 +1,121 @@
+package wxauth_test
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/redistest"
+)
+
+// blackhole accepts connections and never answers, like a store behind a
+// firewall that drops packets.
+func blackhole(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A store that stops answering costs a new token one bounded lookup; cached
+// tokens keep being answered at once, also when their recheck is due.
+func TestSlowStoreDoesNotSlowCachedRequests(t *testing.T) {
+	h := start(t, "signing_key "+testKey)
+	tok := h.token("zoe")
+	h = start(t, fmt.Sprintf("signing_key %s\n store redis redis://127.0.0.1:%d/0", testKey, blackhole(t)))
+	timed := func() (int, time.Duration) {
+		began := time.Now()
+		r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
+		return r.status, time.Since(began)
+	}
+	if st, d := timed(); st != 200 || d > 3*time.Second {
+		t.Fatalf("first use with a silent store: %d in %v", st, d)
+	}
+	time.Sleep(5500 * time.Millisecond) // the recheck is due
+	for i := 0; i < 5; i++ {
+		if st, d := timed(); st != 200 || d > 500*time.Millisecond {
+			t.Fatalf("cached request %d with a silent store: %d in %v", i, st, d)
+		}
+	}
+}
+
+// Without a signing_key, a store that is down at start does not keep Caddy
+// from starting: logins and token checks answer 503 until the keys load.
+func TestStoreDownAtStart(t *testing.T) {
+	port := freePort(t)
+	h := start(t, fmt.Sprintf("store redis redis://127.0.0.1:%d/0", port))
+	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("amy")}), 503, "store_unavailable")
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer("a.b.c")...), 503, "store_unavailable")
+	if r := h.do(http.MethodGet, appURL+"/public/x", nil); r.status != 200 {
+		t.Fatalf("other routes broke: %d", r.status)
+	}
+	redistest.StartOn(t, port)
+	var tok string
+	if !eventually(t, 20*time.Second, func() bool {
+		r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("amy")})
+		tok = r.str("token")
+		return r.status == 200
+	}) {
+		t.Fatal("logins did not recover once the store came up")
+	}
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("token after recovery: %d %s", r.status, r.body)
+	}
+}
+
+// Two wxauth handlers of one app in one config: a logout through one is
+// refused by the other at once.
+func TestTwoHandlersOneApp(t *testing.T) {
+	wx := fmt.Sprintf("wxauth {\n\t\t\tapp_id %s\n\t\t\tapp_secret test-secret\n\t\t\tapi_base %s\n\t\t}", testApp, mockURL)
+	cfg := strings.Replace(config(""), "\thandle {\n\t\twxauth", "\thandle_path /a/* {\n\t\t"+wx+"\n\t\trespond \"a {http.auth.user.id}\"\n\t}\n\thandle {\n\t\twxauth", 1)
+	h := startConfig(t, cfg)
+	tok := h.token("ben")
+	if r := h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...); r.status != 200 || !strings.HasPrefix(string(r.body), "a o") {
+		t.Fatalf("second handler: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...); r.status != 204 {
+		t.Fatalf("logout: %d", r.status)
+	}
+	expectError(t, h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...), 401, "invalid_token")
+}
+
+// A slow login hook does not use up the time of the store writes after it,
+// and a hook cannot pass itself off as another user.
+func TestLoginHookLimits(t *testing.T) {
+	var answer atomic.Value
+	answer.Store(`{"uid": 7}`)
+	var delay atomic.Int64
+	delay.Store(int64(3500 * time.Millisecond))
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Duration(delay.Load()))
+		_, _ = io.WriteString(w, answer.Load().(string))
+	}))
+	defer hook.Close()
+	h := start(t, "login_hook "+hook.URL+" {\n\t\t\t\ttimeout 6s\n\t\t\t}")
+	if r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("cleo")}); r.status != 200 {
+		t.Fatalf("login with a slow hook: %d %s", r.status, r.body)
+	}
+	delay.Store(0)
+	for _, a := range []string{`{"Openid": "victim"}`, `{"UNIONID": "u"}`, `{"sub": "x"}`} {
+		answer.Store(a)
+		expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("cleo")}), 502, "login_hook_failed")
+	}
+}
