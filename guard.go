@@ -20,10 +20,14 @@ import (
 )
 
 const (
-	// recheckEvery bounds how long a cached token is trusted before its session
-	// is looked up again, so a logout on another instance that shares the store
-	// takes effect within this time (the contract allows 10s).
-	recheckEvery = 5 * time.Second
+	// recheckEvery is how long a cached token is trusted before its session
+	// is looked up again, in the background; past staleAfter the request
+	// waits for the lookup. A logout on another instance that shares the
+	// store so takes effect within staleAfter plus one lookup (lookupTimeout),
+	// inside the contract's 10s.
+	recheckEvery  = 5 * time.Second
+	staleAfter    = 7 * time.Second
+	lookupTimeout = 2 * time.Second
 	// maxCachedTokens bounds the verified-token cache.
 	maxCachedTokens = 100_000
 	// identityPrefix is the prefix of every identity header wxauth sets; the
@@ -207,8 +211,20 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 		case n >= id.expNanos:
 			g.drop(tok)
 			return nil, invalidToken("the token has expired")
-		case n-id.checked.Load() >= int64(recheckEvery) && id.checking.CompareAndSwap(false, true):
-			go g.recheck(id)
+		}
+		switch age := n - id.checked.Load(); {
+		case age < int64(recheckEvery):
+		case age < int64(staleAfter):
+			if id.checking.CompareAndSwap(false, true) {
+				go g.recheck(id)
+			}
+		default:
+			// Unused for a while: the session may have ended long ago.
+			if err := g.confirm(ctx, id); err != nil {
+				id.dead.Store(true)
+				g.drop(tok)
+				return nil, err
+			}
 		}
 		metrics.checkCached.Inc()
 		return id, nil
@@ -254,7 +270,9 @@ func (g *guard) confirm(ctx context.Context, id *identity) *apiError {
 	if sessionEnded(g.h.AppID, id.sid) {
 		return invalidToken("the session has ended")
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	// Not the request's own end: a client that hangs up must not pass for
+	// an unreachable store, which would let the token through unchecked.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 	defer cancel()
 	s, err := g.h.sessions.Get(ctx, id.sid)
 	switch {
@@ -264,6 +282,8 @@ func (g *guard) confirm(ctx context.Context, id *identity) *apiError {
 		}
 	case errors.Is(err, session.ErrNotFound):
 		return invalidToken("the session has ended")
+	case g.ctx.Err() != nil:
+		return nil // the config is being unloaded
 	default:
 		g.h.logger.Warn("session store unreachable; accepting signed token", zap.Error(err))
 	}

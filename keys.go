@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -22,7 +23,7 @@ const keyLoadTimeout = 5 * time.Second
 // generated once per app_id and kept (and rotated) in the store. When the
 // store cannot be reached, Caddy still starts: logins and token checks
 // answer 503 until a background loop has loaded the keys.
-func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix string) error {
+func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix string, sealID []byte) error {
 	cfg := token.Config{Audience: h.AppID, TTL: time.Duration(h.TokenTTL)}
 	if len(h.SigningKeys) > 0 {
 		keys := make([]token.Key, 0, len(h.SigningKeys))
@@ -58,20 +59,40 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 		// Lets the manager tell a missing key from a store failure.
 		NotFound: session.ErrNotFound,
 	})
+	h.ringKey = fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID)
 	kctx, cancel := context.WithTimeout(ctx, keyLoadTimeout)
 	defer cancel()
 	ring, err := h.keys.Keyring(kctx, time.Now())
-	if err == nil {
+	if err != nil {
+		// A reload while the store is down keeps the keys the previous
+		// config of this app had loaded.
+		if ring = lastRing(h.ringKey); ring == nil {
+			h.logger.Warn("signing keys could not be loaded from the store; logins and token checks answer 503 until they are", zap.Error(err))
+		}
+	}
+	if ring != nil {
 		t, err := token.New(cfg, ring)
 		if err != nil {
 			return err // a config error, not the store's
 		}
 		h.tokens.Store(t)
-	} else {
-		h.logger.Warn("signing keys could not be loaded from the store; logins and token checks answer 503 until they are", zap.Error(err))
+		keepRing(h.ringKey, ring)
 	}
-	if h.tokens.Load() == nil || h.KeyRotation > 0 {
+	if err != nil || h.KeyRotation > 0 {
 		go h.maintainKeys(ctx, cfg)
+	}
+	return nil
+}
+
+// rings keeps the last keyring loaded per store, app, key algorithm and
+// store key, for configs loaded while the store is down.
+var rings sync.Map // string -> *token.Keyring
+
+func keepRing(key string, r *token.Keyring) { rings.Store(key, r) }
+
+func lastRing(key string) *token.Keyring {
+	if r, ok := rings.Load(key); ok {
+		return r.(*token.Keyring)
 	}
 	return nil
 }
@@ -95,9 +116,11 @@ func (h *Handler) maintainKeys(ctx caddy.Context, cfg token.Config) {
 			ring, err := h.keys.Keyring(kctx, now)
 			cancel()
 			switch {
+			case ctx.Err() != nil:
+				return
 			case err != nil:
 				h.logger.Warn("loading signing keys from the store failed; retrying", zap.Error(err))
-				retry = min(retry*2, 30*time.Second)
+				retry = min(retry*2, 5*time.Second)
 				t.Reset(retry)
 				continue
 			case h.tokens.Load() == nil:
@@ -111,6 +134,7 @@ func (h *Handler) maintainKeys(ctx caddy.Context, cfg token.Config) {
 			default:
 				h.tokens.Load().SetKeyring(ring)
 			}
+			keepRing(h.ringKey, ring)
 			if h.KeyRotation == 0 {
 				return
 			}

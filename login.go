@@ -55,6 +55,10 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 }
 
 func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*loginReply, error) {
+	// Without keys the token could not be signed: keep the user's code.
+	if _, err := h.signer(); err != nil {
+		return nil, err
+	}
 	ws, err := h.wx.Code2Session(ctx, code)
 	if err != nil {
 		log.Info("login refused by WeChat", zap.Error(err))
@@ -174,7 +178,8 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
 		return storeUnavailable()
 	}
-	endSession(h.AppID, id.sid, id.exp+int64(token.DefaultLeeway/time.Second))
+	// Kept as long as any token of the session (refreshed ones too) can live.
+	endSession(h.AppID, id.sid, time.Now().Add(time.Duration(h.TokenTTL)+token.DefaultLeeway).Unix())
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

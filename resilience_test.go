@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,15 +64,17 @@ func TestSlowStoreDoesNotSlowCachedRequests(t *testing.T) {
 func TestStoreDownAtStart(t *testing.T) {
 	port := freePort(t)
 	h := start(t, fmt.Sprintf("store redis redis://127.0.0.1:%d/0", port))
-	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("amy")}), 503, "store_unavailable")
+	code := h.code("amy")
+	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": code}), 503, "store_unavailable")
 	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer("a.b.c")...), 503, "store_unavailable")
 	if r := h.do(http.MethodGet, appURL+"/public/x", nil); r.status != 200 {
 		t.Fatalf("other routes broke: %d", r.status)
 	}
 	redistest.StartOn(t, port)
 	var tok string
+	// The code was not spent on WeChat while no token could be signed.
 	if !eventually(t, 20*time.Second, func() bool {
-		r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("amy")})
+		r := h.postJSON(appURL+"/wx/login", map[string]string{"code": code})
 		tok = r.str("token")
 		return r.status == 200
 	}) {
@@ -118,4 +122,33 @@ func TestLoginHookLimits(t *testing.T) {
 		answer.Store(a)
 		expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("cleo")}), 502, "login_hook_failed")
 	}
+}
+
+// A reload while the store is down keeps the keys the app had loaded.
+func TestReloadWithStoreDownKeepsKeys(t *testing.T) {
+	url, stop := redistest.StartOn(t, freePort(t))
+	h := start(t, "store redis "+url)
+	tok := h.token("dora")
+	stop()
+	h = start(t, "store redis "+url)
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("token after a reload with the store down: %d %s", r.status, r.body)
+	}
+}
+
+// A token left unused for a while is looked up before it is answered, so a
+// logout elsewhere (here: the session removed from the shared store) is
+// never served late.
+func TestIdleTokenAfterLogoutElsewhere(t *testing.T) {
+	h := start(t, "")
+	tok := h.token("eva")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("first use: %d", r.status)
+	}
+	file := filepath.Join(storageDir, "storage", "wxauth", testApp, "sessions", sid(t, tok))
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(7500 * time.Millisecond) // idle past staleAfter
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...), 401, "invalid_token")
 }

@@ -59,6 +59,19 @@ func (p pooledStore) Destruct() error {
 	return nil
 }
 
+// identity names the store a config uses: configs with equal identities
+// see the same data. (Caddy's storage is the configured one; it is not
+// named here, as its config may hold credentials.)
+func (c *StoreConfig) identity() string {
+	switch c.Type {
+	case "redis":
+		return fmt.Sprintf("redis %s %s", c.URL, c.KeyPrefix)
+	case "memory":
+		return "memory"
+	}
+	return "caddy"
+}
+
 // open returns the store and a function that releases it.
 func (c *StoreConfig) open(ctx caddy.Context, prefix string) (session.Store, func() error, error) {
 	switch c.Type {
@@ -74,7 +87,7 @@ func (c *StoreConfig) open(ctx caddy.Context, prefix string) (session.Store, fun
 			return pooledStore{Store: m, close: func() error { close(stop); return nil }}, nil
 		})
 	case "redis":
-		key := fmt.Sprintf("redis/%s/%s/%d", c.URL, c.KeyPrefix, c.PoolSize)
+		key := fmt.Sprintf("%s %d", c.identity(), c.PoolSize)
 		return c.pooled(key, func() (pooledStore, error) {
 			r, err := session.NewRedis(session.RedisConfig{URL: c.URL, PoolSize: c.PoolSize, KeyPrefix: c.KeyPrefix})
 			if err != nil {

@@ -104,6 +104,7 @@ type Handler struct {
 
 	secret   string
 	prefix   string
+	ringKey  string // names this app's keyring in rings
 	store    session.Store
 	strip    []string                      // extra client headers to remove, from claim_headers
 	tokens   *atomic.Pointer[token.Tokens] // holds nil until generated keys are loaded
@@ -280,7 +281,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.prefix, h.store = prefix, store
 	h.sessions = session.NewManager(store, prefix)
 
-	if err := h.provisionTokens(ctx, store, prefix); err != nil {
+	// The keyring kept across reloads is tied to the store key, so a reset
+	// app secret never reuses keys of the old one.
+	sealID := sha256.Sum256(sealKey)
+	if err := h.provisionTokens(ctx, store, prefix, sealID[:8]); err != nil {
 		return err
 	}
 

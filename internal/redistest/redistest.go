@@ -40,15 +40,16 @@ func Start(t testing.TB) (url string) {
 	return ""
 }
 
-// StartOn starts redis-server on the given loopback port, like Start; for
-// tests of a server that comes up after its clients.
-func StartOn(t testing.TB, port int) (url string) {
+// StartOn starts redis-server on the given loopback port, like Start, and
+// returns a function that stops it early; for tests of a server that comes
+// up after its clients or goes away under them.
+func StartOn(t testing.TB, port int) (url string, stop func()) {
 	t.Helper()
-	addr, err := startOn(t, lookPath(t), port)
+	addr, stop, err := startOn(t, lookPath(t), port)
 	if err != nil {
 		t.Fatalf("starting redis-server: %v", err)
 	}
-	return "redis://" + addr + "/0"
+	return "redis://" + addr + "/0", stop
 }
 
 // lookPath finds redis-server, or skips the test (fails it in CI).
@@ -70,10 +71,11 @@ func start(t testing.TB, bin string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return startOn(t, bin, port)
+	addr, _, err := startOn(t, bin, port)
+	return addr, err
 }
 
-func startOn(t testing.TB, bin string, port int) (string, error) {
+func startOn(t testing.TB, bin string, port int) (string, func(), error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	cmd := exec.Command(bin,
 		"--port", strconv.Itoa(port),
@@ -87,14 +89,14 @@ func startOn(t testing.TB, bin string, port int) (string, error) {
 	cmd.Stderr = &out
 	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	stop := func() {
+	stop := func() { // safe to call twice
 		_ = cmd.Process.Kill()
 		<-exited
 	}
@@ -103,16 +105,16 @@ func startOn(t testing.TB, bin string, port int) (string, error) {
 	for {
 		if ping(addr) == nil {
 			t.Cleanup(stop)
-			return addr, nil
+			return addr, stop, nil
 		}
 		select {
 		case <-exited:
-			return "", fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
+			return "", nil, fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			stop()
-			return "", fmt.Errorf("redis-server did not answer PING within %v: %s", startTimeout, strings.TrimSpace(out.String()))
+			return "", nil, fmt.Errorf("redis-server did not answer PING within %v: %s", startTimeout, strings.TrimSpace(out.String()))
 		}
 	}
 }
