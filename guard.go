@@ -195,9 +195,10 @@ func (g *guard) find(r *http.Request) string {
 }
 
 // check verifies tok, from the cache when it was verified before. A cached
-// token's session is looked up again in the background every recheckEvery,
-// so the request never waits for the store and a logout elsewhere takes
-// effect within recheckEvery plus one lookup.
+// token in use has its session looked up again in the background every
+// recheckEvery, so its requests do not wait for the store; one idle past
+// staleAfter is looked up before it is answered. Either way a logout
+// elsewhere takes effect within staleAfter plus one lookup.
 func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 	g.mu.RLock()
 	id := g.cache[tok]
