@@ -40,8 +40,7 @@ const (
 type identity struct {
 	sid      string
 	openid   string
-	exp      int64 // unix seconds
-	expNanos int64
+	expNanos int64 // token expiry plus the verifier's leeway, unix nanos
 
 	headers []headerValue
 	repl    []replValue
@@ -68,7 +67,6 @@ type replValue struct {
 func newIdentity(c *token.Claims, claimHeaders map[string]string, leeway time.Duration) *identity {
 	id := &identity{sid: c.SessionID, openid: c.Subject}
 	if c.ExpiresAt != nil {
-		id.exp = c.ExpiresAt.Unix()
 		id.expNanos = c.ExpiresAt.Add(leeway).UnixNano()
 	}
 	id.headers = append(id.headers, headerValue{identityPrefix + "Openid", c.Subject})

@@ -28,7 +28,7 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 	if len(h.SigningKeys) > 0 {
 		keys := make([]token.Key, 0, len(h.SigningKeys))
 		for i, sk := range h.SigningKeys {
-			secret, err := token.ParseSecret(caddy.NewReplacer().ReplaceKnown(sk.Key, ""))
+			secret, err := token.ParseSecret(sk.Key)
 			if err != nil {
 				return fmt.Errorf("wxauth: signing_key %d: %w", i+1, err)
 			}

@@ -18,8 +18,7 @@ func (h *Handler) sessionKey(ctx context.Context, id *identity) (string, error) 
 	defer cancel()
 	key, err := h.sessions.SessionKey(ctx, id.openid)
 	if errors.Is(err, session.ErrNotFound) {
-		return "", newError(http.StatusUnauthorized, "invalid_token", "no session_key is kept for this user any more; call wx.login and log in again").
-			with("WWW-Authenticate", `Bearer realm="wxauth", error="invalid_token"`)
+		return "", invalidToken("no session_key is kept for this user any more; call wx.login and log in again")
 	}
 	if err != nil {
 		return "", storeUnavailable()

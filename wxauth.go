@@ -243,6 +243,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		// Lets a Redis password come from {env.*} or {file.*} too.
 		h.Store.URL = repl.ReplaceKnown(h.Store.URL, "")
 	}
+	for i := range h.SigningKeys {
+		h.SigningKeys[i].Key = repl.ReplaceKnown(h.SigningKeys[i].Key, "")
+	}
 	if err := h.validate(); err != nil {
 		return err
 	}
