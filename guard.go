@@ -6,10 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
@@ -19,147 +17,72 @@ import (
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
-const (
-	// recheckEvery is how long a cached token is trusted before its session
-	// is looked up again, in the background; past staleAfter the request
-	// waits for the lookup. A logout on another instance that shares the
-	// store so takes effect within staleAfter plus one lookup (lookupTimeout),
-	// inside the contract's 10s.
-	recheckEvery  = 5 * time.Second
-	staleAfter    = 7 * time.Second
-	lookupTimeout = 2 * time.Second
-	// maxCachedTokens bounds the verified-token cache.
-	maxCachedTokens = 100_000
-	// identityPrefix is the prefix of every identity header wxauth sets; the
-	// client's copies are always removed so they cannot be spoofed.
-	identityPrefix = "X-Wx-"
-)
+// defaultLookupTimeout bounds one session lookup of the guard.
+const defaultLookupTimeout = 2 * time.Second
 
-// identity is a verified token, prepared once so that a repeat request only
-// copies ready-made header values and maps boxed placeholder values.
-type identity struct {
-	sid      string
-	openid   string
-	expNanos int64 // token expiry plus the verifier's leeway, unix nanos
+// guardConfig is everything the token check needs; it holds no Handler, so
+// the check can be built and tested on its own.
+type guardConfig struct {
+	// ctx is the config's lifetime: background lookups end with it.
+	ctx context.Context
+	// verify checks a token's signature and claims, without I/O; it
+	// returns the verifier's clock leeway with the claims. An *apiError
+	// (keys not loaded) is answered as it is.
+	verify func(tok string) (*token.Claims, time.Duration, error)
+	// lookup reads a session with its user's current claims; an error
+	// matching session.ErrNotFound means the session has ended.
+	lookup func(ctx context.Context, sid string) (*session.Session, error)
+	// now is the clock; time.Now in production.
+	now func() time.Time
+	// fresh says when a cached token's session must be looked up again.
+	fresh freshness
+	// ended is the app's process-wide record of ended sessions and users.
+	ended *endedSet
 
-	headers []headerValue
-	repl    []replValue
-	// replFn serves repl to the request's replacer: unlike Replacer.Set it
-	// does not allocate the replacer's map on every request.
-	replFn caddy.ReplacerFunc
-
-	checked  atomic.Int64 // unix nanos when the session was last looked up in the store
-	checking atomic.Bool  // a background lookup is running
-	dead     atomic.Bool  // the session has ended: refuse at once
+	sources       []TokenSource
+	strip         []string          // client headers removed besides X-Wx-*
+	claimHeaders  map[string]string // claim -> header name
+	optional      bool
+	cacheSize     int           // 0: DefaultCacheSize
+	lookupTimeout time.Duration // 0: defaultLookupTimeout
+	logger        *zap.Logger
 }
 
-type headerValue struct {
-	name, value string
-}
-
-type replValue struct {
-	key string
-	val any
-}
-
-// newIdentity prepares verified claims; leeway is the verifier's, so cached
-// tokens expire exactly when a fresh verification would refuse them.
-func newIdentity(c *token.Claims, claimHeaders map[string]string, leeway time.Duration) *identity {
-	id := &identity{sid: c.SessionID, openid: c.Subject}
-	if c.ExpiresAt != nil {
-		id.expNanos = c.ExpiresAt.Add(leeway).UnixNano()
-	}
-	id.headers = append(id.headers, headerValue{identityPrefix + "Openid", c.Subject})
-	if c.UnionID != "" {
-		id.headers = append(id.headers, headerValue{identityPrefix + "Unionid", c.UnionID})
-	}
-	id.repl = append(id.repl,
-		replValue{"http.auth.user.id", c.Subject},
-		replValue{"http.auth.user.openid", c.Subject},
-		replValue{"http.auth.user.unionid", c.UnionID},
-	)
-	for _, x := range extraClaims(c.Extra, claimHeaders) {
-		id.headers = append(id.headers, headerValue{x.header, x.value})
-		id.repl = append(id.repl, replValue{"http.auth.user." + x.name, x.value})
-	}
-	id.replFn = id.lookup
-	return id
-}
-
-// lookup answers the identity's placeholders.
-func (id *identity) lookup(key string) (any, bool) {
-	for i := range id.repl {
-		if id.repl[i].key == key {
-			return id.repl[i].val, true
-		}
-	}
-	return nil, false
-}
-
-// anonymous is the identity of a token-less request in optional mode: empty
-// placeholders, so templates upstream never see them unreplaced.
-var anonymous = func() *identity {
-	id := &identity{repl: []replValue{
-		{"http.auth.user.id", ""}, {"http.auth.user.openid", ""}, {"http.auth.user.unionid", ""},
-	}}
-	id.replFn = id.lookup
-	return id
-}()
-
-// apply hands the identity to the next handler.
-func (id *identity) apply(r *http.Request) {
-	// Fresh values (one allocation for all of them): a later handler may
-	// edit header values in place, e.g. a request_header replace, and must
-	// not change the cached identity.
-	vals := make([]string, len(id.headers))
-	for i, h := range id.headers {
-		vals[i] = h.value
-		r.Header[h.name] = vals[i : i+1 : i+1]
-	}
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(id.replFn)
-	}
-}
-
-// stripIdentity removes every client-sent identity header: X-Wx-* and the
-// headers that login hook claims are mapped to.
-func stripIdentity(h http.Header, also []string) {
-	for k := range h {
-		if strings.HasPrefix(k, identityPrefix) {
-			delete(h, k)
-		}
-	}
-	for _, k := range also {
-		delete(h, k)
-	}
-}
-
-// guard checks tokens on protected requests.
+// guard checks tokens on protected requests. A token is verified once, then
+// served from a bounded cache until it expires or its session ends; the
+// freshness policy decides when the store is asked again.
 type guard struct {
-	h   *Handler
-	ctx context.Context // the config's: background lookups end with it
+	guardConfig
+	cache *tokenCache
 
-	clock *coarseClock
-
-	mu    sync.RWMutex
-	cache map[string]*identity
+	mu    sync.Mutex
+	users map[string]*user // openid -> the cached state its identities share
 }
 
-func newGuard(ctx context.Context, h *Handler) *guard {
-	g := &guard{h: h, ctx: ctx, clock: startClock(ctx), cache: make(map[string]*identity)}
-	registerGuard(h.AppID, g)
+func newGuard(cfg guardConfig) *guard {
+	if cfg.cacheSize <= 0 {
+		cfg.cacheSize = DefaultCacheSize
+	}
+	if cfg.lookupTimeout <= 0 {
+		cfg.lookupTimeout = defaultLookupTimeout
+	}
+	if cfg.logger == nil {
+		cfg.logger = zap.NewNop()
+	}
+	g := &guard{guardConfig: cfg, cache: newTokenCache(cfg.cacheSize), users: map[string]*user{}}
+	cfg.ended.register(g)
 	return g
 }
 
-// close stops the guard from receiving logouts.
-func (g *guard) close() { unregisterGuard(g.h.AppID, g) }
+// close stops the guard from receiving ended sessions.
+func (g *guard) close() { g.ended.unregister(g) }
 
 // serve is the protected path.
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripIdentity(r.Header, g.h.strip)
+	stripIdentity(r.Header, g.strip)
 	tok := g.find(r)
 	if tok == "" {
-		if g.h.Optional {
+		if g.optional {
 			metrics.checkAnonymous.Inc()
 			anonymous.apply(r)
 			return next.ServeHTTP(w, r)
@@ -172,54 +95,40 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		metrics.checkInvalid.Inc()
 		return writeError(w, err)
 	}
-	id.apply(r)
+	id.user.view.Load().apply(r)
 	return next.ServeHTTP(w, r)
 }
 
-func (g *guard) hookHeaders() map[string]string {
-	if g.h.LoginHook == nil {
-		return nil
-	}
-	return g.h.LoginHook.ClaimHeaders
-}
-
+// find returns the request's token from the first source that has one.
 func (g *guard) find(r *http.Request) string {
-	for i := range g.h.TokenSources {
-		if t := g.h.TokenSources[i].extract(r); t != "" {
+	for i := range g.sources {
+		if t := g.sources[i].extract(r); t != "" {
 			return t
 		}
 	}
 	return ""
 }
 
-// check verifies tok, from the cache when it was verified before. A cached
-// token in use has its session looked up again in the background every
-// recheckEvery, so its requests do not wait for the store; one idle past
-// staleAfter is looked up before it is answered. Either way a logout
-// elsewhere takes effect within staleAfter plus one lookup.
+// check verifies tok, from the cache when it was verified before.
 func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
-	g.mu.RLock()
-	id := g.cache[tok]
-	g.mu.RUnlock()
-	if id != nil {
-		n := g.clock.now()
+	if id := g.cache.get(tok); id != nil {
+		now := g.now().UnixNano()
 		switch {
 		case id.dead.Load():
 			g.drop(tok)
 			return nil, invalidToken("the session has ended")
-		case n >= id.expNanos:
+		case now >= id.expNanos:
 			g.drop(tok)
 			return nil, invalidToken("the token has expired")
 		}
-		switch age := n - id.checked.Load(); {
-		case age < int64(recheckEvery):
-		case age < int64(staleAfter):
+		switch g.fresh.due(id.checked.Load(), now) {
+		case recheckSoon:
 			if id.checking.CompareAndSwap(false, true) {
 				go g.recheck(id)
 			}
-		default:
-			// Unused for a while: the session may have ended long ago.
-			if err := g.confirm(ctx, id); err != nil {
+		case recheckNow:
+			// Not confirmed for too long: the session may have ended.
+			if _, err := g.confirm(ctx, id); err != nil {
 				id.dead.Store(true)
 				g.drop(tok)
 				return nil, err
@@ -228,25 +137,47 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 		metrics.checkCached.Inc()
 		return id, nil
 	}
+	return g.first(ctx, tok)
+}
 
-	t := g.h.tokens.Load()
-	if t == nil {
-		return nil, errKeysNotLoaded
-	}
-	claims, err := t.Verify(tok)
+// first verifies a token this guard has not cached, reads its session once
+// and caches it.
+func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
+	claims, leeway, err := g.verify(tok)
 	if err != nil {
-		if c := g.h.logger.Check(zapcore.DebugLevel, "token refused"); c != nil {
-			c.Write(zap.String("reason", err.Error()))
+		var ae *apiError
+		if errors.As(err, &ae) {
+			return nil, ae
+		}
+		if c := g.logger.Check(zapcore.DebugLevel, "token refused"); c != nil {
+			c.Write(zap.String("reason", tokenReason(err)))
 		}
 		return nil, invalidToken(tokenReason(err))
 	}
-	id = newIdentity(claims, g.hookHeaders(), t.Config().Leeway)
-	if err := g.confirm(ctx, id); err != nil {
-		return nil, err
+	id := &identity{sid: claims.SessionID, openid: claims.Subject}
+	if claims.IssuedAt != nil {
+		// Until the session is read, a bound: a session begins before its
+		// tokens are issued, and iat is in whole seconds.
+		id.created = claims.IssuedAt.Add(time.Second).UnixNano()
 	}
-	g.put(tok, id)
-	// A logout may have run between the lookup and the insert.
-	if sessionEnded(g.h.AppID, id.sid) {
+	if claims.ExpiresAt != nil {
+		id.expNanos = claims.ExpiresAt.Add(leeway).UnixNano()
+	}
+	s, aerr := g.confirm(ctx, id)
+	if aerr != nil {
+		return nil, aerr
+	}
+	unionid, extra := claims.UnionID, claims.Extra
+	if s != nil {
+		unionid, extra = s.UnionID, s.Claims
+	}
+	g.attach(id, newView(id.openid, unionid, extra, g.claimHeaders))
+	if old := g.cache.put(tok, id); old != nil && old != id {
+		g.detach(old)
+	}
+	// The session may have ended while it was being read.
+	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
+		id.dead.Store(true)
 		g.drop(tok)
 		return nil, invalidToken("the session has ended")
 	}
@@ -254,75 +185,105 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 	return id, nil
 }
 
-// recheck looks a cached token's session up again, off the request path.
+// recheck confirms a cached token's session off the request path.
 func (g *guard) recheck(id *identity) {
 	defer id.checking.Store(false)
-	if g.confirm(g.ctx, id) != nil {
+	if _, err := g.confirm(g.ctx, id); err != nil {
 		id.dead.Store(true)
 	}
 }
 
-// confirm looks the token's session up in the store. A store that cannot be
-// reached does not break issued tokens: the signature stands and the lookup
-// is tried again after recheckEvery.
-func (g *guard) confirm(ctx context.Context, id *identity) *apiError {
-	if sessionEnded(g.h.AppID, id.sid) {
-		return invalidToken("the session has ended")
+// confirm looks the token's session up in the store and returns it. A store
+// that cannot be reached does not break issued tokens: the signature stands,
+// the session is returned as nil, and the freshness policy asks again later.
+func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *apiError) {
+	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
+		return nil, invalidToken("the session has ended")
 	}
 	// Not the request's own end: a client that hangs up must not pass for
 	// an unreachable store, which would let the token through unchecked.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.lookupTimeout)
 	defer cancel()
-	s, err := g.h.sessions.Get(ctx, id.sid)
+	s, err := g.lookup(lctx, id.sid)
 	switch {
 	case err == nil:
 		if s.OpenID != id.openid {
-			return invalidToken("the token does not match its session")
+			return nil, invalidToken("the token does not match its session")
+		}
+		id.created = s.Created.UnixNano()
+		if g.ended.userEnded(id.openid, id.created) {
+			return nil, invalidToken("the session has ended")
 		}
 	case errors.Is(err, session.ErrNotFound):
-		return invalidToken("the session has ended")
+		return nil, invalidToken("the session has ended")
 	case g.ctx.Err() != nil:
-		return nil // the config is being unloaded
+		return nil, nil // the config is being unloaded
 	default:
-		g.h.logger.Warn("session store unreachable; accepting signed token", zap.Error(err))
+		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; accepting signed token"); c != nil {
+			c.Write(zap.Error(err))
+		}
 	}
-	id.checked.Store(time.Now().UnixNano())
-	return nil
+	id.checked.Store(g.now().UnixNano())
+	return s, nil
 }
 
-func (g *guard) put(tok string, id *identity) {
+// attach points id at its user's shared state, with v as the user's view.
+func (g *guard) attach(id *identity, v *view) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.cache) >= maxCachedTokens {
-		now := time.Now().UnixNano()
-		for k, v := range g.cache {
-			if now >= v.expNanos || v.dead.Load() {
-				delete(g.cache, k)
-			}
-		}
-		if len(g.cache) >= maxCachedTokens {
-			clear(g.cache)
+	u := g.users[id.openid]
+	if u == nil {
+		u = &user{openid: id.openid}
+		g.users[id.openid] = u
+	}
+	u.refs++
+	u.view.Store(v)
+	g.mu.Unlock()
+	id.user = u
+}
+
+// detach releases id's hold on its user's state.
+func (g *guard) detach(id *identity) {
+	g.mu.Lock()
+	if u := id.user; u != nil {
+		if u.refs--; u.refs <= 0 && g.users[u.openid] == u {
+			delete(g.users, u.openid)
 		}
 	}
-	g.cache[tok] = id
+	g.mu.Unlock()
 }
 
 func (g *guard) drop(tok string) {
-	g.mu.Lock()
-	delete(g.cache, tok)
-	g.mu.Unlock()
+	if id := g.cache.del(tok); id != nil {
+		g.detach(id)
+	}
 }
 
-// forget refuses the session's cached tokens at once.
-func (g *guard) forget(sid string) {
-	g.mu.Lock()
-	for k, v := range g.cache {
-		if v.sid == sid {
-			v.dead.Store(true)
-			delete(g.cache, k)
-		}
+// Invalidate refuses the session's cached tokens at once.
+func (g *guard) Invalidate(sid string) {
+	for _, id := range g.cache.removeIf(func(id *identity) bool { return id.sid == sid }) {
+		id.dead.Store(true)
+		g.detach(id)
 	}
+}
+
+// EndUser refuses the cached tokens of every session of openid that began
+// before at.
+func (g *guard) EndUser(openid string, at time.Time) {
+	n := at.UnixNano()
+	for _, id := range g.cache.removeIf(func(id *identity) bool { return id.openid == openid && id.created < n }) {
+		id.dead.Store(true)
+		g.detach(id)
+	}
+}
+
+// SetClaims replaces the claims that openid's cached tokens hand upstream.
+func (g *guard) SetClaims(openid, unionid string, claims map[string]any) {
+	g.mu.Lock()
+	u := g.users[openid]
 	g.mu.Unlock()
+	if u != nil {
+		u.view.Store(newView(openid, unionid, claims, g.claimHeaders))
+	}
 }
 
 // tokenReason turns a verification error into a message for the client

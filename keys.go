@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -23,7 +22,7 @@ const keyLoadTimeout = 5 * time.Second
 // generated once per app_id and kept (and rotated) in the store. When the
 // store cannot be reached, Caddy still starts: logins and token checks
 // answer 503 until a background loop has loaded the keys.
-func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix string, sealID []byte) error {
+func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix string) error {
 	cfg := token.Config{Audience: h.AppID, TTL: time.Duration(h.TokenTTL)}
 	if len(h.SigningKeys) > 0 {
 		keys := make([]token.Key, 0, len(h.SigningKeys))
@@ -59,14 +58,13 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 		// Lets the manager tell a missing key from a store failure.
 		NotFound: session.ErrNotFound,
 	})
-	h.ringKey = fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID)
 	kctx, cancel := context.WithTimeout(ctx, keyLoadTimeout)
 	defer cancel()
 	ring, err := h.keys.Keyring(kctx, time.Now())
 	if err != nil {
 		// A reload while the store is down keeps the keys the previous
 		// config of this app had loaded.
-		if ring = lastRing(h.ringKey); ring == nil {
+		if ring = h.app.ring.Load(); ring == nil {
 			h.logger.Warn("signing keys could not be loaded from the store; logins and token checks answer 503 until they are", zap.Error(err))
 		}
 	}
@@ -76,23 +74,10 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 			return err // a config error, not the store's
 		}
 		h.tokens.Store(t)
-		keepRing(h.ringKey, ring)
+		h.app.ring.Store(ring)
 	}
 	if err != nil || h.KeyRotation > 0 {
 		go h.maintainKeys(ctx, cfg)
-	}
-	return nil
-}
-
-// rings keeps the last keyring loaded per store, app, key algorithm and
-// store key, for configs loaded while the store is down.
-var rings sync.Map // string -> *token.Keyring
-
-func keepRing(key string, r *token.Keyring) { rings.Store(key, r) }
-
-func lastRing(key string) *token.Keyring {
-	if r, ok := rings.Load(key); ok {
-		return r.(*token.Keyring)
 	}
 	return nil
 }
@@ -134,7 +119,7 @@ func (h *Handler) maintainKeys(ctx caddy.Context, cfg token.Config) {
 			default:
 				h.tokens.Load().SetKeyring(ring)
 			}
-			keepRing(h.ringKey, ring)
+			h.app.ring.Store(ring)
 			if h.KeyRotation == 0 {
 				return
 			}
@@ -147,6 +132,16 @@ func (h *Handler) maintainKeys(ctx caddy.Context, cfg token.Config) {
 // errKeysNotLoaded answers while the generated keys could not be loaded.
 var errKeysNotLoaded = newError(http.StatusServiceUnavailable, "store_unavailable",
 	"the signing keys are not loaded yet: the session store is not reachable; try again shortly").with("Retry-After", "1")
+
+// verifyToken checks a token with the current keys.
+func (h *Handler) verifyToken(tok string) (*token.Claims, time.Duration, error) {
+	t := h.tokens.Load()
+	if t == nil {
+		return nil, 0, errKeysNotLoaded
+	}
+	c, err := t.Verify(tok)
+	return c, t.Config().Leeway, err
+}
 
 // signer returns the token signer/verifier, or errKeysNotLoaded.
 func (h *Handler) signer() (*token.Tokens, error) {

@@ -179,7 +179,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		return storeUnavailable()
 	}
 	// Kept as long as any token of the session (refreshed ones too) can live.
-	endSession(h.AppID, id.sid, time.Now().Add(time.Duration(h.TokenTTL)+token.DefaultLeeway).Unix())
+	h.app.ended.endSession(id.sid, time.Duration(h.TokenTTL)+token.DefaultLeeway)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

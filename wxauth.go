@@ -104,7 +104,7 @@ type Handler struct {
 
 	secret   string
 	prefix   string
-	ringKey  string // names this app's keyring in rings
+	app      *appState // shared with this app's other handlers in the process
 	store    session.Store
 	strip    []string                      // extra client headers to remove, from claim_headers
 	tokens   *atomic.Pointer[token.Tokens] // holds nil until generated keys are loaded
@@ -117,6 +117,7 @@ type Handler struct {
 	limiter  *limiter
 	routes   map[string]endpoint
 	release  func() error
+	unshare  func() // releases app
 	logger   *zap.Logger
 }
 
@@ -284,10 +285,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.prefix, h.store = prefix, store
 	h.sessions = session.NewManager(store, prefix)
 
-	// The keyring kept across reloads is tied to the store key, so a reset
+	// The state kept across reloads is tied to the store key, so a reset
 	// app secret never reuses keys of the old one.
 	sealID := sha256.Sum256(sealKey)
-	if err := h.provisionTokens(ctx, store, prefix, sealID[:8]); err != nil {
+	h.app, h.unshare = loadAppState(fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8]))
+	if err := h.provisionTokens(ctx, store, prefix); err != nil {
 		return err
 	}
 
@@ -302,7 +304,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		Observe:   observeWeChat,
 	})
 	h.access = wechat.NewAccessTokens(h.wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc)
-	h.guard = newGuard(ctx, h)
+	h.guard = newGuard(guardConfig{
+		ctx:          ctx,
+		verify:       h.verifyToken,
+		lookup:       h.sessions.Get,
+		now:          time.Now,
+		fresh:        pollFreshness{soon: recheckEvery, stale: staleAfter},
+		ended:        h.app.ended,
+		sources:      h.TokenSources,
+		strip:        h.strip,
+		claimHeaders: h.claimHeaders(),
+		optional:     h.Optional,
+		logger:       h.logger,
+	})
 	h.logins = newLoginFlight()
 	h.limiter = newLimiter(h.LoginLimit)
 	h.routes = h.buildRoutes()
@@ -313,6 +327,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) Cleanup() error {
 	if h.guard != nil {
 		h.guard.close()
+	}
+	if h.unshare != nil {
+		h.unshare()
 	}
 	if h.release != nil {
 		return h.release()
@@ -334,3 +351,11 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// claimHeaders maps claims to header names, from the login hook's config.
+func (h *Handler) claimHeaders() map[string]string {
+	if h.LoginHook == nil {
+		return nil
+	}
+	return h.LoginHook.ClaimHeaders
+}

@@ -1,0 +1,124 @@
+package wxauth
+
+import (
+	"sync"
+	"time"
+)
+
+// endedSet records, for one app in this process, the sessions and users
+// whose sessions ended, and tells every guard of the app (several sites or
+// handle blocks) at once. Records are kept until every token they could
+// refuse has expired, so a token verified while its session was ending is
+// still caught.
+type endedSet struct {
+	now func() time.Time
+
+	mu     sync.Mutex
+	sids   map[string]int64    // sid -> kept until (unix nanos)
+	users  map[string]userEnd  // openid -> when its sessions ended
+	guards map[*guard]struct{} // the guards to tell
+	swept  int64               // last sweep, unix nanos
+}
+
+type userEnd struct {
+	at, until int64 // unix nanos
+}
+
+func newEndedSet(now func() time.Time) *endedSet {
+	return &endedSet{now: now, sids: map[string]int64{}, users: map[string]userEnd{}, guards: map[*guard]struct{}{}}
+}
+
+func (e *endedSet) register(g *guard) {
+	e.mu.Lock()
+	e.guards[g] = struct{}{}
+	e.mu.Unlock()
+}
+
+func (e *endedSet) unregister(g *guard) {
+	e.mu.Lock()
+	delete(e.guards, g)
+	e.mu.Unlock()
+}
+
+// endSession records that sid ended, for keep, and refuses its cached
+// tokens in every guard.
+func (e *endedSet) endSession(sid string, keep time.Duration) {
+	now := e.now()
+	e.mu.Lock()
+	e.sweepLocked(now.UnixNano())
+	e.sids[sid] = now.Add(keep).UnixNano()
+	guards := e.guardsLocked()
+	e.mu.Unlock()
+	for _, g := range guards {
+		g.Invalidate(sid)
+	}
+}
+
+// endUser records that every session of openid begun before at ended, for
+// keep, and refuses their cached tokens in every guard.
+func (e *endedSet) endUser(openid string, at time.Time, keep time.Duration) {
+	now := e.now()
+	e.mu.Lock()
+	e.sweepLocked(now.UnixNano())
+	if prev, ok := e.users[openid]; !ok || prev.at < at.UnixNano() {
+		e.users[openid] = userEnd{at: at.UnixNano(), until: now.Add(keep).UnixNano()}
+	}
+	guards := e.guardsLocked()
+	e.mu.Unlock()
+	for _, g := range guards {
+		g.EndUser(openid, at)
+	}
+}
+
+// setClaims hands openid's new claims to every guard.
+func (e *endedSet) setClaims(openid, unionid string, claims map[string]any) {
+	e.mu.Lock()
+	guards := e.guardsLocked()
+	e.mu.Unlock()
+	for _, g := range guards {
+		g.SetClaims(openid, unionid, claims)
+	}
+}
+
+// sessionEnded reports whether sid is recorded as ended.
+func (e *endedSet) sessionEnded(sid string) bool {
+	e.mu.Lock()
+	until, ok := e.sids[sid]
+	e.mu.Unlock()
+	return ok && e.now().UnixNano() < until
+}
+
+// userEnded reports whether a session of openid begun at created (unix
+// nanos) is recorded as ended.
+func (e *endedSet) userEnded(openid string, created int64) bool {
+	e.mu.Lock()
+	u, ok := e.users[openid]
+	e.mu.Unlock()
+	return ok && created < u.at && e.now().UnixNano() < u.until
+}
+
+func (e *endedSet) guardsLocked() []*guard {
+	out := make([]*guard, 0, len(e.guards))
+	for g := range e.guards {
+		out = append(out, g)
+	}
+	return out
+}
+
+// sweepLocked drops lapsed records, at most once a minute.
+func (e *endedSet) sweepLocked(now int64) {
+	if now-e.swept < int64(time.Minute) {
+		return
+	}
+	e.swept = now
+	for k, until := range e.sids {
+		if until <= now {
+			delete(e.sids, k)
+		}
+	}
+	for k, u := range e.users {
+		if u.until <= now {
+			delete(e.users, k)
+		}
+	}
+}

@@ -1,0 +1,443 @@
+package wxauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/token"
+)
+
+// fakeClock is a clock that moves only when told.
+type fakeClock struct{ nanos atomic.Int64 }
+
+func newFakeClock() *fakeClock {
+	c := &fakeClock{}
+	c.nanos.Store(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
+func (c *fakeClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
+
+// fakeSessions is a session store for the guard: sessions by sid, with an
+// error or a hang to simulate a failing store.
+type fakeSessions struct {
+	mu      sync.Mutex
+	byID    map[string]*session.Session
+	err     error         // returned by every lookup when set
+	hang    bool          // lookups block until their context ends
+	lookups int           // lookups made
+	entered chan string   // when set, receives each looked-up sid
+	release chan struct{} // when set, each lookup waits for a value
+}
+
+func (f *fakeSessions) lookup(ctx context.Context, sid string) (*session.Session, error) {
+	f.mu.Lock()
+	f.lookups++
+	s, err, hang, entered, release := f.byID[sid], f.err, f.hang, f.entered, f.release
+	f.mu.Unlock()
+	if entered != nil {
+		entered <- sid
+	}
+	if release != nil {
+		<-release
+	}
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, session.ErrNotFound
+	}
+	c := *s
+	return &c, nil
+}
+
+func (f *fakeSessions) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lookups
+}
+
+func (f *fakeSessions) set(fn func(f *fakeSessions)) {
+	f.mu.Lock()
+	fn(f)
+	f.mu.Unlock()
+}
+
+// guardFixture is a guard over fakes: tokens are "tok-<sid>", each valid
+// for an hour from the fixture's start.
+type guardFixture struct {
+	t     *testing.T
+	clock *fakeClock
+	store *fakeSessions
+	ended *endedSet
+	g     *guard
+}
+
+func newGuardFixture(t *testing.T, mod ...func(*guardConfig)) *guardFixture {
+	t.Helper()
+	f := &guardFixture{t: t, clock: newFakeClock(), store: &fakeSessions{byID: map[string]*session.Session{}}}
+	f.ended = newEndedSet(f.clock.Now)
+	start := f.clock.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cfg := guardConfig{
+		ctx: ctx,
+		verify: func(tok string) (*token.Claims, time.Duration, error) {
+			sid, ok := sidOf(tok)
+			if !ok {
+				return nil, 0, errors.New("token: malformed")
+			}
+			f.store.mu.Lock()
+			s := f.store.byID[sid]
+			f.store.mu.Unlock()
+			openid, iat := "o-"+sid, start.Add(-time.Second)
+			if s != nil {
+				openid, iat = s.OpenID, s.Created
+			}
+			c := &token.Claims{SessionID: sid}
+			c.Subject = openid
+			c.IssuedAt = jwt.NewNumericDate(iat)
+			c.ExpiresAt = jwt.NewNumericDate(start.Add(time.Hour))
+			return c, 0, nil
+		},
+		lookup:        f.store.lookup,
+		now:           f.clock.Now,
+		fresh:         pollFreshness{soon: 5 * time.Second, stale: 7 * time.Second},
+		ended:         f.ended,
+		sources:       []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
+		lookupTimeout: 20 * time.Millisecond,
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	f.g = newGuard(cfg)
+	t.Cleanup(f.g.close)
+	return f
+}
+
+func sidOf(tok string) (string, bool) {
+	if len(tok) > 4 && tok[:4] == "tok-" {
+		return tok[4:], true
+	}
+	return "", false
+}
+
+// login adds a session for openid and returns its token.
+func (f *guardFixture) login(sid, openid string, claims map[string]any) string {
+	f.store.set(func(s *fakeSessions) {
+		s.byID[sid] = &session.Session{ID: sid, OpenID: openid, Created: f.clock.Now().Add(-time.Minute), Claims: claims}
+	})
+	return "tok-" + sid
+}
+
+func (f *guardFixture) logout(sid string) {
+	f.store.set(func(s *fakeSessions) { delete(s.byID, sid) })
+}
+
+// check runs the token check and returns the error code, or "" when accepted.
+func (f *guardFixture) check(tok string) string {
+	f.t.Helper()
+	id, err := f.g.check(context.Background(), tok)
+	if err != nil {
+		return err.Code
+	}
+	if id == nil || id.user == nil || id.user.view.Load() == nil {
+		f.t.Fatal("accepted without an identity")
+	}
+	return ""
+}
+
+// waitIdle waits until no background confirmation of tok runs.
+func (f *guardFixture) waitIdle(tok string) {
+	f.t.Helper()
+	id := f.g.cache.get(tok)
+	if id == nil {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for id.checking.Load() {
+		if time.Now().After(deadline) {
+			f.t.Fatal("background confirmation did not finish")
+		}
+		time.Sleep(time.Millisecond) // polling a flag a goroutine clears
+	}
+}
+
+func TestGuardChecks(t *testing.T) {
+	cases := []struct {
+		name string
+		// act runs after a first, accepted check of tok.
+		act     func(f *guardFixture, tok string)
+		want    string // error code of the next check, "" for accepted
+		lookups int    // store lookups in all, the first check's included
+	}{
+		{"fresh token answered from the cache", func(f *guardFixture, tok string) { f.clock.Advance(4 * time.Second) }, "", 1},
+		{"ended on this instance: refused at once", func(f *guardFixture, tok string) {
+			f.logout("s1")
+			f.ended.endSession("s1", time.Hour)
+		}, "invalid_token", 1},
+		{"ended elsewhere, still fresh: answered (within the bound)", func(f *guardFixture, tok string) {
+			f.logout("s1")
+			f.clock.Advance(4 * time.Second)
+		}, "", 1},
+		{"ended elsewhere, idle past stale: confirmed and refused", func(f *guardFixture, tok string) {
+			f.logout("s1")
+			f.clock.Advance(8 * time.Second)
+		}, "invalid_token", 2},
+		{"expired", func(f *guardFixture, tok string) { f.clock.Advance(time.Hour) }, "invalid_token", 1},
+		{"store errors on a stale token: accepted on the signature", func(f *guardFixture, tok string) {
+			f.store.set(func(s *fakeSessions) { s.err = errors.New("connection refused") })
+			f.clock.Advance(8 * time.Second)
+		}, "", 2},
+		{"store hangs on a stale token: accepted after the lookup timeout", func(f *guardFixture, tok string) {
+			f.store.set(func(s *fakeSessions) { s.hang = true })
+			f.clock.Advance(8 * time.Second)
+		}, "", 2},
+		{"user ended everywhere", func(f *guardFixture, tok string) {
+			f.ended.endUser("alice", f.clock.Now(), time.Hour)
+		}, "invalid_token", 1},
+		{"user ended before the session began: still valid", func(f *guardFixture, tok string) {
+			f.ended.endUser("alice", f.clock.Now().Add(-time.Hour), time.Hour)
+		}, "", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGuardFixture(t)
+			tok := f.login("s1", "alice", nil)
+			if got := f.check(tok); got != "" {
+				t.Fatalf("first check: %s", got)
+			}
+			tc.act(f, tok)
+			if got := f.check(tok); got != tc.want {
+				t.Fatalf("check = %q, want %q", got, tc.want)
+			}
+			if n := f.store.count(); n != tc.lookups {
+				t.Fatalf("%d lookups, want %d", n, tc.lookups)
+			}
+			if tc.want != "" && f.g.cache.get(tok) != nil {
+				t.Fatal("a refused token stays cached")
+			}
+		})
+	}
+}
+
+func TestGuardFirstUse(t *testing.T) {
+	t.Run("bad token", func(t *testing.T) {
+		f := newGuardFixture(t)
+		if got := f.check("garbage"); got != "invalid_token" {
+			t.Fatalf("got %q", got)
+		}
+		if f.store.count() != 0 {
+			t.Fatal("a bad token reached the store")
+		}
+	})
+	t.Run("session gone", func(t *testing.T) {
+		f := newGuardFixture(t)
+		if got := f.check("tok-nosuch"); got != "invalid_token" {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("session of another user", func(t *testing.T) {
+		f := newGuardFixture(t)
+		tok := f.login("s1", "alice", nil)
+		f.store.set(func(s *fakeSessions) { s.byID["s1"] = &session.Session{ID: "s1", OpenID: "mallory"} })
+		f.g.verify = func(string) (*token.Claims, time.Duration, error) {
+			c := &token.Claims{SessionID: "s1"}
+			c.Subject = "alice"
+			c.ExpiresAt = jwt.NewNumericDate(f.clock.Now().Add(time.Hour))
+			return c, 0, nil
+		}
+		if got := f.check(tok); got != "invalid_token" {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("keys not loaded", func(t *testing.T) {
+		f := newGuardFixture(t, func(c *guardConfig) {
+			c.verify = func(string) (*token.Claims, time.Duration, error) { return nil, 0, errKeysNotLoaded }
+		})
+		if got := f.check("tok-s1"); got != "store_unavailable" {
+			t.Fatalf("got %q", got)
+		}
+	})
+	t.Run("store down: accepted on the signature, confirmed later", func(t *testing.T) {
+		f := newGuardFixture(t)
+		tok := f.login("s1", "alice", nil)
+		f.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
+		if got := f.check(tok); got != "" {
+			t.Fatalf("got %q", got)
+		}
+		f.store.set(func(s *fakeSessions) { s.err = nil; delete(s.byID, "s1") })
+		f.clock.Advance(8 * time.Second)
+		if got := f.check(tok); got != "invalid_token" {
+			t.Fatalf("after the store came back: %q", got)
+		}
+	})
+}
+
+func TestGuardBackgroundRecheck(t *testing.T) {
+	f := newGuardFixture(t)
+	tok := f.login("s1", "alice", nil)
+	if got := f.check(tok); got != "" {
+		t.Fatal(got)
+	}
+	f.logout("s1")
+	f.clock.Advance(6 * time.Second) // due soon: answered, confirmed in the background
+	if got := f.check(tok); got != "" {
+		t.Fatalf("due soon: %q", got)
+	}
+	f.waitIdle(tok)
+	if n := f.store.count(); n != 2 {
+		t.Fatalf("%d lookups, want 2", n)
+	}
+	if got := f.check(tok); got != "invalid_token" {
+		t.Fatalf("after the background confirmation: %q", got)
+	}
+}
+
+// A logout that lands while a first verification reads the session must
+// not leave the token cached as valid.
+func TestGuardLogoutRacesFirstVerification(t *testing.T) {
+	f := newGuardFixture(t)
+	tok := f.login("s1", "alice", nil)
+	entered, release := make(chan string), make(chan struct{})
+	f.store.set(func(s *fakeSessions) { s.entered, s.release = entered, release })
+	done := make(chan string)
+	go func() {
+		id, err := f.g.check(context.Background(), tok)
+		switch {
+		case err != nil:
+			done <- err.Code
+		case id != nil:
+			done <- ""
+		}
+	}()
+	<-entered // the session was read as valid...
+	f.logout("s1")
+	f.ended.endSession("s1", time.Hour) // ...and ends before the token is cached
+	close(release)
+	if got := <-done; got != "invalid_token" {
+		t.Fatalf("racing check = %q, want invalid_token", got)
+	}
+	f.store.set(func(s *fakeSessions) { s.entered, s.release = nil, nil })
+	if got := f.check(tok); got != "invalid_token" {
+		t.Fatalf("next check = %q", got)
+	}
+}
+
+func TestGuardClaims(t *testing.T) {
+	f := newGuardFixture(t, func(c *guardConfig) { c.claimHeaders = map[string]string{"uid": "X-User-Id"} })
+	t1 := f.login("s1", "alice", map[string]any{"uid": "7", "role": "member"})
+	t2 := f.login("s2", "alice", map[string]any{"uid": "7", "role": "member"})
+	other := f.login("s3", "bob", map[string]any{"uid": "8"})
+	for _, tok := range []string{t1, t2, other} {
+		if got := f.check(tok); got != "" {
+			t.Fatal(got)
+		}
+	}
+	f.g.SetClaims("alice", "", map[string]any{"uid": "7", "role": "banned"})
+	for tok, want := range map[string]string{t1: "banned", t2: "banned", other: ""} {
+		r := serveGuard(t, f.g, tok)
+		if r.Header.Get("X-Wx-Role") != want {
+			t.Fatalf("%s: X-Wx-Role = %q, want %q", tok, r.Header.Get("X-Wx-Role"), want)
+		}
+	}
+	if r := serveGuard(t, f.g, other); r.Header.Get("X-User-Id") != "8" || r.Header.Get("X-Wx-Openid") != "bob" {
+		t.Fatalf("bob's headers: %v", r.Header)
+	}
+}
+
+func TestGuardEndUser(t *testing.T) {
+	f := newGuardFixture(t)
+	t1, t2, other := f.login("s1", "alice", nil), f.login("s2", "alice", nil), f.login("s3", "bob", nil)
+	for _, tok := range []string{t1, t2, other} {
+		if got := f.check(tok); got != "" {
+			t.Fatal(got)
+		}
+	}
+	f.ended.endUser("alice", f.clock.Now(), time.Hour)
+	for tok, want := range map[string]string{t1: "invalid_token", t2: "invalid_token", other: ""} {
+		if got := f.check(tok); got != want {
+			t.Fatalf("%s: %q, want %q", tok, got, want)
+		}
+	}
+	// A session begun after the end is valid.
+	f.clock.Advance(time.Second)
+	f.store.set(func(s *fakeSessions) {
+		s.byID["s4"] = &session.Session{ID: "s4", OpenID: "alice", Created: f.clock.Now().Add(time.Second)}
+	})
+	if got := f.check("tok-s4"); got != "" {
+		t.Fatalf("new session after the end: %q", got)
+	}
+}
+
+// serveGuard runs one protected request through g and returns what the
+// next handler saw.
+func serveGuard(t *testing.T, g *guard, tok string) *http.Request {
+	t.Helper()
+	var seen *http.Request
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		seen = r
+		return nil
+	})
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Wx-Openid", "spoofed")
+	req.Header.Set("X-Wx-Role", "admin")
+	w := httptest.NewRecorder()
+	if err := g.serve(w, req, next); err != nil {
+		t.Fatal(err)
+	}
+	if seen == nil {
+		t.Fatalf("refused: %d %s", w.Code, w.Body)
+	}
+	return seen
+}
+
+func TestGuardServe(t *testing.T) {
+	t.Run("missing token", func(t *testing.T) {
+		f := newGuardFixture(t)
+		w := httptest.NewRecorder()
+		err := f.g.serve(w, httptest.NewRequest(http.MethodGet, "/", nil), caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+			t.Fatal("next handler called")
+			return nil
+		}))
+		if err != nil || w.Code != 401 || w.Header().Get("WWW-Authenticate") == "" {
+			t.Fatalf("%v %d %v", err, w.Code, w.Header())
+		}
+	})
+	t.Run("optional: anonymous, spoofed headers removed", func(t *testing.T) {
+		f := newGuardFixture(t, func(c *guardConfig) { c.optional = true })
+		var seen *http.Request
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("X-Wx-Openid", "spoofed")
+		_ = f.g.serve(httptest.NewRecorder(), req, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+			seen = r
+			return nil
+		}))
+		if seen == nil || seen.Header.Get("X-Wx-Openid") != "" {
+			t.Fatalf("anonymous request: %v", seen)
+		}
+	})
+	t.Run("identity headers replace the client's", func(t *testing.T) {
+		f := newGuardFixture(t)
+		r := serveGuard(t, f.g, f.login("s1", "alice", nil))
+		if r.Header.Get("X-Wx-Openid") != "alice" || r.Header.Get("X-Wx-Role") != "" {
+			t.Fatalf("headers: %v", r.Header)
+		}
+	})
+}

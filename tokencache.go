@@ -1,0 +1,155 @@
+package wxauth
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// DefaultCacheSize bounds the verified-token cache of each wxauth handler.
+const DefaultCacheSize = 100_000
+
+// cacheShards spreads the cache's locks, so concurrent requests rarely wait
+// on each other.
+const cacheShards = 64
+
+// tokenCache maps verified token strings to their identities. It is
+// bounded: when a shard is full, CLOCK (second chance) evicts one entry not
+// used since the hand last passed it, so a full cache sheds cold tokens one
+// at a time and hot ones stay.
+type tokenCache struct {
+	seed   maphash.Seed
+	shards [cacheShards]cacheShard
+}
+
+type cacheShard struct {
+	mu   sync.RWMutex
+	m    map[string]*cacheEntry
+	ring []*cacheEntry
+	hand int
+	max  int
+}
+
+type cacheEntry struct {
+	key  string
+	id   *identity
+	used atomic.Bool
+	pos  int // index in ring; guarded by the shard lock
+}
+
+// newTokenCache returns a cache of about size entries (at least one per shard).
+func newTokenCache(size int) *tokenCache {
+	c := &tokenCache{seed: maphash.MakeSeed()}
+	per := max(size/cacheShards, 1)
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*cacheEntry)
+		c.shards[i].max = per
+	}
+	return c
+}
+
+func (c *tokenCache) shard(key string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+}
+
+// get returns the identity cached for key, or nil.
+func (c *tokenCache) get(key string) *identity {
+	s := c.shard(key)
+	s.mu.RLock()
+	e := s.m[key]
+	s.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	if !e.used.Load() { // a load first: hot entries then cost no cache-line write
+		e.used.Store(true)
+	}
+	return e.id
+}
+
+// put caches id under key and returns the identity it evicted, if any.
+func (c *tokenCache) put(key string, id *identity) (evicted *identity) {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.m[key]; e != nil {
+		old := e.id
+		e.id = id
+		return old
+	}
+	e := &cacheEntry{key: key, id: id}
+	if len(s.ring) < s.max {
+		e.pos = len(s.ring)
+		s.ring = append(s.ring, e)
+		s.m[key] = e
+		return nil
+	}
+	// Second chance: clear used bits until an unused entry comes up.
+	for {
+		v := s.ring[s.hand]
+		if v.used.Load() && !v.id.dead.Load() {
+			v.used.Store(false)
+			s.hand = (s.hand + 1) % len(s.ring)
+			continue
+		}
+		delete(s.m, v.key)
+		e.pos = s.hand
+		s.ring[s.hand] = e
+		s.m[key] = e
+		s.hand = (s.hand + 1) % len(s.ring)
+		return v.id
+	}
+}
+
+// del removes key and returns the identity it held, or nil.
+func (c *tokenCache) del(key string) *identity {
+	s := c.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remove(key)
+}
+
+func (s *cacheShard) remove(key string) *identity {
+	e := s.m[key]
+	if e == nil {
+		return nil
+	}
+	delete(s.m, key)
+	last := len(s.ring) - 1
+	s.ring[e.pos] = s.ring[last]
+	s.ring[e.pos].pos = e.pos
+	s.ring[last] = nil
+	s.ring = s.ring[:last]
+	if s.hand >= len(s.ring) {
+		s.hand = 0
+	}
+	return e.id
+}
+
+// removeIf removes every entry whose identity matches and returns them.
+func (c *tokenCache) removeIf(match func(*identity) bool) []*identity {
+	var out []*identity
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if match(e.id) {
+				out = append(out, s.remove(k))
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// len returns the number of cached tokens.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}
