@@ -1,6 +1,7 @@
 package wxauth
 
 import (
+	"container/list"
 	"net/http"
 	"strconv"
 	"sync"
@@ -20,20 +21,23 @@ type LoginLimit struct {
 	Window caddy.Duration `json:"window"`
 }
 
-// maxLimitedIPs bounds the limiter's memory; beyond it, finished windows are
-// dropped, and if every window is live the oldest state is reset.
+// maxLimitedIPs bounds the limiter's memory; beyond it the address whose
+// window started longest ago is forgotten, one at a time.
 const maxLimitedIPs = 100_000
 
 // limiter is a fixed-window counter per client IP, kept in memory.
 type limiter struct {
 	events int
 	window time.Duration
+	max    int
 
-	mu  sync.Mutex
-	ips map[string]*ipWindow
+	mu    sync.Mutex
+	ips   map[string]*list.Element // of *ipWindow
+	order *list.List               // oldest window start first
 }
 
 type ipWindow struct {
+	ip    string
 	start time.Time
 	n     int
 }
@@ -42,27 +46,30 @@ func newLimiter(l *LoginLimit) *limiter {
 	if l == nil || l.Events <= 0 {
 		return nil
 	}
-	return &limiter{events: l.Events, window: time.Duration(l.Window), ips: map[string]*ipWindow{}}
+	return &limiter{events: l.Events, window: time.Duration(l.Window), max: maxLimitedIPs,
+		ips: map[string]*list.Element{}, order: list.New()}
 }
 
 // allow reports whether ip may log in now, or how long it must wait.
 func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	w := l.ips[ip]
-	if w == nil || now.Sub(w.start) >= l.window {
-		if w == nil && len(l.ips) >= maxLimitedIPs {
-			for k, v := range l.ips {
-				if now.Sub(v.start) >= l.window {
-					delete(l.ips, k)
-				}
-			}
-			if len(l.ips) >= maxLimitedIPs {
-				clear(l.ips)
-			}
+	var w *ipWindow
+	if e := l.ips[ip]; e != nil {
+		w = e.Value.(*ipWindow)
+		if now.Sub(w.start) >= l.window {
+			// A new window: it is now the youngest.
+			w.start, w.n = now, 0
+			l.order.MoveToBack(e)
 		}
-		w = &ipWindow{start: now}
-		l.ips[ip] = w
+	} else {
+		for l.order.Len() >= l.max {
+			oldest := l.order.Front()
+			delete(l.ips, oldest.Value.(*ipWindow).ip)
+			l.order.Remove(oldest)
+		}
+		w = &ipWindow{ip: ip, start: now}
+		l.ips[ip] = l.order.PushBack(w)
 	}
 	if w.n >= l.events {
 		return false, w.start.Add(l.window).Sub(now)

@@ -1,0 +1,73 @@
+package wxauth
+
+import (
+	"strconv"
+	"testing"
+)
+
+func TestTokenCacheEvictsColdEntries(t *testing.T) {
+	c := newTokenCache(cacheShards * 4) // 4 per shard
+	ids := map[string]*identity{}
+	key := func(i int) string { return "tok-" + strconv.Itoa(i) }
+	const n = cacheShards * 16
+	for i := range n {
+		id := &identity{sid: key(i)}
+		ids[key(i)] = id
+		c.put(key(i), id)
+		if i%2 == 0 {
+			c.get(key(i)) // every other token stays in use
+		}
+		// Keep the hot ones hot while the cold ones come and go.
+		for j := 0; j < i; j += 2 {
+			c.get(key(j))
+		}
+	}
+	if got := c.len(); got > cacheShards*4 {
+		t.Fatalf("cache holds %d entries, bound %d", got, cacheShards*4)
+	}
+	if got := c.len(); got < cacheShards*4-cacheShards {
+		t.Fatalf("cache shed too much: %d entries left", got)
+	}
+	hot := 0
+	for i := 0; i < n; i++ {
+		if id := c.get(key(i)); id != nil {
+			if id != ids[key(i)] {
+				t.Fatal("wrong identity under a key")
+			}
+			if i%2 == 0 {
+				hot++
+			}
+		}
+	}
+	if hot*4 < c.len()*3 {
+		t.Fatalf("only %d of %d kept entries are hot ones", hot, c.len())
+	}
+}
+
+func TestTokenCacheDelete(t *testing.T) {
+	c := newTokenCache(10)
+	for i := range 100 {
+		c.put(strconv.Itoa(i), &identity{sid: strconv.Itoa(i % 3)})
+	}
+	n := c.len()
+	removed := c.removeIf(func(id *identity) bool { return id.sid == "0" })
+	if len(removed) == 0 || c.len() != n-len(removed) {
+		t.Fatalf("removeIf: %d removed, %d -> %d", len(removed), n, c.len())
+	}
+	for i := range 100 {
+		if id := c.get(strconv.Itoa(i)); id != nil && id.sid == "0" {
+			t.Fatal("removed entry still cached")
+		}
+		c.del(strconv.Itoa(i))
+	}
+	if c.len() != 0 {
+		t.Fatalf("%d entries after deleting all", c.len())
+	}
+	// The ring stays consistent after deletes: fill it again.
+	for i := range 200 {
+		c.put(strconv.Itoa(i), &identity{})
+	}
+	if c.len() > cacheShards {
+		t.Fatalf("%d entries, bound %d", c.len(), cacheShards)
+	}
+}
