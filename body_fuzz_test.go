@@ -24,7 +24,7 @@ func FuzzLoginBody(f *testing.F) {
 			r.Header.Set("Content-Type", c)
 		}
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 1024)
-		code, err := readField(r, "code")
+		f, err := readFields(r, "code", "nonce")
 		if err != nil {
 			var ae *apiError
 			if !errors.As(err, &ae) || (ae.Status != 400 && ae.Status != 413) {
@@ -32,6 +32,6 @@ func FuzzLoginBody(f *testing.F) {
 			}
 			return
 		}
-		_ = validCode(code)
+		_, _ = validCode(f[0]), validNonce(f[1])
 	})
 }

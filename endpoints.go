@@ -86,35 +86,44 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// readField reads one string field from a JSON or form body.
-func readField(r *http.Request, name string) (string, error) {
+// readFields reads string fields from a JSON or form body; an absent field
+// reads as "".
+func readFields(r *http.Request, names ...string) ([]string, error) {
+	out := make([]string, len(names))
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch ct {
-	case "application/x-www-form-urlencoded":
-		if err := r.ParseForm(); err != nil {
-			return "", bodyError(err)
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		var err error
+		if ct == "multipart/form-data" {
+			// The body is already capped; nothing goes to disk at this size.
+			err = r.ParseMultipartForm(64 << 10)
+		} else {
+			err = r.ParseForm()
 		}
-		return r.PostForm.Get(name), nil
-	case "multipart/form-data":
-		// The body is already capped; nothing goes to disk at this size.
-		if err := r.ParseMultipartForm(64 << 10); err != nil {
-			return "", bodyError(err)
+		if err != nil {
+			return nil, bodyError(err)
 		}
-		return r.PostForm.Get(name), nil
+		for i, n := range names {
+			out[i] = r.PostForm.Get(n)
+		}
+		return out, nil
 	}
 	var m map[string]any
 	if err := decodeJSON(r, &m); err != nil {
-		return "", err
+		return nil, err
 	}
-	v, ok := m[name]
-	if !ok {
-		return "", nil
+	for i, n := range names {
+		v, ok := m[n]
+		if !ok || v == nil {
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, invalidRequest(`"` + n + `" must be a string`)
+		}
+		out[i] = s
 	}
-	s, ok := v.(string)
-	if !ok {
-		return "", invalidRequest(`"` + name + `" must be a string`)
-	}
-	return s, nil
+	return out, nil
 }
 
 func bodyError(err error) error {

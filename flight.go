@@ -1,69 +1,211 @@
 package wxauth
 
 import (
+	"context"
 	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
 	"sync"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/session"
 )
 
-// replayWindow is how long a successful login answer is kept for a client
-// that retries the same code (WeChat would answer 40163 for the reuse).
+// replayWindow is how long a used code is remembered: a client that retries
+// the same code (a lost answer) within it gets a token for the session the
+// code made, if it proves it is the same client by its nonce.
 const replayWindow = 30 * time.Second
 
-// loginFlight merges concurrent logins with the same code into one
-// code2Session call and replays recent answers; kept in memory only.
+// codeWaitPoll is how often a login waits on another instance's call with
+// the same code; codeWaitMax bounds the wait.
+const (
+	codeWaitPoll = 50 * time.Millisecond
+	codeWaitMax  = 15 * time.Second
+)
+
+// errCodeReplayed answers a code already used by a login without the same nonce.
+var errCodeReplayed = newError(http.StatusUnauthorized, "invalid_code",
+	"this code was already used; call wx.login for a new one").withErrCode(40163)
+
+// codeRecord is what the store keeps of a used code, under the code's hash.
+type codeRecord struct {
+	// Nonce is the hash of the login's nonce; empty when it had none, and
+	// then no replay is answered.
+	Nonce string `json:"nonce,omitempty"`
+	// SID is the session the code made; empty while WeChat is asked.
+	SID string `json:"sid,omitempty"`
+}
+
+// loginFlight makes sure one wx.login code makes at most one session across
+// every instance that shares the store: concurrent logins with one code and
+// one nonce share one WeChat call, and a replay is answered only to the
+// client that holds the nonce.
 type loginFlight struct {
-	mu     sync.Mutex
-	calls  map[[32]byte]*flightCall
-	recent map[[32]byte]recentLogin
+	store    session.Store
+	prefix   string
+	sessions func(ctx context.Context, sid string) (*session.Session, error)
+
+	mu    sync.Mutex
+	calls map[string]*flightCall // in-process callers with one code and nonce
 }
 
 type flightCall struct {
-	done  chan struct{}
-	reply *loginReply
-	err   error
+	done chan struct{}
+	s    *session.Session
+	err  error
 }
 
-type recentLogin struct {
-	reply *loginReply
-	until time.Time
+func newLoginFlight(store session.Store, prefix string, sessions func(context.Context, string) (*session.Session, error)) *loginFlight {
+	return &loginFlight{store: store, prefix: prefix, sessions: sessions, calls: map[string]*flightCall{}}
 }
 
-func newLoginFlight() *loginFlight {
-	return &loginFlight{calls: map[[32]byte]*flightCall{}, recent: map[[32]byte]recentLogin{}}
-}
-
-// do runs fn once per code at a time; the code is kept only as a hash.
-func (f *loginFlight) do(code string, fn func() (*loginReply, error)) (*loginReply, error) {
-	key := sha256.Sum256([]byte(code))
-	now := time.Now()
-	f.mu.Lock()
-	if r, ok := f.recent[key]; ok && now.Before(r.until) {
-		f.mu.Unlock()
-		return r.reply, nil
+// do returns the session made by code, running login (the WeChat call and
+// the session's creation) only if no instance ran it with this code yet.
+// The code and nonce are kept only as hashes.
+func (f *loginFlight) do(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
+	if nonce == "" {
+		// No proof of the caller: a concurrent or repeated call gets nothing.
+		return f.lead(ctx, code, "", login)
 	}
+	key := hash(code + "\x00" + nonce)
+	f.mu.Lock()
 	if c, ok := f.calls[key]; ok {
 		f.mu.Unlock()
-		<-c.done
-		return c.reply, c.err
+		select {
+		case <-c.done:
+			return c.s, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	c := &flightCall{done: make(chan struct{})}
 	f.calls[key] = c
 	f.mu.Unlock()
 
-	c.reply, c.err = fn()
+	// Merged callers share this call, so it must not end with the first
+	// caller's request.
+	c.s, c.err = f.lead(context.WithoutCancel(ctx), code, nonce, login)
 
 	f.mu.Lock()
 	delete(f.calls, key)
-	for k, r := range f.recent {
-		if now.After(r.until) {
-			delete(f.recent, k)
-		}
-	}
-	if c.err == nil {
-		f.recent[key] = recentLogin{reply: c.reply, until: time.Now().Add(replayWindow)}
-	}
 	f.mu.Unlock()
 	close(c.done)
-	return c.reply, c.err
+	return c.s, c.err
+}
+
+// lead claims code in the store and runs login, or follows the instance
+// that claimed it first.
+func (f *loginFlight) lead(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
+	key := f.prefix + "/codes/" + hash(code)
+	rec := codeRecord{}
+	if nonce != "" {
+		rec.Nonce = hash(nonce)
+	}
+	deadline := time.Now().Add(codeWaitMax)
+	for {
+		ok, err := setNXJSON(ctx, f.store, key, rec)
+		if err != nil {
+			return nil, storeUnavailable()
+		}
+		if ok {
+			return f.run(ctx, key, rec, login)
+		}
+		s, err := f.follow(ctx, key, rec.Nonce)
+		if !errors.Is(err, errCodeReleased) {
+			return s, err
+		}
+		// The first caller failed and let the code go: try it ourselves.
+		if time.Now().After(deadline) {
+			return nil, upstreamTimeout()
+		}
+	}
+}
+
+// run is the leader's part: the WeChat call, then the record of the session.
+func (f *loginFlight) run(ctx context.Context, key string, rec codeRecord, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
+	s, err := login(ctx)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err != nil {
+		// A later call with this code gets WeChat's own answer.
+		_ = f.store.Delete(sctx, key)
+		return nil, err
+	}
+	rec.SID = s.ID
+	if b, err := json.Marshal(rec); err == nil {
+		// Best effort: without it a replay waits, then asks WeChat itself.
+		_ = f.store.Set(sctx, key, b, replayWindow)
+	}
+	return s, nil
+}
+
+var errCodeReleased = errors.New("code released")
+
+// follow waits for the session made by the instance that claimed the code.
+func (f *loginFlight) follow(ctx context.Context, key, nonce string) (*session.Session, error) {
+	deadline := time.Now().Add(codeWaitMax)
+	for {
+		var rec codeRecord
+		b, err := f.store.Get(ctx, key)
+		switch {
+		case errors.Is(err, session.ErrNotFound):
+			return nil, errCodeReleased
+		case err != nil:
+			return nil, storeUnavailable()
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, storeUnavailable()
+		}
+		if nonce == "" || subtle.ConstantTimeCompare([]byte(rec.Nonce), []byte(nonce)) != 1 {
+			return nil, errCodeReplayed
+		}
+		if rec.SID != "" {
+			s, err := f.sessions(ctx, rec.SID)
+			if errors.Is(err, session.ErrNotFound) {
+				return nil, errCodeReplayed // logged out meanwhile
+			}
+			if err != nil {
+				return nil, storeUnavailable()
+			}
+			return s, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, upstreamTimeout()
+		}
+		t := time.NewTimer(codeWaitPoll)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func setNXJSON(ctx context.Context, st session.Store, key string, v any) (bool, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return false, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return st.SetNX(sctx, key, b, replayWindow)
+}
+
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// validNonce reports whether a login nonce has the contract's form: 16-64
+// characters of [A-Za-z0-9_-].
+func validNonce(n string) bool {
+	return len(n) >= 16 && len(n) <= 64 && isPlainName(n)
+}
+
+func upstreamTimeout() *apiError {
+	return newError(http.StatusBadGateway, "upstream_error", "the login with this code is still running elsewhere; try again")
 }

@@ -39,26 +39,33 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	if err := h.checkLoginLimit(r); err != nil {
 		return nil, err
 	}
-	code, err := readField(r, "code")
+	f, err := readFields(r, "code", "nonce")
 	if err != nil {
 		return nil, err
 	}
+	code, nonce := f[0], f[1]
 	if !validCode(code) {
 		return nil, invalidRequest(`"code" from wx.login is missing or malformed`)
 	}
-	log := h.requestLogger(r)
-	return h.logins.do(code, func() (*loginReply, error) {
-		// Merged callers share this call, so it must not end with the first
-		// caller's request; the WeChat client bounds it with its own timeouts.
-		return h.login(context.WithoutCancel(r.Context()), log, code)
-	})
-}
-
-func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*loginReply, error) {
+	if nonce != "" && !validNonce(nonce) {
+		return nil, invalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
+	}
 	// Without keys the token could not be signed: keep the user's code.
 	if _, err := h.signer(); err != nil {
 		return nil, err
 	}
+	log := h.requestLogger(r)
+	s, err := h.logins.do(r.Context(), code, nonce, func(ctx context.Context) (*session.Session, error) {
+		return h.login(ctx, log, code)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return h.issue(s)
+}
+
+// login exchanges code at WeChat and makes the session.
+func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*session.Session, error) {
 	ws, err := h.wx.Code2Session(ctx, code)
 	if err != nil {
 		log.Info("login refused by WeChat", zap.Error(err))
@@ -89,7 +96,7 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*log
 		// Marked only now, so a failed login is still a first login next time.
 		_ = h.store.Set(sctx, h.userKey(ws.OpenID), []byte("1"), 0)
 	}
-	return h.issue(s)
+	return s, nil
 }
 
 // runHook asks the app's login hook for claims. Nothing is stored before it

@@ -71,10 +71,11 @@ func decryptReason(err error) string {
 
 // servePhone resolves a getPhoneNumber code with the managed access_token.
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ *identity) error {
-	code, err := readField(r, "code")
+	f, err := readFields(r, "code")
 	if err != nil {
 		return err
 	}
+	code := f[0]
 	if !validCode(code) {
 		return invalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
 	}

@@ -317,7 +317,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		optional:     h.Optional,
 		logger:       h.logger,
 	})
-	h.logins = newLoginFlight()
+	h.logins = newLoginFlight(store, prefix, h.sessions.Get)
 	h.limiter = newLimiter(h.LoginLimit)
 	h.routes = h.buildRoutes()
 	return nil
