@@ -10,19 +10,12 @@ import {
   type AnyObject,
   type Client,
   type ClientOptions,
-  type Method,
   type Platform,
 } from './core.js'
+import type { WxRequestOption } from './wx.js'
 
-/** The options of `Taro.request` that the client uses. */
-export interface TaroRequestOption {
-  url: string
-  method?: Method
-  data?: string | AnyObject | ArrayBuffer
-  header?: AnyObject
-  timeout?: number
-  dataType?: 'json'
-}
+/** The options of `Taro.request` that the client uses: wx.request's, without callbacks. */
+export type TaroRequestOption = Omit<WxRequestOption, 'success' | 'fail'>
 
 /** The parts of `Taro` the client uses; `import Taro from '@tarojs/taro'` fits. */
 export interface TaroLike {

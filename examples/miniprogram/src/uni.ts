@@ -2,20 +2,19 @@
 // the callback form, which behaves the same in Vue 2 and Vue 3 projects (their
 // promise forms differ: Vue 2 resolves [err, res], Vue 3 resolves res).
 
-import { createClient, errMsg, WxAuthError, type Client, type ClientOptions, type Platform } from './core.js'
-import { callbackRequest, wxRandomBytes, type FailResult, type WxLike, type WxRandomOption, type WxRequestOption } from './wx.js'
+import { createClient, type Client, type ClientOptions, type Platform } from './core.js'
+import {
+  callbackLogin,
+  callbackRequest,
+  wxRandomBytes,
+  type LoginCallbacks,
+  type WxLike,
+  type WxRandomOption,
+} from './wx.js'
 
-/** The parts of `uni` the client uses. */
-export interface UniLike {
-  login(option: {
-    provider?: string
-    success?: (res: { code: string; errMsg: string }) => void
-    fail?: (err: FailResult) => void
-  }): unknown
-  request(option: WxRequestOption): unknown
-  getStorageSync(key: string): unknown
-  setStorageSync(key: string, data: unknown): void
-  removeStorageSync(key: string): void
+/** The parts of `uni` the client uses: those of `wx`, with uni.login's provider. */
+export interface UniLike extends Omit<WxLike, 'login' | 'getRandomValues'> {
+  login(option: { provider?: string } & Partial<LoginCallbacks>): unknown
   /** Not a uni API today; used when present. */
   getRandomValues?(option: WxRandomOption): unknown
 }
@@ -42,17 +41,7 @@ export function createUniClient(options: UniClientOptions): Client {
 /** The {@link Platform} for a `uni`-shaped object. */
 export function uniPlatform(u: UniLike, provider = 'weixin'): Platform {
   return {
-    login: () =>
-      new Promise<string>((resolve, reject) => {
-        u.login({
-          provider,
-          success: (res) => {
-            if (res && res.code) resolve(res.code)
-            else reject(new WxAuthError(0, 'wx_login_failed', (res && res.errMsg) || 'uni.login gave no code'))
-          },
-          fail: (err) => reject(new WxAuthError(0, 'wx_login_failed', errMsg(err) || 'uni.login failed', undefined, err)),
-        })
-      }),
+    login: () => callbackLogin((o) => u.login({ provider, ...o }), 'uni.login'),
     request: (req) => callbackRequest(u, req),
     getStorage: (key) => u.getStorageSync(key),
     setStorage: (key, value) => u.setStorageSync(key, value),

@@ -21,6 +21,12 @@ export interface FailResult {
   errno?: number
 }
 
+/** The callbacks of a login API (wx.login, uni.login). */
+export interface LoginCallbacks {
+  success: (res: { code: string; errMsg: string }) => void
+  fail: (err: FailResult) => void
+}
+
 /** The options of `wx.request` that the client uses. */
 export interface WxRequestOption {
   url: string
@@ -44,7 +50,7 @@ export interface WxRandomOption {
 
 /** The parts of `wx` the client uses; the real `wx` fits, and tests pass a stand-in. */
 export interface WxLike {
-  login(option: { success?: (res: { code: string; errMsg: string }) => void; fail?: (err: FailResult) => void }): unknown
+  login(option: Partial<LoginCallbacks>): unknown
   request(option: WxRequestOption): unknown
   getStorageSync(key: string): unknown
   setStorageSync(key: string, data: unknown): void
@@ -69,25 +75,33 @@ export function createWxClient(options: WxClientOptions): Client {
   return createClient(wxPlatform(w), options)
 }
 
-/** The {@link Platform} for a `wx`-shaped object (also what uni-app runs on in WeChat). */
+/** The {@link Platform} for a `wx`-shaped object. */
 export function wxPlatform(w: WxLike): Platform {
   return {
-    login: () =>
-      new Promise<string>((resolve, reject) => {
-        w.login({
-          success: (res) => {
-            if (res && res.code) resolve(res.code)
-            else reject(new WxAuthError(0, 'wx_login_failed', (res && res.errMsg) || 'wx.login gave no code'))
-          },
-          fail: (err) => reject(new WxAuthError(0, 'wx_login_failed', errMsg(err) || 'wx.login failed', undefined, err)),
-        })
-      }),
+    login: () => callbackLogin((o) => w.login(o), 'wx.login'),
     request: (req) => callbackRequest(w, req),
     getStorage: (key) => w.getStorageSync(key),
     setStorage: (key, value) => w.setStorageSync(key, value),
     removeStorage: (key) => w.removeStorageSync(key),
     randomBytes: (n) => wxRandomBytes(w, n),
   }
+}
+
+/** Gets a code from a callback-style login API; `name` is for error messages. */
+export function callbackLogin(login: (o: LoginCallbacks) => unknown, name: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    try {
+      login({
+        success: (res) => {
+          if (res && res.code) resolve(res.code)
+          else reject(new WxAuthError(0, 'wx_login_failed', (res && res.errMsg) || name + ' gave no code'))
+        },
+        fail: (err) => reject(new WxAuthError(0, 'wx_login_failed', errMsg(err) || name + ' failed', undefined, err)),
+      })
+    } catch (e) {
+      reject(new WxAuthError(0, 'wx_login_failed', errMsg(e) || name + ' failed', undefined, e))
+    }
+  })
 }
 
 /** Sends a request through a callback-style `request` (wx.request, uni.request). */

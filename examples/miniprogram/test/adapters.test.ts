@@ -57,33 +57,24 @@ describe('random source', () => {
   })
 })
 
-describe('wx adapter', () => {
-  test('uses the global wx, and says so when there is none', async () => {
-    assert.throws(() => createWxClient({ baseURL: 'https://a.example' }), /no global wx/)
-    const f = fake('wx', () => ({ status: 200, data: loginReply }))
-    g.wx = f.host
+for (const [name, create] of [
+  ['wx', createWxClient],
+  ['uni', createUniClient],
+] as const) {
+  test(`the ${name} adapter uses the global ${name}, and says so when there is none`, async () => {
+    assert.throws(() => create({ baseURL: 'https://a.example' }), new RegExp(`no global ${name}`))
+    const f = fake(name, () => ({ status: 200, data: loginReply }))
+    g[name] = f.host
     try {
-      await createWxClient({ baseURL: 'https://a.example' }).login()
+      await create({ baseURL: 'https://a.example' }).login()
       assert.equal(f.st.logins, 1)
     } finally {
-      delete g.wx
+      delete g[name]
     }
   })
-})
+}
 
 describe('uni adapter', () => {
-  test('uses the global uni, and says so when there is none', async () => {
-    assert.throws(() => createUniClient({ baseURL: 'https://a.example' }), /no global uni/)
-    const f = fake('uni', () => ({ status: 200, data: loginReply }))
-    g.uni = f.host
-    try {
-      await createUniClient({ baseURL: 'https://a.example' }).login()
-      assert.equal(f.st.logins, 1)
-    } finally {
-      delete g.uni
-    }
-  })
-
   test('logs in with provider weixin unless told otherwise', async () => {
     const f = fake('uni', () => ({ status: 200, data: loginReply }))
     await f.make({}).login()

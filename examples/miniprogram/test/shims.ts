@@ -14,10 +14,9 @@ import type { Client, ClientOptions } from '../src/core.js'
 import { createTaroClient, type TaroLike } from '../src/taro.js'
 import { createUniClient, type UniLike } from '../src/uni.js'
 import { createWxClient, type WxLike } from '../src/wx.js'
+import type { Kind } from './fakes.js'
 
-/** The three adapters. */
-export const kinds = ['wx', 'uni', 'taro'] as const
-export type Kind = (typeof kinds)[number]
+export { kinds, type Kind } from './fakes.js'
 
 /** One request the shim sent. */
 export interface SentRequest {
