@@ -1,59 +1,13 @@
-// Unit tests of the client against an in-process fake of wx and of the server:
-// the flows that a real server cannot be made to show on demand (expiry,
-// a server that keeps refusing, lost connections).
+// Unit tests of the client core through each adapter, against in-process
+// fakes of wx, uni and Taro and of the server: the flows that a real server
+// cannot be made to show on demand (expiry, a server that keeps refusing,
+// lost answers).
 
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 
-import { createClient, WxAuthError, type StoredToken, type WxLike } from '../src/wxauth'
-
-interface Seen {
-  method: string
-  path: string
-  auth?: string
-  data?: unknown
-}
-
-// delay is how long the answer takes, in ms (default 5).
-type Handler = (req: Seen) => { status: number; data?: unknown; delay?: number } | 'network'
-
-// A fake wx whose requests go to `handle`; answers arrive asynchronously, as in wx.
-function fakeWx(handle: Handler) {
-  const st = {
-    logins: 0,
-    loginFails: false,
-    seen: [] as Seen[],
-    storage: new Map<string, unknown>(),
-  }
-  const later = (f: () => void, ms = 5) => setTimeout(f, ms)
-  const w = {
-    login(o: WechatMiniprogram.LoginOption) {
-      st.logins++
-      const n = st.logins
-      later(() =>
-        st.loginFails ? o.fail?.({ errMsg: 'login:fail', errno: 1 }) : o.success?.({ code: 'code' + n, errMsg: 'login:ok' }),
-      )
-    },
-    request(o: WechatMiniprogram.RequestOption) {
-      const h = (o.header ?? {}) as Record<string, string>
-      const req: Seen = { method: o.method ?? 'GET', path: new URL(o.url).pathname, auth: h['Authorization'], data: o.data }
-      st.seen.push(req)
-      const r = handle(req)
-      later(() => {
-        if (r === 'network') {
-          o.fail?.({ errMsg: 'request:fail connect refused' } as WechatMiniprogram.RequestFailCallbackErr)
-        } else {
-          o.success?.({ statusCode: r.status, data: r.data ?? '', header: {} } as WechatMiniprogram.RequestSuccessCallbackResult)
-        }
-      }, r === 'network' ? undefined : r.delay)
-      return {} as WechatMiniprogram.RequestTask
-    },
-    getStorageSync: (k: string) => (st.storage.has(k) ? structuredClone(st.storage.get(k)) : ''),
-    setStorageSync: (k: string, v: unknown) => void st.storage.set(k, structuredClone(v)),
-    removeStorageSync: (k: string) => void st.storage.delete(k),
-  }
-  return { st, wx: w as unknown as WxLike }
-}
+import { NONCE_PATTERN, WxAuthError, type StoredToken } from '../src/core.js'
+import { fake, kinds, type Handler, type Seen } from './fakes.js'
 
 // A server that issues token "t<code>" on login and accepts only tokens in `valid`.
 function server(opts: { ttl?: number } = {}) {
@@ -88,17 +42,18 @@ function server(opts: { ttl?: number } = {}) {
   return { valid, handle, refreshes: () => refreshes }
 }
 
-const base = 'https://app.example'
+const logins = (seen: Seen[]) => seen.filter((s) => s.path === '/wx/login').map((s) => s.data as { code: string; nonce: string })
 
-describe('createClient', () => {
+for (const kind of kinds) describe(`client core through the ${kind} adapter`, () => {
   test('first request logs in once and sends the token; later ones reuse it', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base + '/', wx })
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({ baseURL: 'https://app.example/' })
     assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
     assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
     assert.equal(st.logins, 1)
-    assert.deepEqual(st.seen[0], { method: 'POST', path: '/wx/login', auth: undefined, data: { code: 'code1' } })
+    assert.deepEqual({ ...st.seen[0], data: undefined }, { method: 'POST', path: '/wx/login', auth: undefined, data: undefined })
+    assert.equal(logins(st.seen)[0]!.code, 'code1')
     assert.equal(st.seen[1]!.auth, 'Bearer tcode1')
     assert.equal(c.token(), 'tcode1')
     const stored = st.storage.get('wxauth_token') as StoredToken
@@ -108,19 +63,19 @@ describe('createClient', () => {
 
   test('a token stored by an earlier run is used without wx.login', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     srv.valid.add('old')
     st.storage.set('k', { token: 'old', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
-    const c = createClient({ baseURL: base, wx, storageKey: 'k' })
+    const c = make({ storageKey: 'k' })
     assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'old' })
     assert.equal(st.logins, 0)
   })
 
   test('a refused token leads to one login and one retry', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
-    const c = createClient({ baseURL: base, wx })
+    const c = make({})
     assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
     assert.equal(st.logins, 1)
     assert.deepEqual(
@@ -130,12 +85,12 @@ describe('createClient', () => {
   })
 
   test('a server that keeps refusing gets exactly one retry, then the error', async () => {
-    const { st, wx } = fakeWx((req) =>
+    const { st, make } = fake(kind, (req) =>
       req.path === '/wx/login'
         ? { status: 200, data: { token: 'x', token_type: 'Bearer', expires_in: 7200, openid: 'o1' } }
         : { status: 401, data: { error: 'invalid_token', message: 'no' } },
     )
-    const c = createClient({ baseURL: base, wx })
+    const c = make({})
     const err = await c.request({ path: '/api' }).catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError)
     assert.equal(err.status, 401)
@@ -146,8 +101,8 @@ describe('createClient', () => {
 
   test('concurrent requests share one login', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({})
     const all = await Promise.all([1, 2, 3, 4, 5].map(() => c.request<{ token: string }>({ path: '/api' })))
     assert.equal(st.logins, 1)
     assert.deepEqual(new Set(all.map((r) => r.token)), new Set(['tcode1']))
@@ -155,9 +110,9 @@ describe('createClient', () => {
 
   test('concurrent requests refused together share one re-login', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
-    const c = createClient({ baseURL: base, wx })
+    const c = make({})
     const all = await Promise.all([1, 2, 3, 4, 5].map(() => c.request<{ token: string }>({ path: '/api' })))
     assert.equal(st.logins, 1)
     assert.deepEqual(new Set(all.map((r) => r.token)), new Set(['tcode1']))
@@ -165,9 +120,9 @@ describe('createClient', () => {
 
   test('a refusal that arrives after the re-login uses its token instead of logging in again', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
-    const c = createClient({ baseURL: base, wx })
+    const c = make({})
     const [fast, slow] = await Promise.all([
       c.request<{ token: string }>({ path: '/fast' }),
       c.request<{ token: string }>({ path: '/slow' }),
@@ -179,18 +134,18 @@ describe('createClient', () => {
 
   test('a refused token is forgotten even when the re-login fails', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     st.storage.set('wxauth_token', { token: 'revoked', expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
     st.loginFails = true
-    const c = createClient({ baseURL: base, wx })
+    const c = make({})
     await assert.rejects(c.request({ path: '/api' }), (e: unknown) => e instanceof WxAuthError && e.error === 'wx_login_failed')
     assert.equal(c.token(), undefined)
   })
 
   test('logout with a token the server already dropped succeeds', async () => {
     const srv = server()
-    const { wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base, wx })
+    const { make } = fake(kind, srv.handle)
+    const c = make({})
     await c.request({ path: '/api' })
     srv.valid.clear()
     await c.logout()
@@ -199,8 +154,8 @@ describe('createClient', () => {
 
   test('a 401 the client cannot cure by logging in is not retried', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({})
     const err = await c.request({ path: '/forbidden' }).catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError)
     assert.equal(err.status, 401)
@@ -211,8 +166,8 @@ describe('createClient', () => {
 
   test('concurrent login() calls share one wx.login', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({})
     const [a, b] = await Promise.all([c.login(), c.login()])
     assert.equal(st.logins, 1)
     assert.equal(a.token, b.token)
@@ -222,9 +177,9 @@ describe('createClient', () => {
 
   test('near its expiry a token is refreshed, after it a new login is made', async () => {
     const srv = server({ ttl: 600 })
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     let clock = 1_000_000
-    const c = createClient({ baseURL: base, wx, now: () => clock, renewBeforeSeconds: 60 })
+    const c = make({ now: () => clock, renewBeforeSeconds: 60 })
     await c.request({ path: '/api' })
     assert.equal(st.logins, 1)
 
@@ -245,9 +200,9 @@ describe('createClient', () => {
 
   test('a failed refresh falls back to wx.login', async () => {
     const srv = server({ ttl: 600 })
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     let clock = 1_000_000
-    const c = createClient({ baseURL: base, wx, now: () => clock })
+    const c = make({ now: () => clock })
     await c.request({ path: '/api' })
     srv.valid.clear() // the server forgot the session
     clock += 550_000
@@ -257,9 +212,9 @@ describe('createClient', () => {
 
   test('a short-lived token is not renewed on every request', async () => {
     const srv = server({ ttl: 30 })
-    const { st, wx } = fakeWx(srv.handle)
+    const { st, make } = fake(kind, srv.handle)
     let clock = 1_000_000
-    const c = createClient({ baseURL: base, wx, now: () => clock, renewBeforeSeconds: 60 })
+    const c = make({ now: () => clock, renewBeforeSeconds: 60 })
     await c.request({ path: '/api' })
     clock += 10_000
     await c.request({ path: '/api' })
@@ -269,8 +224,8 @@ describe('createClient', () => {
 
   test('a rejected code surfaces as WxAuthError without a retry', async () => {
     const srv = server()
-    const { st, wx } = fakeWx((req) => srv.handle(req.path === '/wx/login' ? { ...req, data: { code: 'bad' } } : req))
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, (req) => srv.handle(req.path === '/wx/login' ? { ...req, data: { code: 'bad' } } : req))
+    const c = make({})
     const err = await c.request({ path: '/api' }).catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError && err instanceof Error)
     assert.equal(err.name, 'WxAuthError')
@@ -283,52 +238,52 @@ describe('createClient', () => {
   })
 
   test('failures on the way are typed too', async () => {
-    const down = fakeWx(() => 'network')
-    let err = await createClient({ baseURL: base, wx: down.wx }).request({ path: '/api' }).catch((e: unknown) => e)
+    const down = fake(kind, () => 'network')
+    let err = await down.make({}).request({ path: '/api' }).catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError)
     assert.equal(err.status, 0)
     assert.equal(err.error, 'network_error')
     assert.match(err.message, /connect refused/)
 
-    const nologin = fakeWx(server().handle)
+    const nologin = fake(kind, server().handle)
     nologin.st.loginFails = true
-    err = await createClient({ baseURL: base, wx: nologin.wx }).login().catch((e: unknown) => e)
+    err = await nologin.make({}).login().catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError)
     assert.equal(err.error, 'wx_login_failed')
 
     const srv = server()
-    const plain = fakeWx(srv.handle)
-    err = await createClient({ baseURL: base, wx: plain.wx }).request({ path: '/missing' }).catch((e: unknown) => e)
+    const plain = fake(kind, srv.handle)
+    err = await plain.make({}).request({ path: '/missing' }).catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError)
     assert.equal(err.status, 404)
     assert.equal(err.error, 'http_error')
     assert.equal(err.body, 'not found')
 
-    const broken = fakeWx(() => ({ status: 200, data: '<html>' }))
-    err = await createClient({ baseURL: base, wx: broken.wx }).login().catch((e: unknown) => e)
+    const broken = fake(kind, () => ({ status: 200, data: '<html>' }))
+    err = await broken.make({}).login().catch((e: unknown) => e)
     assert.ok(err instanceof WxAuthError)
     assert.equal(err.error, 'invalid_response')
   })
 
   test('public requests carry no token and need no login', async () => {
-    const { st, wx } = fakeWx(() => ({ status: 200, data: { pub: 1 } }))
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, () => ({ status: 200, data: { pub: 1 } }))
+    const c = make({})
     assert.deepEqual(await c.request({ path: '/public/x', auth: false }), { pub: 1 })
     assert.equal(st.logins, 0)
     assert.equal(st.seen[0]!.auth, undefined)
   })
 
   test('absolute URLs are refused, so the token cannot leak to another host', async () => {
-    const { st, wx } = fakeWx(server().handle)
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, server().handle)
+    const c = make({})
     await assert.rejects(c.request({ path: 'https://evil.example/x' }), TypeError)
     assert.equal(st.seen.length, 0)
   })
 
   test('logout ends the session on the server and forgets the token', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base, wx })
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({})
     await c.request({ path: '/api' })
     await c.logout()
     assert.equal(c.token(), undefined)
@@ -343,8 +298,8 @@ describe('createClient', () => {
 
   test('decrypt sends only the encrypted data fields; phone and session use their paths', async () => {
     const srv = server()
-    const { st, wx } = fakeWx(srv.handle)
-    const c = createClient({ baseURL: base, wx, decryptPath: '/d', phonePath: '/p', sessionPath: '/s' })
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({ decryptPath: '/d', phonePath: '/p', sessionPath: '/s' })
     const res = { encryptedData: 'E', iv: 'I', rawData: 'R', signature: 'S', userInfo: {}, errMsg: 'getUserInfo:ok' }
     await c.decrypt(res)
     const d = st.seen.find((s) => s.path === '/d')!
@@ -354,5 +309,106 @@ describe('createClient', () => {
     assert.deepEqual(st.seen.find((s) => s.path === '/p')!.data, { code: 'pc' })
     await c.session()
     assert.equal(st.seen.find((s) => s.path === '/s')!.method, 'GET')
+  })
+  test('each login sends its code with a fresh nonce of 16-64 URL-safe characters', async () => {
+    const srv = server()
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({})
+    await c.login()
+    await c.login()
+    const [a, b] = logins(st.seen)
+    assert.deepEqual(Object.keys(a!).sort(), ['code', 'nonce'])
+    assert.match(a!.nonce, NONCE_PATTERN)
+    assert.equal(a!.nonce.length, 32)
+    assert.notEqual(a!.code, b!.code)
+    assert.notEqual(a!.nonce, b!.nonce)
+  })
+
+  test('a login whose answer is lost is sent once more with the same code and nonce', async () => {
+    const srv = server()
+    let drop = 1
+    const { st, make } = fake(kind, (req) => (req.path === '/wx/login' && drop-- > 0 ? 'network' : srv.handle(req)))
+    const c = make({})
+    assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'tcode1' })
+    assert.equal(st.logins, 1)
+    const [first, again, ...more] = logins(st.seen)
+    assert.deepEqual(again, first)
+    assert.deepEqual(more, [])
+  })
+
+  test('a login that gets no answer twice fails with network_error, without a third try', async () => {
+    const { st, make } = fake(kind, (req) => (req.path === '/wx/login' ? 'network' : { status: 200 }))
+    const err = await make({}).login().catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.error, 'network_error')
+    assert.equal(st.logins, 1)
+    assert.equal(logins(st.seen).length, 2)
+  })
+
+  test('a refused login is not sent again with the same code', async () => {
+    const { st, make } = fake(kind, () => ({ status: 401, data: { error: 'invalid_code', message: 'used' } }))
+    await assert.rejects(make({}).login(), (e: unknown) => e instanceof WxAuthError && e.error === 'invalid_code')
+    assert.equal(logins(st.seen).length, 1)
+  })
+
+  test('the nonce comes from the framework when it has a random source, else from crypto', async () => {
+    const srv = server()
+    const { st, make } = fake(kind, srv.handle)
+    await make({}).login()
+    // wx.getRandomValues and Taro.getRandomValues exist; uni has none of its own.
+    assert.equal(st.randoms, kind === 'uni' ? 0 : 1)
+
+    st.randomFails = true
+    await make({}).login()
+    const all = logins(st.seen)
+    assert.match(all[1]!.nonce, NONCE_PATTERN)
+    assert.notEqual(all[1]!.nonce, all[0]!.nonce)
+  })
+
+  test('options.random replaces the random source; a failing one stops the login before any request', async () => {
+    const srv = server()
+    const { st, make } = fake(kind, srv.handle)
+    await make({ random: (n) => new Uint8Array(n).fill(0xff) }).login()
+    assert.equal(logins(st.seen)[0]!.nonce, '_'.repeat(32))
+    assert.equal(st.randoms, 0)
+
+    for (const random of [
+      () => {
+        throw new Error('no entropy')
+      },
+      () => new Uint8Array(3),
+    ]) {
+      const err = await make({ random }).login().catch((e: unknown) => e)
+      assert.ok(err instanceof WxAuthError)
+      assert.equal(err.error, 'no_random_source')
+    }
+    assert.equal(logins(st.seen).length, 1)
+  })
+
+  test('getPhoneNumber resolves the button code; a declined button rejects without a request', async () => {
+    const srv = server()
+    const { st, make } = fake(kind, (req) =>
+      req.path === '/wx/phone' ? { status: 200, data: { phoneNumber: '+86 1', purePhoneNumber: '1', countryCode: '86' } } : srv.handle(req),
+    )
+    const c = make({})
+    const info = await c.getPhoneNumber({ detail: { code: 'pc1', errMsg: 'getPhoneNumber:ok' } })
+    assert.equal(info.purePhoneNumber, '1')
+    assert.deepEqual(st.seen.find((s) => s.path === '/wx/phone')!.data, { code: 'pc1' })
+
+    const n = st.seen.length
+    const err = await c.getPhoneNumber({ detail: { errMsg: 'getPhoneNumber:fail user deny' } }).catch((e: unknown) => e)
+    assert.ok(err instanceof WxAuthError)
+    assert.equal(err.error, 'phone_denied')
+    assert.equal(err.status, 0)
+    assert.equal(err.message, 'getPhoneNumber:fail user deny')
+    assert.equal(st.seen.length, n)
+  })
+
+  test('decrypt takes a component event as well as an API result', async () => {
+    const srv = server()
+    const { st, make } = fake(kind, srv.handle)
+    const c = make({})
+    await c.decrypt({ detail: { encryptedData: 'E', iv: 'I', errMsg: 'ok' } as never })
+    assert.deepEqual(st.seen.find((s) => s.path === '/wx/decrypt')!.data, { encryptedData: 'E', iv: 'I' })
   })
 })

@@ -1,5 +1,5 @@
 import { client } from '../../api'
-import { WxAuthError } from '../../../src/wxauth'
+import { WxAuthError } from '../../../src/core'
 
 interface WhoAmI {
   openid: string
