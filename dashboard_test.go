@@ -16,8 +16,8 @@ import (
 
 const dashboardFile = "examples/grafana/wxauth-dashboard.json"
 
-// describingRegistry is a fresh registry that also keeps the name of every
-// metric registered on it: Gather lists a vector only once it has a child,
+// describingRegistry is a fresh registry, pedantic like the one Caddy gives
+// each config, that also keeps the name of every metric registered on it: Gather lists a vector only once it has a child,
 // and the dashboard may chart series that have not happened yet.
 type describingRegistry struct {
 	*prometheus.Registry
@@ -27,7 +27,7 @@ type describingRegistry struct {
 }
 
 func newDescribingRegistry() *describingRegistry {
-	return &describingRegistry{Registry: prometheus.NewRegistry(), names: map[string]bool{}}
+	return &describingRegistry{Registry: prometheus.NewPedanticRegistry(), names: map[string]bool{}}
 }
 
 // descName reads the metric name out of a Desc, which has no accessor for it.
