@@ -17,8 +17,9 @@ import (
 const dashboardFile = "examples/grafana/wxauth-dashboard.json"
 
 // describingRegistry is a fresh registry, pedantic like the one Caddy gives
-// each config, that also keeps the name of every metric registered on it: Gather lists a vector only once it has a child,
-// and the dashboard may chart series that have not happened yet.
+// each config, that also keeps the name of every metric registered on it:
+// Gather lists a vector only once it has a child, and the dashboard may
+// chart series that have not happened yet.
 type describingRegistry struct {
 	*prometheus.Registry
 	// names maps each registered metric name to whether it is a histogram
