@@ -156,6 +156,11 @@ func reply(w http.ResponseWriter, status int, body json.RawMessage) {
 		w.WriteHeader(status)
 		return
 	}
+	// The store keeps answers indented; the wire gets them compact.
+	var compact bytes.Buffer
+	if json.Compact(&compact, body) == nil {
+		body = compact.Bytes()
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)

@@ -190,6 +190,9 @@ func TestPhoneDecryptLogoutAreStored(t *testing.T) {
 	if u.Logins != 1 {
 		t.Errorf("logins %d", u.Logins)
 	}
+	if r := send(t, url, event("login", map[string]any{"openid": "o-bob"}), sendOpts{}); r.body != `{"role":"member","uid":"2"}` {
+		t.Errorf("next user: %+v", r)
+	}
 }
 
 func TestReplayedWebhookIDIsAppliedOnce(t *testing.T) {
@@ -201,7 +204,7 @@ func TestReplayedWebhookIDIsAppliedOnce(t *testing.T) {
 	}
 	// The same delivery again, and a retry signed later with the same id.
 	for _, o := range []sendOpts{{}, {ts: ptr(time.Now().Unix() + 10)}} {
-		if r := send(t, url, login, o); r.status != first.status || !sameAnswer(r.body, first.body) {
+		if r := send(t, url, login, o); r != first {
 			t.Errorf("replay answered %+v, first %+v", r, first)
 		}
 	}
@@ -217,11 +220,6 @@ func TestReplayedWebhookIDIsAppliedOnce(t *testing.T) {
 	if got := readStore(t, file).Users["o-alice"].Phone.PhoneNumber; got != "1" {
 		t.Errorf("a replayed id changed the phone to %q", got)
 	}
-}
-
-func sameAnswer(a, b string) bool {
-	var av, bv any
-	return json.Unmarshal([]byte(a), &av) == nil && json.Unmarshal([]byte(b), &bv) == nil && reflect.DeepEqual(av, bv)
 }
 
 func TestSignatureIsHMACOfIDTimestampBody(t *testing.T) {

@@ -111,6 +111,7 @@ test('phone, decrypt and logout are stored; their answers set no claims', async 
   assert.deepEqual(u.profile, { data, sid: 's-1', time: decrypt.time })
   assert.deepEqual(u.sessions, { 's-1': { login: login.time, logout: logout.time } })
   assert.equal(u.logins, 1)
+  assert.deepEqual(await send(url, event('login', { openid: 'o-bob' })), { status: 200, body: { uid: '2', role: 'member' } })
 })
 
 test('a replayed webhook-id is applied once and answered as the first time', async (t) => {
