@@ -1,7 +1,7 @@
 //go:build e2e
 
-// End to end: this app behind a real Caddy that runs wxauth with app_hook and
-// app_api, and wxmock standing in for WeChat. Logs in, binds a phone number,
+// End to end: this app behind a real Caddy that runs ../Caddyfile (wxauth with
+// app_hook and app_api, wxmock standing in for WeChat). Logs in, binds a phone number,
 // decrypts user info, changes a role and bans through app_api, logs out, and
 // checks that the app's store holds exactly what wxmock said.
 //
@@ -32,8 +32,6 @@ import (
 	"testing"
 	"time"
 )
-
-const e2eAppID = "wxappe2e01234567"
 
 // proc is a started process whose output is kept for error messages.
 type proc struct {
@@ -211,6 +209,10 @@ func TestE2E(t *testing.T) {
 	secret := "whsec_" + base64.StdEncoding.EncodeToString(secretKey)
 	storeFile := filepath.Join(tmp, "users.json")
 
+	caddyfile, err := filepath.Abs(filepath.Join("..", "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	appBin := filepath.Join(tmp, "app")
 	goBuild(t, ".", appBin, ".")
 	appEnv := []string{"WXAUTH_SECRET=" + secret, "STORE=" + storeFile}
@@ -229,51 +231,14 @@ func TestE2E(t *testing.T) {
 		caddyBin = filepath.Join(tmp, "caddy")
 		goBuild(t, filepath.Join("..", "..", ".."), caddyBin, "./cmd/caddy")
 	}
-	admin, mockPort, sitePort := freePort(t), freePort(t), freePort(t)
+	mockPort, sitePort := freePort(t), freePort(t)
 	site := fmt.Sprintf("http://127.0.0.1:%d", sitePort)
 	mock := fmt.Sprintf("http://127.0.0.1:%d", mockPort)
-	config := fmt.Sprintf(`{
-	admin 127.0.0.1:%[1]d
-	auto_https off
-	default_bind 127.0.0.1
-	storage file_system %[5]s
-}
-
-http://127.0.0.1:%[2]d {
-	wxmock {
-		app_id %[6]s
-		app_secret e2e-secret
-	}
-}
-
-http://127.0.0.1:%[3]d {
-	handle /healthz {
-		respond `+"`"+`{"ok":true}`+"`"+` 200
-	}
-	handle {
-		wxauth {
-			app_id %[6]s
-			app_secret e2e-secret
-			api_base http://127.0.0.1:%[2]d
-			app_hook http://127.0.0.1:%[4]s/wxauth {
-				secret %[7]s
-				events login phone decrypt logout
-			}
-			app_api /wx/app
-		}
-		handle /api/whoami {
-			header Content-Type application/json
-			respond `+"`"+`{"openid":"{http.auth.user.openid}","uid":"{http.auth.user.uid}","role":"{http.auth.user.role}"}`+"`"+`
-		}
-	}
-}
-`, admin, mockPort, sitePort, appPort, filepath.Join(tmp, "storage"), e2eAppID, secret)
-	configFile := filepath.Join(tmp, "Caddyfile")
-	if err := os.WriteFile(configFile, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	caddy := startProc(t, tmp, []string{"XDG_DATA_HOME=" + filepath.Join(tmp, "data"), "XDG_CONFIG_HOME=" + filepath.Join(tmp, "config")},
-		caddyBin, "run", "--config", configFile, "--adapter", "caddyfile")
+	caddy := startProc(t, tmp, []string{
+		fmt.Sprint("ADMIN_PORT=", freePort(t)), fmt.Sprint("MOCK_PORT=", mockPort), fmt.Sprint("SITE_PORT=", sitePort),
+		"APP_PORT=" + appPort, "WXAUTH_SECRET=" + secret,
+		"XDG_DATA_HOME=" + filepath.Join(tmp, "data"), "XDG_CONFIG_HOME=" + filepath.Join(tmp, "config"),
+	}, caddyBin, "run", "--config", caddyfile, "--adapter", "caddyfile")
 	eventually(t, "caddy answers /healthz", 60*time.Second, caddy, func() bool {
 		res, err := http.Get(site + "/healthz")
 		if err != nil {

@@ -1,5 +1,5 @@
-// End to end: this app behind a real Caddy that runs wxauth with app_hook and
-// app_api, and wxmock standing in for WeChat. Logs in, binds a phone number,
+// End to end: this app behind a real Caddy that runs ../Caddyfile (wxauth with
+// app_hook and app_api, wxmock standing in for WeChat). Logs in, binds a phone number,
 // decrypts user info, changes a role and bans through app_api, logs out, and
 // checks that the app's store holds exactly what wxmock said.
 //
@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict'
 import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,7 +23,6 @@ import { readStore } from '../store.mjs'
 
 const appDir = fileURLToPath(new URL('..', import.meta.url))
 const repoRoot = fileURLToPath(new URL('../../../../', import.meta.url))
-const appID = 'wxappe2e01234567'
 const secret = 'whsec_' + randomBytes(32).toString('base64')
 const run = promisify(execFile)
 
@@ -67,43 +66,6 @@ async function eventually(what, fn, ms = 10_000, proc) {
   }
 }
 
-const caddyfile = ({ admin, mockPort, sitePort, appPort }) => `{
-	admin 127.0.0.1:${admin}
-	auto_https off
-	default_bind 127.0.0.1
-	storage file_system ${join(tmp, 'storage')}
-}
-
-http://127.0.0.1:${mockPort} {
-	wxmock {
-		app_id ${appID}
-		app_secret e2e-secret
-	}
-}
-
-http://127.0.0.1:${sitePort} {
-	handle /healthz {
-		respond \`{"ok":true}\` 200
-	}
-	handle {
-		wxauth {
-			app_id ${appID}
-			app_secret e2e-secret
-			api_base http://127.0.0.1:${mockPort}
-			app_hook http://127.0.0.1:${appPort}/wxauth {
-				secret ${secret}
-				events login phone decrypt logout
-			}
-			app_api /wx/app
-		}
-		handle /api/whoami {
-			header Content-Type application/json
-			respond \`{"openid":"{http.auth.user.openid}","uid":"{http.auth.user.uid}","role":"{http.auth.user.role}"}\`
-		}
-	}
-}
-`
-
 before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'wxauth-app-e2e-'))
   storeFile = join(tmp, 'users.json')
@@ -123,14 +85,18 @@ before(async () => {
       maxBuffer: 16 << 20,
     })
   }
-  const ports = { admin: await freePort(), mockPort: await freePort(), sitePort: await freePort(), appPort }
-  site = `http://127.0.0.1:${ports.sitePort}`
-  mock = `http://127.0.0.1:${ports.mockPort}`
-  const config = join(tmp, 'Caddyfile')
-  await writeFile(config, caddyfile(ports))
-  const caddy = start(bin, ['run', '--config', config, '--adapter', 'caddyfile'], {
+  const ports = { ADMIN_PORT: await freePort(), MOCK_PORT: await freePort(), SITE_PORT: await freePort(), APP_PORT: appPort }
+  site = `http://127.0.0.1:${ports.SITE_PORT}`
+  mock = `http://127.0.0.1:${ports.MOCK_PORT}`
+  const caddy = start(bin, ['run', '--config', join(appDir, '..', 'Caddyfile'), '--adapter', 'caddyfile'], {
     cwd: tmp,
-    env: { ...process.env, XDG_DATA_HOME: join(tmp, 'data'), XDG_CONFIG_HOME: join(tmp, 'config') },
+    env: {
+      ...process.env,
+      ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])),
+      WXAUTH_SECRET: secret,
+      XDG_DATA_HOME: join(tmp, 'data'),
+      XDG_CONFIG_HOME: join(tmp, 'config'),
+    },
   })
   await eventually('caddy answers /healthz', async () => (await fetch(site + '/healthz')).ok, 60_000, caddy)
 })
