@@ -293,6 +293,10 @@ func TestE2E(t *testing.T) {
 	if dec.Status != 200 || dec.Body["nickName"] != "alice" || dec.Body["watermark"] == nil {
 		t.Fatalf("decrypt: %+v", dec)
 	}
+	// wxmock's own word for alice's ids, inside the encrypted data.
+	if dec.Body["openId"] != aliceOpenID || dec.Body["unionId"] != a.Body["unionid"] {
+		t.Fatalf("decrypted ids %v %v, login said %v %v", dec.Body["openId"], dec.Body["unionId"], aliceOpenID, a.Body["unionid"])
+	}
 	profile := map[string]any{}
 	for k, v := range dec.Body {
 		if k != "watermark" {

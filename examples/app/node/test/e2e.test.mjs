@@ -182,6 +182,9 @@ test('login, phone, decrypt, role, ban and logout reach the app; its store holds
   const dec = await call('POST', site + '/wx/decrypt', { body: info, token: alice.token })
   assert.equal(dec.status, 200, JSON.stringify(dec.body))
   assert.equal(dec.body.nickName, 'alice')
+  // wxmock's own word for alice's ids, inside the encrypted data.
+  assert.equal(dec.body.openId, alice.openid)
+  assert.equal(dec.body.unionId, alice.unionid)
   const { watermark, ...profile } = dec.body
   assert.ok(watermark, 'the decrypted reply carries the watermark')
 
