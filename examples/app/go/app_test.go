@@ -302,11 +302,18 @@ func TestMalformedEvents(t *testing.T) {
 
 func TestPathMethodSize(t *testing.T) {
 	url, _ := start(t)
-	res, _ := http.Post(strings.Replace(url, "/wxauth", "/other", 1), "application/json", nil)
+	res, err := http.Post(strings.Replace(url, "/wxauth", "/other", 1), "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
 	if res.StatusCode != 404 {
 		t.Errorf("other path: %d", res.StatusCode)
 	}
-	res, _ = http.Get(url)
+	if res, err = http.Get(url); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
 	if res.StatusCode != 405 || res.Header.Get("Allow") != "POST" {
 		t.Errorf("GET: %d, Allow %q", res.StatusCode, res.Header.Get("Allow"))
 	}
