@@ -7,19 +7,29 @@ package session
 
 import (
 	"context"
-	"errors"
+	"io/fs"
 	"time"
 )
 
-// ErrNotFound is returned by Store.Get when a key is absent or expired.
-var ErrNotFound = errors.New("session: not found")
+// ErrNotFound is returned by Store.Get when a key is absent or expired. It
+// also matches fs.ErrNotExist (errors.Is), the rule the token and wechat
+// packages use to tell an absent key from a store failure without
+// importing this package.
+var ErrNotFound error = notFound{}
+
+type notFound struct{}
+
+func (notFound) Error() string { return "session: not found" }
+func (notFound) Unwrap() error { return fs.ErrNotExist }
 
 // Store is where wxauth keeps state that must survive restarts and be shared
 // by every instance of a cluster. Keys are slash-separated paths such as
 // "wxauth/<appid>/sessions/<id>"; the "locks/" key space is reserved for
 // locks. Implementations are safe for concurrent use.
 type Store interface {
-	// Get returns the value of key, or ErrNotFound when it is absent or expired.
+	// Get returns the value of key, or ErrNotFound when it is absent or
+	// expired. Any other error is a store failure, never a sign that the
+	// key is absent.
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Set stores value under key; ttl <= 0 means it never expires.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,8 +65,8 @@ func mustGet(t *testing.T, s session.Store, key string, want []byte) {
 func mustMiss(t *testing.T, s session.Store, key string) {
 	t.Helper()
 	got, err := s.Get(ctxFor(t), key)
-	if !errors.Is(err, session.ErrNotFound) {
-		t.Fatalf("Get(%q) = %q, %v; want ErrNotFound", key, got, err)
+	if !errors.Is(err, session.ErrNotFound) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Get(%q) = %q, %v; want ErrNotFound (and fs.ErrNotExist)", key, got, err)
 	}
 }
 
