@@ -55,8 +55,6 @@ func (h *Handler) provisionTokens(ctx caddy.Context, store session.Store, prefix
 		Alg:    h.SigningAlg,
 		Rotate: time.Duration(h.KeyRotation),
 		TTL:    time.Duration(h.TokenTTL),
-		// Lets the manager tell a missing key from a store failure.
-		NotFound: session.ErrNotFound,
 	})
 	kctx, cancel := context.WithTimeout(ctx, keyLoadTimeout)
 	defer cancel()

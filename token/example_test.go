@@ -121,9 +121,8 @@ func ExampleNewManager() {
 	// Every instance that shares the store gets the same keys.
 	store := session.NewMemory()
 	cfg := token.ManagerConfig{
-		KV:       store,
-		Prefix:   "wxauth/wxdemo0123456789/keys",
-		NotFound: session.ErrNotFound,
+		KV:     store,
+		Prefix: "wxauth/wxdemo0123456789/keys",
 	}
 	now := time.Now()
 	ring1, err := token.NewManager(cfg).Keyring(ctx, now)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,7 +14,10 @@ import (
 // KV is what key management needs from the shared store; session.Store
 // satisfies it.
 type KV interface {
-	// Get returns the value of key; see ManagerConfig.NotFound.
+	// Get returns the value of key. An absent key is reported with an error
+	// that matches fs.ErrNotExist (errors.Is), as session.ErrNotFound does;
+	// any other error is a store failure, which the Manager returns rather
+	// than take the key for absent and create another over it.
 	Get(ctx context.Context, key string) ([]byte, error)
 	// SetNX stores value only when key is absent; ttl <= 0 never expires.
 	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error)
@@ -32,11 +36,6 @@ type ManagerConfig struct {
 	// TTL is the token lifetime: a rotated-out key is kept for
 	// verification until the tokens it signed have expired.
 	TTL time.Duration
-	// NotFound is the error KV.Get returns (possibly wrapped) for an
-	// absent key, e.g. session.ErrNotFound. A nil value with a nil error
-	// also means absent. When NotFound is nil, any Get error is taken for
-	// an absent key; set it so that store failures are reported instead.
-	NotFound error
 }
 
 // keyMargin extends how long rotated-out keys are kept, beyond the token
@@ -174,7 +173,7 @@ func (m *Manager) Keyring(ctx context.Context, now time.Time) (*Keyring, error) 
 		k, ok := m.keys[i]
 		if !ok {
 			var err error
-			if k, ok, err = m.load(ctx, m.kid(i), false); err != nil {
+			if k, ok, err = m.load(ctx, m.kid(i)); err != nil {
 				return nil, err
 			}
 		}
@@ -197,7 +196,7 @@ func (m *Manager) kid(i int64) string {
 // ensure returns the stored key kid, creating it first when absent. Racing
 // instances agree through SetNX and read back the winner.
 func (m *Manager) ensure(ctx context.Context, kid string, ttl time.Duration) (Key, error) {
-	if k, ok, err := m.load(ctx, kid, false); err != nil || ok {
+	if k, ok, err := m.load(ctx, kid); err != nil || ok {
 		return k, err
 	}
 	cand, err := GenerateKey(m.cfg.Alg, kid)
@@ -211,7 +210,7 @@ func (m *Manager) ensure(ctx context.Context, kid string, ttl time.Duration) (Ke
 	if _, err := m.cfg.KV.SetNX(ctx, m.cfg.Prefix+"/"+kid, b, ttl); err != nil {
 		return Key{}, fmt.Errorf("token: storing key %q: %w", kid, err)
 	}
-	k, ok, err := m.load(ctx, kid, true)
+	k, ok, err := m.load(ctx, kid)
 	switch {
 	case err != nil:
 		return Key{}, err
@@ -221,17 +220,12 @@ func (m *Manager) ensure(ctx context.Context, kid string, ttl time.Duration) (Ke
 	return k, nil
 }
 
-// load reads key kid; ok == false with a nil error means it is absent.
-// Without a NotFound sentinel a Get error may just mean absent: it is
-// returned only when strict is set.
-func (m *Manager) load(ctx context.Context, kid string, strict bool) (Key, bool, error) {
+// load reads key kid; ok == false with a nil error means it is absent
+// (see KV.Get).
+func (m *Manager) load(ctx context.Context, kid string) (Key, bool, error) {
 	b, err := m.cfg.KV.Get(ctx, m.cfg.Prefix+"/"+kid)
 	switch {
-	case err == nil && b == nil:
-		return Key{}, false, nil
-	case err != nil && m.cfg.NotFound != nil && errors.Is(err, m.cfg.NotFound):
-		return Key{}, false, nil
-	case err != nil && m.cfg.NotFound == nil && !strict:
+	case errors.Is(err, fs.ErrNotExist):
 		return Key{}, false, nil
 	case err != nil:
 		return Key{}, false, fmt.Errorf("token: reading key %q: %w", kid, err)

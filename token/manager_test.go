@@ -5,13 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-var errMissing = errors.New("fake: not found")
 
 // fakeKV is an in-memory KV that records calls. Expiry is not simulated;
 // the ttl of each write is kept for inspection.
@@ -22,7 +21,8 @@ type fakeKV struct {
 	gets    int
 	setnxs  int
 	failGet error // returned by Get for every key when set
-	nilMiss bool  // absent keys give (nil, nil) instead of errMissing
+	missErr error // returned by Get for absent keys; default fs.ErrNotExist wrapped
+	nilMiss bool  // absent keys give (nil, nil), breaking KV's rule
 }
 
 func newFakeKV() *fakeKV {
@@ -41,7 +41,10 @@ func (f *fakeKV) Get(_ context.Context, key string) ([]byte, error) {
 		if f.nilMiss {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("get %s: %w", key, errMissing)
+		if f.missErr != nil {
+			return nil, f.missErr
+		}
+		return nil, fmt.Errorf("get %s: %w", key, fs.ErrNotExist)
 	}
 	return bytes.Clone(v), nil
 }
@@ -80,7 +83,7 @@ func TestManagerFixedKey(t *testing.T) {
 	for _, alg := range []string{HS256, EdDSA} {
 		t.Run(alg, func(t *testing.T) {
 			kv := newFakeKV()
-			cfg := ManagerConfig{KV: kv, Prefix: "wxauth/wxapp/keys", Alg: alg, TTL: 2 * time.Hour, NotFound: errMissing}
+			cfg := ManagerConfig{KV: kv, Prefix: "wxauth/wxapp/keys", Alg: alg, TTL: 2 * time.Hour}
 			at := time.Unix(1_700_000_000, 0)
 
 			m1, m2 := NewManager(cfg), NewManager(cfg)
@@ -120,7 +123,7 @@ func TestManagerFixedKey(t *testing.T) {
 
 func TestManagerConcurrentStart(t *testing.T) {
 	kv := newFakeKV()
-	cfg := ManagerConfig{KV: kv, Prefix: "p", NotFound: errMissing}
+	cfg := ManagerConfig{KV: kv, Prefix: "p"}
 	rings := make([]*Keyring, 8)
 	var wg sync.WaitGroup
 	for i := range rings {
@@ -146,7 +149,7 @@ func TestManagerRotation(t *testing.T) {
 		t.Run(alg, func(t *testing.T) {
 			const R, TTL = time.Hour, 2 * time.Hour
 			kv := newFakeKV()
-			cfg := ManagerConfig{KV: kv, Prefix: "wxauth/wxapp/keys", Alg: alg, Rotate: R, TTL: TTL, NotFound: errMissing}
+			cfg := ManagerConfig{KV: kv, Prefix: "wxauth/wxapp/keys", Alg: alg, Rotate: R, TTL: TTL}
 			m := NewManager(cfg)
 			p := int64(500_000)
 			start := time.Unix(p*3600, 0) // start of period p
@@ -233,22 +236,60 @@ func TestManagerRotation(t *testing.T) {
 }
 
 func TestManagerRotationFirstBoot(t *testing.T) {
-	// Previous periods' keys never existed: they are skipped, with a
-	// NotFound sentinel, with (nil, nil) answers, or with no sentinel.
-	for name, setup := range map[string]func(*fakeKV, *ManagerConfig){
-		"sentinel":    func(_ *fakeKV, c *ManagerConfig) { c.NotFound = errMissing },
-		"nil answers": func(kv *fakeKV, _ *ManagerConfig) { kv.nilMiss = true },
-		"no sentinel": func(*fakeKV, *ManagerConfig) {},
-	} {
-		t.Run(name, func(t *testing.T) {
-			kv := newFakeKV()
-			cfg := ManagerConfig{KV: kv, Prefix: "p", Rotate: time.Hour, TTL: 2 * time.Hour}
-			setup(kv, &cfg)
-			r := mustManagerRing(t, NewManager(cfg), time.Unix(3600*1000+5, 0))
-			if ids := r.IDs(); len(ids) != 2 || ids[0] != "hs256-1000" || ids[1] != "hs256-1001" {
-				t.Fatalf("ring %v", ids)
-			}
-		})
+	// Previous periods' keys never existed: they are skipped.
+	kv := newFakeKV()
+	cfg := ManagerConfig{KV: kv, Prefix: "p", Rotate: time.Hour, TTL: 2 * time.Hour}
+	r := mustManagerRing(t, NewManager(cfg), time.Unix(3600*1000+5, 0))
+	if ids := r.IDs(); len(ids) != 2 || ids[0] != "hs256-1000" || ids[1] != "hs256-1001" {
+		t.Fatalf("ring %v", ids)
+	}
+}
+
+// notFoundErr is a store's own "not found" error that matches
+// fs.ErrNotExist, as session.ErrNotFound does.
+type notFoundErr struct{}
+
+func (notFoundErr) Error() string        { return "fake: not found" }
+func (notFoundErr) Is(target error) bool { return target == fs.ErrNotExist }
+
+// TestManagerNotFoundRule: only an error matching fs.ErrNotExist means a
+// key is absent (and gets created); any other failure is returned, and no
+// key is written over one the store may still hold.
+func TestManagerNotFoundRule(t *testing.T) {
+	boom := errors.New("store down")
+	tests := []struct {
+		name    string
+		get     func(kv *fakeKV) // how Get answers for the absent keys
+		absent  bool
+		wantErr error
+	}{
+		{"absent, wrapped fs.ErrNotExist", func(*fakeKV) {}, true, nil},
+		{"absent, the store's own error", func(kv *fakeKV) { kv.missErr = fmt.Errorf("get: %w", notFoundErr{}) }, true, nil},
+		{"store failure", func(kv *fakeKV) { kv.failGet = boom }, false, boom},
+		{"store timeout", func(kv *fakeKV) { kv.failGet = context.DeadlineExceeded }, false, context.DeadlineExceeded},
+		{"nil value without error", func(kv *fakeKV) { kv.nilMiss = true }, false, nil},
+	}
+	for _, tt := range tests {
+		for _, rotate := range []time.Duration{0, time.Hour} {
+			t.Run(fmt.Sprintf("%s/rotate=%s", tt.name, rotate), func(t *testing.T) {
+				kv := newFakeKV()
+				tt.get(kv)
+				m := NewManager(ManagerConfig{KV: kv, Prefix: "p", Rotate: rotate, TTL: time.Hour})
+				_, err := m.Keyring(context.Background(), time.Unix(3600*1000+5, 0))
+				switch {
+				case tt.absent && err != nil:
+					t.Fatalf("absent key: %v", err)
+				case tt.absent && kv.setnxs == 0:
+					t.Fatal("absent key was not created")
+				case !tt.absent && err == nil:
+					t.Fatal("store failure not reported")
+				case !tt.absent && kv.setnxs != 0:
+					t.Fatalf("store failure taken for a miss: %d keys written", kv.setnxs)
+				case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+					t.Fatalf("error %v does not carry %v", err, tt.wantErr)
+				}
+			})
+		}
 	}
 }
 
@@ -257,7 +298,7 @@ func TestManagerStoreErrors(t *testing.T) {
 	for _, rotate := range []time.Duration{0, time.Hour} {
 		t.Run(fmt.Sprint(rotate), func(t *testing.T) {
 			kv := newFakeKV()
-			m := NewManager(ManagerConfig{KV: kv, Prefix: "p", Rotate: rotate, TTL: time.Hour, NotFound: errMissing})
+			m := NewManager(ManagerConfig{KV: kv, Prefix: "p", Rotate: rotate, TTL: time.Hour})
 			kv.failGet = boom
 			if _, err := m.Keyring(context.Background(), time.Now()); !errors.Is(err, boom) {
 				t.Fatalf("store error not returned: %v", err)
@@ -273,7 +314,7 @@ func TestManagerStoreErrors(t *testing.T) {
 	kv := newFakeKV()
 	b, _ := mustKey(t, EdDSA, "hs256").Marshal()
 	kv.data["p/hs256"] = b
-	if _, err := NewManager(ManagerConfig{KV: kv, Prefix: "p", NotFound: errMissing}).Keyring(context.Background(), time.Now()); err == nil {
+	if _, err := NewManager(ManagerConfig{KV: kv, Prefix: "p"}).Keyring(context.Background(), time.Now()); err == nil {
 		t.Fatal("stored key of another algorithm accepted")
 	}
 }
