@@ -3,6 +3,8 @@ package wechat
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"sync/atomic"
 	"time"
 )
@@ -11,7 +13,9 @@ import (
 // (session.Store satisfies it). Every instance must use the same token:
 // each forced refresh at WeChat invalidates the previous one.
 type Cache interface {
-	// Get returns the value of key; any error counts as a miss.
+	// Get returns the value of key. An absent key is reported with an error
+	// that matches fs.ErrNotExist (errors.Is), as session.ErrNotFound does;
+	// any other error is a store failure (see AccessTokens).
 	Get(ctx context.Context, key string) ([]byte, error)
 	// Set stores value under key for ttl.
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
@@ -27,6 +31,13 @@ const maxMargin = 5 * time.Minute
 // through a Cache, refreshed by one instance at a time under a cluster
 // lock. It is safe for concurrent use, and keeps working from WeChat and
 // memory alone when the cache fails.
+//
+// A cache read that fails is not a miss: the token is still fetched for
+// the caller (stable_token without force_refresh hands out the token in
+// force, so the other instances' copies stay valid) and kept in memory,
+// but it is not written to the cache, where it could replace a newer token
+// that another instance stored while the read failed. Only a read that
+// found the key absent, expired or unreadable leads to a write.
 type AccessTokens struct {
 	c         *Client
 	cache     Cache
@@ -121,7 +132,8 @@ func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) 
 	if t := a.cur.Load(); usable(t) {
 		return t.Token, nil
 	}
-	if t := a.load(ctx); usable(t) {
+	t, readErr := a.load(ctx)
+	if usable(t) {
 		a.cur.Store(t)
 		return t.Token, nil
 	}
@@ -135,7 +147,8 @@ func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) 
 		}
 	} else {
 		defer unlock()
-		if t := a.load(ctx); usable(t) {
+		t, readErr = a.load(ctx)
+		if usable(t) {
 			a.cur.Store(t)
 			return t.Token, nil
 		}
@@ -152,23 +165,31 @@ func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) 
 	if a.onRefresh != nil {
 		a.onRefresh()
 	}
-	t := &cachedToken{Token: tok, ExpiresAt: a.now().Add(life).Unix(), ExpiresIn: int64(life / time.Second)}
+	t = &cachedToken{Token: tok, ExpiresAt: a.now().Add(life).Unix(), ExpiresIn: int64(life / time.Second)}
 	a.cur.Store(t)
+	if readErr != nil {
+		return tok, nil // the cache may hold a newer token: see AccessTokens
+	}
 	if data, err := json.Marshal(t); err == nil {
 		_ = a.cache.Set(ctx, a.key, data, life) // a store failure only costs sharing
 	}
 	return tok, nil
 }
 
-// load reads the cached token; nil on any failure.
-func (a *AccessTokens) load(ctx context.Context) *cachedToken {
+// load reads the cached token. It returns nil, nil when the key is absent
+// or its value is not a token (it is then replaced), and the error of a
+// failed read.
+func (a *AccessTokens) load(ctx context.Context) (*cachedToken, error) {
 	data, err := a.cache.Get(ctx, a.key)
-	if err != nil {
-		return nil
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, err
 	}
 	var t cachedToken
 	if json.Unmarshal(data, &t) != nil {
-		return nil
+		return nil, nil
 	}
-	return &t
+	return &t, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -15,11 +16,12 @@ import (
 // memCache is a tiny Cache shared by the AccessTokens of one test, as a
 // store is shared by the instances of a cluster.
 type memCache struct {
-	mu   sync.Mutex
-	data map[string][]byte
-	lock chan struct{}
-	fail bool
-	sets int
+	mu     sync.Mutex
+	data   map[string][]byte
+	lock   chan struct{}
+	fail   bool  // every call fails
+	getErr error // Get fails with it, when set
+	sets   int
 }
 
 func newMemCache() *memCache {
@@ -34,9 +36,12 @@ func (m *memCache) Get(_ context.Context, key string) ([]byte, error) {
 	if m.fail {
 		return nil, errStoreDown
 	}
+	if m.getErr != nil {
+		return nil, m.getErr
+	}
 	v, ok := m.data[key]
 	if !ok {
-		return nil, errors.New("not found")
+		return nil, fmt.Errorf("get %s: %w", key, fs.ErrNotExist)
 	}
 	return v, nil
 }
@@ -310,5 +315,51 @@ func TestAccessTokensErrors(t *testing.T) {
 	defer cancel()
 	if _, err := a.Token(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestAccessTokensNotFoundRule: only a read that finds the key absent (an
+// error matching fs.ErrNotExist), expired or unreadable leads to a write;
+// after a failed read the caller still gets a token, but the cache keeps
+// what it holds.
+func TestAccessTokensNotFoundRule(t *testing.T) {
+	other := `{"token":"from-another-instance","expires_at":1,"expires_in":7200}`
+	tests := []struct {
+		name   string
+		stored string // the cache's value before the call; "" = absent
+		getErr error
+		write  bool
+	}{
+		{"absent", "", nil, true},
+		{"expired", other, nil, true},
+		{"not a token", "{not json", nil, true},
+		{"store failure", other, errStoreDown, false},
+		{"store timeout", other, fmt.Errorf("redis: %w", context.DeadlineExceeded), false},
+		{"store failure, key absent", "", errStoreDown, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tw := newTokenWX(t)
+			cache := newMemCache()
+			if tt.stored != "" {
+				cache.data["k"] = []byte(tt.stored)
+			}
+			cache.getErr = tt.getErr
+			a := NewAccessTokens(tw.client(nil), cache, "k", nil)
+			tok, err := a.Token(context.Background())
+			if err != nil || tok != "tok-1" {
+				t.Fatalf("Token = %q, %v; want tok-1 from WeChat", tok, err)
+			}
+			if wrote := cache.sets > 0; wrote != tt.write {
+				t.Fatalf("cache written: %v, want %v (holds %s)", wrote, tt.write, cache.data["k"])
+			}
+			if !tt.write && string(cache.data["k"]) != tt.stored {
+				t.Fatalf("cache changed to %s", cache.data["k"])
+			}
+			// The token stays in memory: no second WeChat call.
+			if tok, _ := a.Token(context.Background()); tok != "tok-1" || tw.calls.Load() != 1 {
+				t.Fatalf("second Token = %q after %d WeChat calls", tok, tw.calls.Load())
+			}
+		})
 	}
 }
