@@ -91,6 +91,15 @@ func FuzzVerify(f *testing.F) {
 			if !errors.Is(err, token.ErrInvalid) {
 				t.Fatalf("error does not wrap ErrInvalid: %v", err)
 			}
+			n := 0
+			for _, k := range []error{token.ErrMalformed, token.ErrUnknownKey, token.ErrBadSignature, token.ErrAudience, token.ErrExpired, token.ErrClaims} {
+				if errors.Is(err, k) {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Fatalf("error wraps %d kinds, want 1: %v", n, err)
+			}
 			if claims != nil {
 				t.Fatal("claims returned with an error")
 			}

@@ -14,9 +14,61 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// ErrInvalid is wrapped by every error of Tokens.Verify. The jwt/v5
-// sentinel of the cause (e.g. jwt.ErrTokenExpired) is wrapped too.
+// ErrInvalid is wrapped by every error of Tokens.Verify, together with
+// one of the kinds below and the jwt/v5 sentinel of the cause, if any
+// (e.g. jwt.ErrTokenExpired).
 var ErrInvalid = errors.New("token: invalid")
+
+// Kinds of Verify errors: each error of Tokens.Verify wraps exactly one,
+// so callers can tell the client why with errors.Is instead of reading the
+// message. None of them carries the token or key material.
+var (
+	// ErrMalformed means the string is not a well-formed token: empty,
+	// longer than MaxTokenLen, not three base64url parts, a header or
+	// claims that do not decode, a kid that is not a string.
+	ErrMalformed = errors.New("token: malformed")
+	// ErrUnknownKey means the token names a key the keyring does not hold
+	// (rotated out, or of another deployment), or names none while the
+	// keyring holds several.
+	ErrUnknownKey = errors.New("token: unknown signing key")
+	// ErrBadSignature means the signature does not verify with the named
+	// key, or the token's algorithm is not allowed or not that key's.
+	ErrBadSignature = errors.New("token: bad signature")
+	// ErrAudience means the token was issued for another app_id.
+	ErrAudience = errors.New("token: issued for another audience")
+	// ErrExpired means the token's exp has passed, beyond the leeway.
+	ErrExpired = errors.New("token: expired")
+	// ErrClaims means a claim wxauth requires is missing or out of place:
+	// exp, iat, aud, sub or sid missing, iat in the future, iss not ours.
+	ErrClaims = errors.New("token: missing or bad claims")
+)
+
+// verifyError is an error of Verify. Its message is the cause's, after
+// "token: invalid: ".
+type verifyError struct {
+	kind  error // one of the kinds above
+	cause error
+}
+
+func (e *verifyError) Error() string   { return ErrInvalid.Error() + ": " + e.cause.Error() }
+func (e *verifyError) Unwrap() []error { return []error{ErrInvalid, e.kind, e.cause} }
+
+// kindOf sorts an error of the jwt parser (or of keyfunc) into a kind.
+func kindOf(err error) error {
+	switch {
+	case errors.Is(err, errBadKid), errors.Is(err, jwt.ErrTokenMalformed):
+		return ErrMalformed
+	case errors.Is(err, errUnknownKid), errors.Is(err, errNoKid):
+		return ErrUnknownKey
+	case errors.Is(err, errAlgMatch), errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return ErrBadSignature
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return ErrAudience
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ErrExpired
+	}
+	return ErrClaims
+}
 
 // MaxTokenLen bounds the work spent on a presented token: longer strings
 // are refused before any decoding. Issue refuses to make longer tokens.
@@ -163,33 +215,37 @@ func (t *Tokens) Issue(openid, unionid, sid string, extra map[string]any, now ti
 }
 
 // Verify checks a token's form, signature, key, algorithm and claims, and
-// returns its claims. Every error wraps ErrInvalid and says why; none
-// quotes the token. Strings over MaxTokenLen bytes or not of the form
-// a.b.c are refused before any decoding.
+// returns its claims. Every error wraps ErrInvalid and one kind
+// (ErrMalformed, ErrUnknownKey, ErrBadSignature, ErrAudience, ErrExpired,
+// ErrClaims), and says why; none quotes the token. Strings over
+// MaxTokenLen bytes or not of the form a.b.c are refused before any
+// decoding.
 func (t *Tokens) Verify(token string) (*Claims, error) {
 	switch {
 	case token == "":
-		return nil, invalid("empty token")
+		return nil, invalid(ErrMalformed, "empty token")
 	case len(token) > MaxTokenLen:
-		return nil, invalid("token longer than the limit")
+		return nil, invalid(ErrMalformed, "token longer than the limit")
 	case strings.Count(token, ".") != 2:
-		return nil, invalid("not a JWS compact token")
+		return nil, invalid(ErrMalformed, "not a JWS compact token")
 	}
 	claims := new(Claims)
 	if _, err := t.parser.ParseWithClaims(token, claims, t.ring.Load().keyfunc); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, &verifyError{kind: kindOf(err), cause: err}
 	}
 	// jwt checks exp, aud and iss; the claims wxauth relies on are
 	// checked here.
 	switch {
 	case claims.IssuedAt == nil:
-		return nil, invalid("missing iat")
+		return nil, invalid(ErrClaims, "missing iat")
 	case claims.Subject == "":
-		return nil, invalid("missing sub")
+		return nil, invalid(ErrClaims, "missing sub")
 	case claims.SessionID == "":
-		return nil, invalid("missing sid")
+		return nil, invalid(ErrClaims, "missing sid")
 	}
 	return claims, nil
 }
 
-func invalid(reason string) error { return fmt.Errorf("%w: %s", ErrInvalid, reason) }
+func invalid(kind error, reason string) error {
+	return &verifyError{kind: kind, cause: errors.New(reason)}
+}

@@ -139,6 +139,9 @@ func TestNewConfig(t *testing.T) {
 	}
 }
 
+// kinds are the kinds of Verify errors: each error wraps exactly one.
+var kinds = []error{ErrMalformed, ErrUnknownKey, ErrBadSignature, ErrAudience, ErrExpired, ErrClaims}
+
 func TestVerifyRefuses(t *testing.T) {
 	hs := mustKey(t, HS256, "hs1")
 	ed := mustKey(t, EdDSA, "ed1")
@@ -181,46 +184,47 @@ func TestVerifyRefuses(t *testing.T) {
 		token string
 		is    error  // a cause that must be wrapped, besides ErrInvalid
 		msg   string // a part of the message
+		kind  error  // the one kind it must wrap; nil: any one
 	}{
-		{"empty", tk, "", nil, "empty"},
-		{"dot", tk, ".", nil, "compact"},
-		{"two parts", tk, "a.b", nil, "compact"},
-		{"four parts", tk, valid + ".x", nil, "compact"},
-		{"three junk parts", tk, "a.b.c", jwt.ErrTokenMalformed, ""},
-		{"dots only", tk, "..", jwt.ErrTokenMalformed, ""},
-		{"10 KiB", tk, strings.Repeat("a", 10<<10), nil, "longer"},
-		{"10 KiB of dots", tk, strings.Repeat(".", 10<<10), nil, "longer"},
-		{"just over the bound", tk, valid + "." + strings.Repeat("A", MaxTokenLen), nil, "longer"},
-		{"padded signature", tk, valid + "=", jwt.ErrTokenMalformed, ""},
-		{"alg none", tk, craft(t, jwt.SigningMethodNone, noneKey, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "none"},
-		{"alg none single key no kid", single, craft(t, jwt.SigningMethodNone, noneKey, nil, good()), jwt.ErrTokenSignatureInvalid, "none"},
-		{"alg HS512", tk, craft(t, jwt.SigningMethodHS512, hs.Secret, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "HS512"},
-		{"other HS256 key, same kid", tk, craft(t, jwt.SigningMethodHS256, otherHS.Secret, hsHdr, good()), jwt.ErrTokenSignatureInvalid, ""},
-		{"other EdDSA key, same kid", tk, craft(t, jwt.SigningMethodEdDSA, otherED.Private, edHdr, good()), jwt.ErrTokenSignatureInvalid, ""},
-		{"HS256 with the Ed25519 public key as secret", tk, craft(t, jwt.SigningMethodHS256, edPub, edHdr, good()), jwt.ErrTokenUnverifiable, "alg header does not match"},
-		{"HS256 with the Ed25519 public key, single EdDSA ring", mustTokens(t, Config{}, mustRing(t, ed)), craft(t, jwt.SigningMethodHS256, edPub, nil, good()), jwt.ErrTokenUnverifiable, "alg header does not match"},
-		{"EdDSA token naming an HS256 kid", tk, craft(t, jwt.SigningMethodEdDSA, ed.Private, hsHdr, good()), jwt.ErrTokenUnverifiable, "alg header does not match"},
-		{"wrong aud", tk, mustIssue(t, mustTokens(t, Config{Audience: "wx-other-app"}, ring), time.Now()), jwt.ErrTokenInvalidAudience, ""},
-		{"aud missing", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("aud")), jwt.ErrTokenRequiredClaimMissing, "aud"},
-		{"wrong iss", tk, mustIssue(t, mustTokens(t, Config{Issuer: "someone"}, ring), time.Now()), jwt.ErrTokenInvalidIssuer, ""},
-		{"expired beyond leeway", tk, mustIssue(t, tk, time.Now().Add(-DefaultTTL-time.Minute)), jwt.ErrTokenExpired, ""},
-		{"issued in the future", tk, mustIssue(t, tk, time.Now().Add(5*time.Minute)), jwt.ErrTokenUsedBeforeIssued, ""},
-		{"missing exp", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("exp")), jwt.ErrTokenRequiredClaimMissing, "exp"},
-		{"missing iat", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("iat")), nil, "missing iat"},
-		{"missing sub", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("sub")), nil, "missing sub"},
-		{"empty sub", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "sub", "")), nil, "missing sub"},
-		{"missing sid", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("sid")), nil, "missing sid"},
-		{"sid not a string", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "sid", 5)), jwt.ErrTokenMalformed, ""},
-		{"exp not a number", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "exp", "soon")), jwt.ErrTokenMalformed, ""},
-		{"unknown kid", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, map[string]any{"kid": "hs9"}, good()), jwt.ErrTokenUnverifiable, "unknown key id"},
-		{"kid not a string", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, map[string]any{"kid": 1}, good()), jwt.ErrTokenUnverifiable, "kid"},
-		{"no kid, two-key ring", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, nil, good()), jwt.ErrTokenUnverifiable, "kid header required"},
-		{"kid of another ring on a single-key ring", single, validED, jwt.ErrTokenUnverifiable, "unknown key id"},
-		{"tampered payload", tk, tamperedPayload, jwt.ErrTokenSignatureInvalid, ""},
-		{"tampered signature", tk, tamperedSig, jwt.ErrTokenSignatureInvalid, ""},
-		{"non-canonical signature encoding", tk, nonCanonical, jwt.ErrTokenMalformed, ""},
-		{"signature cut", tk, valid[:len(valid)-4], nil, ""},
-		{"signature removed", tk, parts[0] + "." + parts[1] + ".", jwt.ErrTokenSignatureInvalid, ""},
+		{"empty", tk, "", nil, "empty", ErrMalformed},
+		{"dot", tk, ".", nil, "compact", ErrMalformed},
+		{"two parts", tk, "a.b", nil, "compact", ErrMalformed},
+		{"four parts", tk, valid + ".x", nil, "compact", ErrMalformed},
+		{"three junk parts", tk, "a.b.c", jwt.ErrTokenMalformed, "", ErrMalformed},
+		{"dots only", tk, "..", jwt.ErrTokenMalformed, "", ErrMalformed},
+		{"10 KiB", tk, strings.Repeat("a", 10<<10), nil, "longer", ErrMalformed},
+		{"10 KiB of dots", tk, strings.Repeat(".", 10<<10), nil, "longer", ErrMalformed},
+		{"just over the bound", tk, valid + "." + strings.Repeat("A", MaxTokenLen), nil, "longer", ErrMalformed},
+		{"padded signature", tk, valid + "=", jwt.ErrTokenMalformed, "", ErrMalformed},
+		{"alg none", tk, craft(t, jwt.SigningMethodNone, noneKey, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "none", ErrBadSignature},
+		{"alg none single key no kid", single, craft(t, jwt.SigningMethodNone, noneKey, nil, good()), jwt.ErrTokenSignatureInvalid, "none", ErrBadSignature},
+		{"alg HS512", tk, craft(t, jwt.SigningMethodHS512, hs.Secret, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "HS512", ErrBadSignature},
+		{"other HS256 key, same kid", tk, craft(t, jwt.SigningMethodHS256, otherHS.Secret, hsHdr, good()), jwt.ErrTokenSignatureInvalid, "", ErrBadSignature},
+		{"other EdDSA key, same kid", tk, craft(t, jwt.SigningMethodEdDSA, otherED.Private, edHdr, good()), jwt.ErrTokenSignatureInvalid, "", ErrBadSignature},
+		{"HS256 with the Ed25519 public key as secret", tk, craft(t, jwt.SigningMethodHS256, edPub, edHdr, good()), jwt.ErrTokenUnverifiable, "alg header does not match", ErrBadSignature},
+		{"HS256 with the Ed25519 public key, single EdDSA ring", mustTokens(t, Config{}, mustRing(t, ed)), craft(t, jwt.SigningMethodHS256, edPub, nil, good()), jwt.ErrTokenUnverifiable, "alg header does not match", ErrBadSignature},
+		{"EdDSA token naming an HS256 kid", tk, craft(t, jwt.SigningMethodEdDSA, ed.Private, hsHdr, good()), jwt.ErrTokenUnverifiable, "alg header does not match", ErrBadSignature},
+		{"wrong aud", tk, mustIssue(t, mustTokens(t, Config{Audience: "wx-other-app"}, ring), time.Now()), jwt.ErrTokenInvalidAudience, "", ErrAudience},
+		{"aud missing", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("aud")), jwt.ErrTokenRequiredClaimMissing, "aud", ErrClaims},
+		{"wrong iss", tk, mustIssue(t, mustTokens(t, Config{Issuer: "someone"}, ring), time.Now()), jwt.ErrTokenInvalidIssuer, "", ErrClaims},
+		{"expired beyond leeway", tk, mustIssue(t, tk, time.Now().Add(-DefaultTTL-time.Minute)), jwt.ErrTokenExpired, "", ErrExpired},
+		{"issued in the future", tk, mustIssue(t, tk, time.Now().Add(5*time.Minute)), jwt.ErrTokenUsedBeforeIssued, "", ErrClaims},
+		{"missing exp", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("exp")), jwt.ErrTokenRequiredClaimMissing, "exp", ErrClaims},
+		{"missing iat", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("iat")), nil, "missing iat", ErrClaims},
+		{"missing sub", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("sub")), nil, "missing sub", ErrClaims},
+		{"empty sub", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "sub", "")), nil, "missing sub", ErrClaims},
+		{"missing sid", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, good("sid")), nil, "missing sid", ErrClaims},
+		{"sid not a string", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "sid", 5)), jwt.ErrTokenMalformed, "", ErrMalformed},
+		{"exp not a number", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, hsHdr, with(good(), "exp", "soon")), jwt.ErrTokenMalformed, "", ErrMalformed},
+		{"unknown kid", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, map[string]any{"kid": "hs9"}, good()), jwt.ErrTokenUnverifiable, "unknown key id", ErrUnknownKey},
+		{"kid not a string", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, map[string]any{"kid": 1}, good()), jwt.ErrTokenUnverifiable, "kid", ErrMalformed},
+		{"no kid, two-key ring", tk, craft(t, jwt.SigningMethodHS256, hs.Secret, nil, good()), jwt.ErrTokenUnverifiable, "kid header required", ErrUnknownKey},
+		{"kid of another ring on a single-key ring", single, validED, jwt.ErrTokenUnverifiable, "unknown key id", ErrUnknownKey},
+		{"tampered payload", tk, tamperedPayload, jwt.ErrTokenSignatureInvalid, "", ErrBadSignature},
+		{"tampered signature", tk, tamperedSig, jwt.ErrTokenSignatureInvalid, "", ErrBadSignature},
+		{"non-canonical signature encoding", tk, nonCanonical, jwt.ErrTokenMalformed, "", ErrMalformed},
+		{"signature cut", tk, valid[:len(valid)-4], nil, "", nil}, // malformed or bad, by the last character's bits
+		{"signature removed", tk, parts[0] + "." + parts[1] + ".", jwt.ErrTokenSignatureInvalid, "", ErrBadSignature},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,6 +237,15 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 			if tc.is != nil && !errors.Is(err, tc.is) {
 				t.Fatalf("error %q does not wrap %q", err, tc.is)
+			}
+			n := 0
+			for _, k := range kinds {
+				if errors.Is(err, k) {
+					n++
+				}
+			}
+			if n != 1 || tc.kind != nil && !errors.Is(err, tc.kind) {
+				t.Fatalf("error %q wraps %d kinds, want just %v", err, n, tc.kind)
 			}
 			if !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("error %q does not say %q", err, tc.msg)
