@@ -13,14 +13,45 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 )
 
-// ErrDecrypt is wrapped by every error of Decrypt and DecryptUserData.
+// ErrDecrypt is wrapped by every error of Decrypt and DecryptUserData,
+// together with one of the kinds below.
 var ErrDecrypt = errors.New("wechat: decrypt failed")
 
-func decryptErr(reason string) error { return fmt.Errorf("%w: %s", ErrDecrypt, reason) }
+// Kinds of decrypt errors: each error of Decrypt and DecryptUserData wraps
+// exactly one, so callers can tell the client why with errors.Is. None of
+// them carries the data, the iv or the session_key.
+var (
+	// ErrBadKey means the session_key is not base64 of 16 bytes.
+	ErrBadKey = errors.New("wechat: bad session_key")
+	// ErrBadIV means the iv is not base64 of 16 bytes.
+	ErrBadIV = errors.New("wechat: bad iv")
+	// ErrBadData means encryptedData is not base64 of whole 16-byte blocks.
+	ErrBadData = errors.New("wechat: bad encryptedData")
+	// ErrBadPadding means the plaintext's padding is wrong: the usual sign
+	// that the data was encrypted with another session_key (one from
+	// before the latest wx.login) or altered.
+	ErrBadPadding = errors.New("wechat: bad padding")
+	// ErrNotJSON means the plaintext is not a JSON object; like
+	// ErrBadPadding, usually another session_key.
+	ErrNotJSON = errors.New("wechat: plaintext is not a JSON object")
+	// ErrWatermark means the plaintext's watermark is missing or names
+	// another app: the data was made for another mini-program.
+	ErrWatermark = errors.New("wechat: bad watermark")
+)
+
+// decryptError is an error of Decrypt or DecryptUserData.
+type decryptError struct {
+	kind   error // one of the kinds above
+	reason string
+}
+
+func (e *decryptError) Error() string   { return ErrDecrypt.Error() + ": " + e.reason }
+func (e *decryptError) Unwrap() []error { return []error{ErrDecrypt, e.kind} }
+
+func decryptErr(kind error, reason string) error { return &decryptError{kind: kind, reason: reason} }
 
 // decodeBase64 decodes the standard alphabet strictly, with two
 // allowances seen in the field: missing '=' padding (some clients strip
@@ -47,33 +78,33 @@ func decodeBase64(s string) ([]byte, error) {
 func Decrypt(sessionKey, encryptedData, iv string) ([]byte, error) {
 	key, err := decodeBase64(sessionKey)
 	if err != nil {
-		return nil, decryptErr("session_key is not base64")
+		return nil, decryptErr(ErrBadKey, "session_key is not base64")
 	}
 	if len(key) != aes.BlockSize {
-		return nil, decryptErr("session_key is not 16 bytes")
+		return nil, decryptErr(ErrBadKey, "session_key is not 16 bytes")
 	}
 	ivb, err := decodeBase64(iv)
 	if err != nil {
-		return nil, decryptErr("iv is not base64")
+		return nil, decryptErr(ErrBadIV, "iv is not base64")
 	}
 	if len(ivb) != aes.BlockSize {
-		return nil, decryptErr("iv is not 16 bytes")
+		return nil, decryptErr(ErrBadIV, "iv is not 16 bytes")
 	}
 	data, err := decodeBase64(encryptedData)
 	if err != nil {
-		return nil, decryptErr("encryptedData is not base64")
+		return nil, decryptErr(ErrBadData, "encryptedData is not base64")
 	}
 	if len(data) == 0 || len(data)%aes.BlockSize != 0 {
-		return nil, decryptErr("encryptedData is not a whole number of blocks")
+		return nil, decryptErr(ErrBadData, "encryptedData is not a whole number of blocks")
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, decryptErr("bad key")
+		return nil, decryptErr(ErrBadKey, "bad key")
 	}
 	cipher.NewCBCDecrypter(block, ivb).CryptBlocks(data, data)
 	n, ok := unpad(data)
 	if !ok {
-		return nil, decryptErr("bad padding")
+		return nil, decryptErr(ErrBadPadding, "bad padding")
 	}
 	return data[:n], nil
 }
@@ -106,7 +137,7 @@ func DecryptUserData(appID, sessionKey, encryptedData, iv string) (json.RawMessa
 		return nil, err
 	}
 	if !isObject(plain) {
-		return nil, decryptErr("plaintext is not a JSON object")
+		return nil, decryptErr(ErrNotJSON, "plaintext is not a JSON object")
 	}
 	var v struct {
 		Watermark *struct {
@@ -114,10 +145,10 @@ func DecryptUserData(appID, sessionKey, encryptedData, iv string) (json.RawMessa
 		} `json:"watermark"`
 	}
 	if err := json.Unmarshal(plain, &v); err != nil || v.Watermark == nil {
-		return nil, decryptErr("missing watermark")
+		return nil, decryptErr(ErrWatermark, "missing watermark")
 	}
 	if appID == "" || v.Watermark.AppID != appID {
-		return nil, decryptErr("watermark appid mismatch")
+		return nil, decryptErr(ErrWatermark, "watermark appid mismatch")
 	}
 	return json.RawMessage(plain), nil
 }

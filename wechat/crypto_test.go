@@ -72,7 +72,7 @@ func TestVectorAESSample(t *testing.T) {
 		t.Fatalf("user data = %s", got)
 	}
 	_, err = DecryptUserData("wx0000000000000000", v.SessionKey, v.EncryptedData, v.IV)
-	if !errors.Is(err, ErrDecrypt) || !strings.Contains(err.Error(), "watermark appid mismatch") {
+	if !errors.Is(err, ErrWatermark) || !strings.Contains(err.Error(), "watermark appid mismatch") {
 		t.Fatalf("other appid: err = %v", err)
 	}
 	if _, err := DecryptUserData("", v.SessionKey, v.EncryptedData, v.IV); !errors.Is(err, ErrDecrypt) {
@@ -179,24 +179,25 @@ func TestDecryptErrors(t *testing.T) {
 	}
 	tests := []struct {
 		name, key, data, iv, reason string
+		kind                        error
 	}{
-		{"bad base64 key", "!!!!", b64(16), testIV, "session_key is not base64"},
-		{"short key", b64(8), b64(16), testIV, "session_key is not 16 bytes"},
-		{"long key", b64(24), b64(16), testIV, "session_key is not 16 bytes"},
-		{"empty key", "", b64(16), testIV, "session_key is not 16 bytes"},
-		{"bad base64 iv", testKey, b64(16), "%%%%", "iv is not base64"},
-		{"short iv", testKey, b64(16), b64(8), "iv is not 16 bytes"},
-		{"long iv", testKey, b64(16), b64(32), "iv is not 16 bytes"},
-		{"empty iv", testKey, b64(16), "", "iv is not 16 bytes"},
-		{"bad base64 data", testKey, "a*bc", testIV, "encryptedData is not base64"},
-		{"empty data", testKey, "", testIV, "not a whole number of blocks"},
-		{"not a multiple of 16", testKey, b64(17), testIV, "not a whole number of blocks"},
-		{"pad 0", testKey, rawCBC(block(0)), testIV, "bad padding"},
-		{"pad 17", testKey, rawCBC(block(17)), testIV, "bad padding"},
-		{"pad 255", testKey, rawCBC(block(255)), testIV, "bad padding"},
-		{"inconsistent pad", testKey, rawCBC(block(3, 2, 3)), testIV, "bad padding"},
-		{"pad 16 with one wrong byte", testKey, rawCBC(block(append([]byte{15}, bytes.Repeat([]byte{16}, 15)...)...)), testIV, "bad padding"},
-		{"pad longer than data", testKey, rawCBC(bytes.Repeat([]byte{0x20}, 32)), testIV, "bad padding"},
+		{"bad base64 key", "!!!!", b64(16), testIV, "session_key is not base64", ErrBadKey},
+		{"short key", b64(8), b64(16), testIV, "session_key is not 16 bytes", ErrBadKey},
+		{"long key", b64(24), b64(16), testIV, "session_key is not 16 bytes", ErrBadKey},
+		{"empty key", "", b64(16), testIV, "session_key is not 16 bytes", ErrBadKey},
+		{"bad base64 iv", testKey, b64(16), "%%%%", "iv is not base64", ErrBadIV},
+		{"short iv", testKey, b64(16), b64(8), "iv is not 16 bytes", ErrBadIV},
+		{"long iv", testKey, b64(16), b64(32), "iv is not 16 bytes", ErrBadIV},
+		{"empty iv", testKey, b64(16), "", "iv is not 16 bytes", ErrBadIV},
+		{"bad base64 data", testKey, "a*bc", testIV, "encryptedData is not base64", ErrBadData},
+		{"empty data", testKey, "", testIV, "not a whole number of blocks", ErrBadData},
+		{"not a multiple of 16", testKey, b64(17), testIV, "not a whole number of blocks", ErrBadData},
+		{"pad 0", testKey, rawCBC(block(0)), testIV, "bad padding", ErrBadPadding},
+		{"pad 17", testKey, rawCBC(block(17)), testIV, "bad padding", ErrBadPadding},
+		{"pad 255", testKey, rawCBC(block(255)), testIV, "bad padding", ErrBadPadding},
+		{"inconsistent pad", testKey, rawCBC(block(3, 2, 3)), testIV, "bad padding", ErrBadPadding},
+		{"pad 16 with one wrong byte", testKey, rawCBC(block(append([]byte{15}, bytes.Repeat([]byte{16}, 15)...)...)), testIV, "bad padding", ErrBadPadding},
+		{"pad longer than data", testKey, rawCBC(bytes.Repeat([]byte{0x20}, 32)), testIV, "bad padding", ErrBadPadding},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -207,7 +208,26 @@ func TestDecryptErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.reason) {
 				t.Fatalf("err = %q, want reason %q", err, tt.reason)
 			}
+			checkKind(t, err, tt.kind)
 		})
+	}
+}
+
+// decryptKinds are the kinds of decrypt errors: each error wraps exactly one.
+var decryptKinds = []error{ErrBadKey, ErrBadIV, ErrBadData, ErrBadPadding, ErrNotJSON, ErrWatermark}
+
+// checkKind fails unless err wraps ErrDecrypt and exactly one kind, want
+// (any one when want is nil).
+func checkKind(t testing.TB, err, want error) {
+	t.Helper()
+	n := 0
+	for _, k := range decryptKinds {
+		if errors.Is(err, k) {
+			n++
+		}
+	}
+	if !errors.Is(err, ErrDecrypt) || n != 1 || want != nil && !errors.Is(err, want) {
+		t.Fatalf("error %q wraps %d kinds, want ErrDecrypt and just %v", err, n, want)
 	}
 }
 
@@ -223,16 +243,19 @@ func TestDecryptGoodPaddings(t *testing.T) {
 
 func TestDecryptUserDataErrors(t *testing.T) {
 	const appID = "wxtest0000000001"
-	tests := []struct{ name, plain, reason string }{
-		{"not JSON", "hello, world", "not a JSON object"},
-		{"JSON array", `[{"watermark":{"appid":"wxtest0000000001"}}]`, "not a JSON object"},
-		{"JSON string", `"x"`, "not a JSON object"},
-		{"truncated JSON", `{"watermark":{"appid":"wxtest0000000001"}`, "not a JSON object"},
-		{"missing watermark", `{"openId":"o1"}`, "missing watermark"},
-		{"null watermark", `{"watermark":null}`, "missing watermark"},
-		{"watermark not an object", `{"watermark":"wxtest0000000001"}`, "missing watermark"},
-		{"watermark mismatch", `{"watermark":{"appid":"wxother"}}`, "watermark appid mismatch"},
-		{"watermark without appid", `{"watermark":{"timestamp":1}}`, "watermark appid mismatch"},
+	tests := []struct {
+		name, plain, reason string
+		kind                error
+	}{
+		{"not JSON", "hello, world", "not a JSON object", ErrNotJSON},
+		{"JSON array", `[{"watermark":{"appid":"wxtest0000000001"}}]`, "not a JSON object", ErrNotJSON},
+		{"JSON string", `"x"`, "not a JSON object", ErrNotJSON},
+		{"truncated JSON", `{"watermark":{"appid":"wxtest0000000001"}`, "not a JSON object", ErrNotJSON},
+		{"missing watermark", `{"openId":"o1"}`, "missing watermark", ErrWatermark},
+		{"null watermark", `{"watermark":null}`, "missing watermark", ErrWatermark},
+		{"watermark not an object", `{"watermark":"wxtest0000000001"}`, "missing watermark", ErrWatermark},
+		{"watermark mismatch", `{"watermark":{"appid":"wxother"}}`, "watermark appid mismatch", ErrWatermark},
+		{"watermark without appid", `{"watermark":{"timestamp":1}}`, "watermark appid mismatch", ErrWatermark},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -247,6 +270,7 @@ func TestDecryptUserDataErrors(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.reason) {
 				t.Fatalf("err = %q, want reason %q", err, tt.reason)
 			}
+			checkKind(t, err, tt.kind)
 		})
 	}
 	good := `{"phoneNumber":"1","watermark":{"appid":"wxtest0000000001","timestamp":1}}`
@@ -322,6 +346,7 @@ func FuzzDecrypt(f *testing.F) {
 			if !errors.Is(err, ErrDecrypt) || got != nil {
 				t.Fatalf("error %v with %d bytes", err, len(got))
 			}
+			checkKind(t, err, nil)
 			return
 		}
 		checkPadding(t, key, data, iv, got)
@@ -339,6 +364,7 @@ func FuzzDecryptUserData(f *testing.F) {
 			if !errors.Is(err, ErrDecrypt) || got != nil {
 				t.Fatalf("error %v with %d bytes", err, len(got))
 			}
+			checkKind(t, err, nil)
 			return
 		}
 		checkPadding(t, key, data, iv, got)
