@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -284,17 +282,4 @@ func (g *guard) SetClaims(openid, unionid string, claims map[string]any) {
 	if u != nil {
 		u.view.Store(newView(openid, unionid, claims, g.claimHeaders))
 	}
-}
-
-// tokenReason turns a verification error into a message for the client
-// without echoing the token.
-func tokenReason(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
-	}
-	if errors.Is(err, jwt.ErrTokenExpired) {
-		return "the token has expired"
-	}
-	return "the token is not valid: " + msg
 }

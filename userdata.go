@@ -60,15 +60,6 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *ident
 	return writeRaw(w, data)
 }
 
-func decryptReason(err error) string {
-	msg := err.Error()
-	const p = "wechat: "
-	if len(msg) > len(p) && msg[:len(p)] == p {
-		msg = msg[len(p):]
-	}
-	return msg + "; if the data came before the latest wx.login, fetch it again"
-}
-
 // servePhone resolves a getPhoneNumber code with the managed access_token.
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ *identity) error {
 	f, err := readFields(r, "code")
