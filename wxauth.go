@@ -32,10 +32,12 @@ func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Defaults of the contract.
+// Defaults of the contract, kept where the plain packages define them.
 const (
-	DefaultAPIBase  = "https://api.weixin.qq.com"
-	DefaultTokenTTL = 2 * time.Hour
+	// DefaultAPIBase is the WeChat server API, where api_base points unless set.
+	DefaultAPIBase = wechat.DefaultBaseURL
+	// DefaultTokenTTL is how long an issued token is valid unless token_ttl is set.
+	DefaultTokenTTL = token.DefaultTTL
 )
 
 // Handler is the wxauth middleware: it serves the login, refresh, logout,
@@ -145,10 +147,10 @@ func (h *Handler) setDefaults() {
 		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
 	}
 	if h.WeChatTimeout == 0 {
-		h.WeChatTimeout = caddy.Duration(5 * time.Second)
+		h.WeChatTimeout = caddy.Duration(wechat.DefaultTimeout)
 	}
 	if h.SigningAlg == "" {
-		h.SigningAlg = "HS256"
+		h.SigningAlg = token.HS256
 	}
 	if h.MaxBodyBytes == 0 {
 		h.MaxBodyBytes = 64 << 10

@@ -20,8 +20,13 @@ import (
 // DefaultBaseURL is the WeChat server API.
 const DefaultBaseURL = "https://api.weixin.qq.com"
 
+// DefaultTimeout bounds each HTTP attempt unless Config.Timeout is set.
+const DefaultTimeout = 5 * time.Second
+
 const (
-	defaultTimeout = 5 * time.Second
+	// connectTimeout bounds the dial and, separately, the TLS handshake of
+	// the default transport.
+	connectTimeout = 5 * time.Second
 	defaultRetries = 2
 	defaultBackoff = 100 * time.Millisecond
 	maxBackoff     = time.Second
@@ -84,7 +89,7 @@ func NewClient(cfg Config) *Client {
 		c.base = DefaultBaseURL
 	}
 	if c.timeout <= 0 {
-		c.timeout = defaultTimeout
+		c.timeout = DefaultTimeout
 	}
 	switch {
 	case c.retries == 0:
@@ -110,11 +115,11 @@ func newTransport() *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
-			Timeout:   5 * time.Second,
+			Timeout:   connectTimeout,
 			KeepAlive: 30 * time.Second,
 		}).DialContext,
 		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   5 * time.Second,
+		TLSHandshakeTimeout:   connectTimeout,
 		ResponseHeaderTimeout: 10 * time.Second,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConnsPerHost:   16,

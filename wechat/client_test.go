@@ -485,7 +485,7 @@ func TestObserve(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := NewClient(Config{})
-	if c.base != DefaultBaseURL || c.timeout != 5*time.Second || c.retries != 2 || c.backoff != 100*time.Millisecond {
+	if c.base != DefaultBaseURL || c.timeout != DefaultTimeout || c.retries != 2 || c.backoff != 100*time.Millisecond {
 		t.Fatalf("defaults = %+v", c)
 	}
 	if c.hc == http.DefaultClient || c.hc.Transport == nil || c.hc.CheckRedirect == nil {
