@@ -40,20 +40,27 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login_limit  <logins> <window>
 //		login_hook   <url> [{ timeout <duration>; claim_header <claim> <Header-Name> }]
 //	}
+//
+// signing_key, token_from and claim_header may repeat; every other
+// subdirective may be given once per block.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	given := once{"signing_key": repeatable, "token_from": repeatable}
 	for d.NextBlock(0) {
+		if err := given.check(d); err != nil {
+			return err
+		}
 		var err error
 		switch d.Val() {
 		case "app_id":
-			err = oneArg(d, &h.AppID)
+			err = arg(d, &h.AppID)
 		case "app_secret":
-			err = oneArg(d, &h.AppSecret)
+			err = arg(d, &h.AppSecret)
 		case "api_base":
-			err = oneArg(d, &h.APIBase)
+			err = arg(d, &h.APIBase)
 		case "token_ttl":
 			err = durationArg(d, &h.TokenTTL)
 		case "wechat_timeout":
@@ -61,7 +68,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "key_rotation":
 			err = durationArg(d, &h.KeyRotation)
 		case "signing_alg":
-			err = oneArg(d, &h.SigningAlg)
+			err = arg(d, &h.SigningAlg)
 		case "signing_key":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {
@@ -90,19 +97,19 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.TokenSources = append(h.TokenSources, s)
 		case "login_path":
-			err = oneArg(d, &h.LoginPath)
+			err = arg(d, &h.LoginPath)
 		case "refresh_path":
-			err = oneArg(d, &h.RefreshPath)
+			err = arg(d, &h.RefreshPath)
 		case "logout_path":
-			err = oneArg(d, &h.LogoutPath)
+			err = arg(d, &h.LogoutPath)
 		case "decrypt_path":
-			err = oneArg(d, &h.DecryptPath)
+			err = arg(d, &h.DecryptPath)
 		case "phone_path":
-			err = oneArg(d, &h.PhonePath)
+			err = arg(d, &h.PhonePath)
 		case "session_path":
-			err = oneArg(d, &h.SessionPath)
+			err = arg(d, &h.SessionPath)
 		case "jwks_path":
-			err = oneArg(d, &h.JWKSPath)
+			err = arg(d, &h.JWKSPath)
 		case "login_limit":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
@@ -118,7 +125,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalHook(d)
 		case "max_body":
 			var s string
-			if err = oneArg(d, &s); err == nil {
+			if err = arg(d, &s); err == nil {
 				var n uint64
 				if n, err = humanize.ParseBytes(s); err != nil || n == 0 || n > 1<<30 {
 					return d.Errf("max_body: %q is not a size between 1B and 1GiB", s)
@@ -153,11 +160,15 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 		if d.NextArg() {
 			return d.ArgErr()
 		}
+		given := once{}
 		for nesting := d.Nesting(); d.NextBlock(nesting); {
+			if err := given.check(d); err != nil {
+				return err
+			}
 			switch d.Val() {
 			case "pool_size":
 				var s string
-				if err := oneArg(d, &s); err != nil {
+				if err := arg(d, &s); err != nil {
 					return err
 				}
 				n, err := strconv.Atoi(s)
@@ -166,7 +177,7 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 				}
 				h.Store.PoolSize = n
 			case "key_prefix":
-				if err := oneArg(d, &h.Store.KeyPrefix); err != nil {
+				if err := arg(d, &h.Store.KeyPrefix); err != nil {
 					return err
 				}
 			default:
@@ -181,10 +192,14 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 
 func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
 	h.LoginHook = &LoginHook{}
-	if err := oneArg(d, &h.LoginHook.URL); err != nil {
+	if err := arg(d, &h.LoginHook.URL); err != nil {
 		return err
 	}
+	given := once{"claim_header": repeatable}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := given.check(d); err != nil {
+			return err
+		}
 		switch d.Val() {
 		case "timeout":
 			if err := durationArg(d, &h.LoginHook.Timeout); err != nil {
@@ -206,13 +221,32 @@ func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
+// once tracks the subdirectives of one block: each may be given once,
+// unless marked repeatable, since a second line silently winning over the
+// first hides a mistake.
+type once map[string]int
+
+// repeatable marks a subdirective of once that may be given many times.
+const repeatable = -1
+
+// check refuses the current subdirective when it was given before.
+func (o once) check(d *caddyfile.Dispenser) error {
+	name := d.Val()
+	switch o[name] {
+	case repeatable:
+		return nil
+	case 0:
+		o[name] = 1
+		return nil
 	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
+	return d.Errf("%s given twice", name)
+}
+
+// arg reads the one value of the current subdirective into dst.
+func arg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	if !d.AllArgs(dst) {
+		return d.Errf("%s wants exactly one value", name)
 	}
 	return nil
 }
@@ -220,7 +254,7 @@ func oneArg(d *caddyfile.Dispenser, dst *string) error {
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	name := d.Val()
 	var s string
-	if err := oneArg(d, &s); err != nil {
+	if err := arg(d, &s); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)

@@ -1,0 +1,66 @@
+package wxauth
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+)
+
+// TestCaddyfileGivenTwice parses wxauth blocks (no Caddy started): every
+// single-value subdirective, nested ones included, is refused the second
+// time; repeatable ones are not.
+func TestCaddyfileGivenTwice(t *testing.T) {
+	tests := []struct {
+		name, body, err string // err "" = accepted
+	}{
+		{"app_id", "app_id wxa\napp_id wxb", "app_id given twice"},
+		{"app_secret", "app_secret a\napp_secret b", "app_secret given twice"},
+		{"api_base", "api_base http://a\napi_base http://b", "api_base given twice"},
+		{"token_ttl", "token_ttl 1h\ntoken_ttl 2h", "token_ttl given twice"},
+		{"wechat_timeout", "wechat_timeout 1s\nwechat_timeout 2s", "wechat_timeout given twice"},
+		{"key_rotation", "key_rotation 24h\nkey_rotation 48h", "key_rotation given twice"},
+		{"signing_alg", "signing_alg HS256\nsigning_alg EdDSA", "signing_alg given twice"},
+		{"store", "store memory\nstore caddy", "store given twice"},
+		{"optional", "optional\noptional", "optional given twice"},
+		{"login_path", "login_path /a\nlogin_path /b", "login_path given twice"},
+		{"refresh_path", "refresh_path /a\nrefresh_path /b", "refresh_path given twice"},
+		{"logout_path", "logout_path /a\nlogout_path /b", "logout_path given twice"},
+		{"decrypt_path", "decrypt_path /a\ndecrypt_path /b", "decrypt_path given twice"},
+		{"phone_path", "phone_path /a\nphone_path /b", "phone_path given twice"},
+		{"session_path", "session_path /a\nsession_path /b", "session_path given twice"},
+		{"jwks_path", "jwks_path /a\njwks_path /b", "jwks_path given twice"},
+		{"login_limit", "login_limit 5 1m\nlogin_limit 6 1m", "login_limit given twice"},
+		{"login_hook", "login_hook http://a\nlogin_hook http://b", "login_hook given twice"},
+		{"max_body", "max_body 1KiB\nmax_body 2KiB", "max_body given twice"},
+		{"store redis pool_size", "store redis redis://127.0.0.1:1/0 {\npool_size 1\npool_size 2\n}", "pool_size given twice"},
+		{"store redis key_prefix", "store redis redis://127.0.0.1:1/0 {\nkey_prefix a\nkey_prefix b\n}", "key_prefix given twice"},
+		{"login_hook timeout", "login_hook http://a {\ntimeout 1s\ntimeout 2s\n}", "timeout given twice"},
+
+		{"signing_key repeats", "signing_key a k1\nsigning_key b k2", ""},
+		{"token_from repeats", "token_from header X-Token\ntoken_from cookie wxt", ""},
+		{"claim_header repeats", "login_hook http://a {\nclaim_header uid X-Uid\nclaim_header role X-Role\n}", ""},
+		{"same name in two blocks", "store redis redis://127.0.0.1:1/0 {\nkey_prefix a\n}\nlogin_hook http://a {\ntimeout 1s\n}", ""},
+
+		{"no value", "app_id", "app_id wants exactly one value"},
+		{"two values", "app_id wxa wxb", "app_id wants exactly one value"},
+		{"duration without value", "token_ttl", "token_ttl wants exactly one value"},
+		{"nested without value", "store redis redis://127.0.0.1:1/0 {\nkey_prefix\n}", "key_prefix wants exactly one value"},
+		{"hook url with two values", "login_hook http://a http://b", "login_hook wants exactly one value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := caddyfile.NewTestDispenser("wxauth {\n" + tt.body + "\n}")
+			var h Handler
+			err := h.UnmarshalCaddyfile(d)
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.err != "" && err == nil:
+				t.Fatalf("accepted; want %q", tt.err)
+			case tt.err != "" && !strings.Contains(err.Error(), tt.err):
+				t.Fatalf("error %q does not say %q", err, tt.err)
+			}
+		})
+	}
+}
