@@ -1,0 +1,175 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// redisFeedBlock is how long one XREAD waits for new entries; at steady
+// state a follower so sends one command a second.
+const redisFeedBlock = time.Second
+
+// redisFeedCheckEvery is how often a follower checks that the stream was not
+// wiped under it (a restart without persistence): its position would then
+// be ahead of every new entry, and XREAD would never return them.
+const redisFeedCheckEvery = 5 * time.Second
+
+// RedisFeed is a Feed on one Redis Stream: XADD to publish, XREAD BLOCK from
+// the last id seen to follow, so nothing between two reads is missed. The
+// stream is trimmed on each publish to the retention.
+type RedisFeed struct {
+	client    redis.UniversalClient
+	key       string
+	retention time.Duration
+	// wait, when true, makes Publish wait for one replica (WAIT 1) so a
+	// failover does not lose an event the caller was told is stored.
+	wait bool
+	now  func() time.Time
+}
+
+// NewRedisFeed returns a feed on the stream key. Entries older than
+// retention are trimmed; set it to the longest a token can live. With
+// waitReplica, Publish returns only after a replica has the entry (or a
+// short wait passed): use it where replicas exist (Sentinel, Cluster).
+func NewRedisFeed(client redis.UniversalClient, key string, retention time.Duration, waitReplica bool) *RedisFeed {
+	return &RedisFeed{client: client, key: key, retention: retention, wait: waitReplica, now: time.Now}
+}
+
+// Publish implements Feed.
+func (f *RedisFeed) Publish(ctx context.Context, payload []byte) error {
+	minID := strconv.FormatInt(f.now().Add(-f.retention).UnixMilli(), 10)
+	err := f.client.XAdd(ctx, &redis.XAddArgs{
+		Stream: f.key,
+		MinID:  minID,
+		Approx: true,
+		Values: []any{"p", payload},
+	}).Err()
+	if err != nil {
+		return fmt.Errorf("session: redis feed publish: %w", err)
+	}
+	if f.wait {
+		// The answer counts replicas; with none there is nothing to wait for.
+		_ = f.client.Do(ctx, "WAIT", 1, 200).Err()
+	}
+	return nil
+}
+
+// Follow implements Feed.
+func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
+	last := ""
+	var added int64 // entries ever added, as last seen
+	backoff := 50 * time.Millisecond
+	var checked time.Time
+	for ctx.Err() == nil {
+		if last == "" || time.Since(checked) >= redisFeedCheckEvery {
+			top, n, err := f.head(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				fl.Lost(err)
+				sleepCtx(ctx, backoff)
+				backoff = min(backoff*2, time.Second)
+				continue
+			}
+			switch {
+			case last == "":
+				last = top // start from now
+			case idLess(top, last) || n < added:
+				// Wiped (the stream is behind this follower, or counts fewer
+				// entries than it did): what it held is gone.
+				fl.Gap()
+				if idLess(top, last) {
+					last = "0-0"
+				}
+			}
+			added = n
+			checked = time.Now()
+		}
+		start := f.now()
+		res, err := f.client.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{f.key, last},
+			Block:   redisFeedBlock,
+			Count:   512,
+		}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			fl.CaughtUp(start)
+			backoff = 50 * time.Millisecond
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			fl.Lost(err)
+			sleepCtx(ctx, backoff)
+			backoff = min(backoff*2, time.Second)
+			checked = time.Time{} // look for a wipe once back
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		n := 0
+		for _, s := range res {
+			for _, m := range s.Messages {
+				last = m.ID
+				n++
+				if p, ok := m.Values["p"].(string); ok {
+					fl.Deliver([]byte(p))
+				} else {
+					fl.Deliver(nil) // the follower ignores what it cannot read
+				}
+			}
+		}
+		if n < 512 {
+			fl.CaughtUp(start)
+		}
+	}
+}
+
+// head returns the id of the stream's newest entry ever added and how many
+// entries were ever added: "0-0" and 0 when the stream does not exist.
+func (f *RedisFeed) head(ctx context.Context) (string, int64, error) {
+	info, err := f.client.XInfoStream(ctx, f.key).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return "0-0", 0, nil
+		}
+		return "", 0, fmt.Errorf("session: redis feed: %w", err)
+	}
+	return info.LastGeneratedID, info.EntriesAdded, nil
+}
+
+// idLess compares two stream ids ("ms-seq").
+func idLess(a, b string) bool {
+	am, as := splitID(a)
+	bm, bs := splitID(b)
+	if am != bm {
+		return am < bm
+	}
+	return as < bs
+}
+
+func splitID(id string) (uint64, uint64) {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	s, _ := strconv.ParseUint(seq, 10, 64)
+	return m, s
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// Interface guard.
+var _ Feed = (*RedisFeed)(nil)
