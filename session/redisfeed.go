@@ -63,7 +63,7 @@ func (f *RedisFeed) Publish(ctx context.Context, payload []byte) error {
 // Follow implements Feed.
 func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 	last := ""
-	var added int64 // entries ever added, as last seen
+	var added int64 // entries ever added: as last seen, plus those delivered since
 	backoff := 50 * time.Millisecond
 	var checked time.Time
 	for ctx.Err() == nil {
@@ -119,6 +119,7 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 			for _, m := range s.Messages {
 				last = m.ID
 				n++
+				added++
 				if p, ok := m.Values["p"].(string); ok {
 					fl.Deliver([]byte(p))
 				} else {

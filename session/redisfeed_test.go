@@ -22,7 +22,11 @@ type recorder struct {
 	lost     int
 }
 
-func (r *recorder) Deliver(p []byte) { r.mu.Lock(); r.payloads = append(r.payloads, string(p)); r.mu.Unlock() }
+func (r *recorder) Deliver(p []byte) {
+	r.mu.Lock()
+	r.payloads = append(r.payloads, string(p))
+	r.mu.Unlock()
+}
 func (r *recorder) CaughtUp(at time.Time) {
 	r.mu.Lock()
 	r.caught = at
