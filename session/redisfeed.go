@@ -92,7 +92,6 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 			added = n
 			checked = time.Now()
 		}
-		start := f.now()
 		res, err := f.client.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{f.key, last},
 			Block:   redisFeedBlock,
@@ -100,7 +99,9 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 		}).Result()
 		switch {
 		case errors.Is(err, redis.Nil):
-			fl.CaughtUp(start)
+			// XREAD answers as soon as an entry is added, so an empty
+			// answer means none was added while it waited.
+			fl.CaughtUp(f.now())
 			backoff = 50 * time.Millisecond
 			continue
 		case err != nil:
@@ -128,7 +129,7 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 			}
 		}
 		if n < 512 {
-			fl.CaughtUp(start)
+			fl.CaughtUp(f.now())
 		}
 	}
 }
@@ -170,6 +171,12 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	case <-ctx.Done():
 	}
+}
+
+// Feed returns a feed on this store's server under key name (after the
+// store's key prefix), trimmed to retention.
+func (r *Redis) Feed(name string, retention time.Duration) *RedisFeed {
+	return NewRedisFeed(r.client, r.prefix+name, retention, false)
 }
 
 // Interface guard.

@@ -20,6 +20,14 @@ const sealedPrefix = "wxs1:"
 // Values that do not open read as ErrNotFound, so after the key changes the
 // state is simply rebuilt (users log in again, keys are generated anew).
 func Sealed(s Store, key []byte) (Store, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	return &sealedStore{s: s, aead: aead}, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("session: sealing key must be 32 bytes, not %d", len(key))
 	}
@@ -27,11 +35,54 @@ func Sealed(s Store, key []byte) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
+	return cipher.NewGCM(block)
+}
+
+// feedName binds sealed feed payloads, so a stored value cannot pass for one.
+const feedName = "wxauth feed"
+
+// SealedFeed wraps f so that payloads travel encrypted and authenticated
+// with key, as Sealed does for a store: whoever can write to the feed
+// without the key cannot make an instance act on an event. A payload that
+// does not open is delivered as nil, for the follower to ignore.
+func SealedFeed(f Feed, key []byte) (Feed, error) {
+	aead, err := newAEAD(key)
 	if err != nil {
 		return nil, err
 	}
-	return &sealedStore{s: s, aead: aead}, nil
+	return &sealedFeed{f: f, x: &sealedStore{aead: aead}}, nil
+}
+
+type sealedFeed struct {
+	f Feed
+	x *sealedStore
+}
+
+// Publish seals payload and publishes it.
+func (s *sealedFeed) Publish(ctx context.Context, payload []byte) error {
+	b, err := s.x.seal(feedName, payload)
+	if err != nil {
+		return err
+	}
+	return s.f.Publish(ctx, b)
+}
+
+// Follow follows the feed, opening each payload.
+func (s *sealedFeed) Follow(ctx context.Context, fl Follower) {
+	s.f.Follow(ctx, openingFollower{fl, s.x})
+}
+
+type openingFollower struct {
+	Follower
+	x *sealedStore
+}
+
+func (o openingFollower) Deliver(p []byte) {
+	v, err := o.x.open(feedName, p)
+	if err != nil {
+		v = nil
+	}
+	o.Follower.Deliver(v)
 }
 
 type sealedStore struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -131,7 +132,7 @@ func ExampleNewManager() {
 		return
 	}
 	ring2, _ := token.NewManager(cfg).Keyring(ctx, now)
-	fmt.Println(ring1.IDs(), ring2.IDs())
+	fmt.Println(names(ring1), names(ring2), ring1.Signing().ID == ring2.Signing().ID)
 
 	issuer, _ := token.New(token.Config{Audience: "wxdemo0123456789"}, ring1)
 	verifier, _ := token.New(token.Config{Audience: "wxdemo0123456789"}, ring2)
@@ -149,9 +150,19 @@ func ExampleNewManager() {
 		fmt.Println(err)
 		return
 	}
-	fmt.Println(ring.IDs(), m.NextRotation(day).UTC())
+	fmt.Println(names(ring), m.NextRotation(day).UTC())
 	// Output:
-	// [hs256] [hs256]
+	// [hs256] [hs256] true
 	// verified by the other instance: true
 	// [hs256-20454 hs256-20455] 2026-01-02 00:00:00 +0000 UTC
+}
+
+// names returns the ring's key ids without the random suffix each
+// generated id ends with.
+func names(r *token.Keyring) []string {
+	var out []string
+	for _, id := range r.IDs() {
+		out = append(out, id[:strings.LastIndexByte(id, '-')])
+	}
+	return out
 }

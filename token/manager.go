@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -64,9 +66,20 @@ type Manager struct {
 
 	mu         sync.Mutex
 	ring       *Keyring
-	ringPeriod int64         // period of ring, when rotating
-	keys       map[int64]Key // keys known by period, reused across periods
+	ringPeriod int64             // period of ring, when rotating
+	keys       map[int64]Key     // keys known by period, reused across periods
+	retired    map[string]retire // keys a reload found replaced, by kid
 }
+
+// retire is a key that is no longer in the store but may still verify
+// tokens it signed, until their last expiry.
+type retire struct {
+	key   Key
+	until time.Time
+}
+
+// ErrNoKeys is returned by Load when the store holds no signing key yet.
+var ErrNoKeys = fmt.Errorf("token: no signing key in the store yet: %w", fs.ErrNotExist)
 
 // NewManager returns a Manager for cfg. Configuration errors are reported
 // by Keyring.
@@ -74,7 +87,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if cfg.Alg == "" {
 		cfg.Alg = HS256
 	}
-	return &Manager{cfg: cfg, keys: make(map[int64]Key)}
+	return &Manager{cfg: cfg, keys: make(map[int64]Key), retired: make(map[string]retire)}
 }
 
 func (m *Manager) check() error {
@@ -130,17 +143,96 @@ func (m *Manager) NextRotation(now time.Time) time.Time {
 // needed. Repeated calls in the same period return the same *Keyring
 // without I/O. Store errors are returned and nothing is cached.
 func (m *Manager) Keyring(ctx context.Context, now time.Time) (*Keyring, error) {
+	return m.keyring(ctx, now, true, false)
+}
+
+// Load is Keyring without creating keys: it only reads the store, and
+// returns ErrNoKeys when the signing key is not there yet.
+func (m *Manager) Load(ctx context.Context, now time.Time) (*Keyring, error) {
+	return m.keyring(ctx, now, false, false)
+}
+
+// Reload reads the keys from the store again, read only, for a token signed
+// by a key this instance has not seen (made elsewhere, e.g. after the store
+// was wiped). Keys of the previous ring that the store no longer holds keep
+// verifying until the tokens they signed have expired.
+func (m *Manager) Reload(ctx context.Context, now time.Time) (*Keyring, error) {
+	return m.keyring(ctx, now, false, true)
+}
+
+func (m *Manager) keyring(ctx context.Context, now time.Time, create, reload bool) (*Keyring, error) {
 	if err := m.check(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	prev := m.ring
+	if reload {
+		m.ring, m.keys = nil, make(map[int64]Key)
+	}
+	ring, err := m.build(ctx, now, create)
+	if err != nil {
+		if reload {
+			m.ring = prev
+		}
+		return nil, err
+	}
+	if reload && prev != nil && prev != ring || len(m.retired) > 0 {
+		if reload && prev != nil {
+			m.retireMissing(ring, prev, now)
+		}
+		ring, err = m.withRetired(ring, now)
+		if err != nil {
+			return nil, err
+		}
+		m.ring = ring
+	}
+	return ring, nil
+}
+
+// retireMissing keeps the keys of prev that a reload did not find, for
+// the tokens they signed.
+func (m *Manager) retireMissing(ring, prev *Keyring, now time.Time) {
+	have := map[string]bool{}
+	for _, id := range ring.IDs() {
+		have[id] = true
+	}
+	for _, k := range prev.keys {
+		if _, ok := m.retired[k.ID]; !ok && !have[k.ID] {
+			m.retired[k.ID] = retire{key: k, until: now.Add(m.cfg.TTL + keyMargin)}
+		}
+	}
+}
+
+// withRetired adds the retired keys still in use to ring.
+func (m *Manager) withRetired(ring *Keyring, now time.Time) (*Keyring, error) {
+	have := map[string]bool{}
+	for _, id := range ring.IDs() {
+		have[id] = true
+	}
+	keys := append([]Key(nil), ring.keys...)
+	for id, r := range m.retired {
+		switch {
+		case !now.Before(r.until):
+			delete(m.retired, id)
+		case !have[id] && len(keys) < maxRingKeys:
+			keys = append(keys, r.key)
+		}
+	}
+	if len(keys) == len(ring.keys) {
+		return ring, nil
+	}
+	return NewKeyring(keys...)
+}
+
+// build returns the ring of now, reading (and with create, making) keys.
+func (m *Manager) build(ctx context.Context, now time.Time, create bool) (*Keyring, error) {
 	if m.cfg.Rotate == 0 {
 		if m.ring != nil {
 			return m.ring, nil
 		}
 		kid := strings.ToLower(m.cfg.Alg)
-		k, err := m.ensure(ctx, kid, 0)
+		k, err := m.ensure(ctx, kid, 0, create)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +255,10 @@ func (m *Manager) Keyring(ctx context.Context, now time.Time) (*Keyring, error) 
 		k, ok := m.keys[i]
 		if !ok {
 			var err error
-			if k, err = m.ensure(ctx, m.kid(i), ttl); err != nil {
+			if k, err = m.ensure(ctx, m.kid(i), ttl, create); err != nil {
+				if i > p && errors.Is(err, ErrNoKeys) {
+					continue
+				}
 				return nil, err
 			}
 		}
@@ -193,12 +288,24 @@ func (m *Manager) kid(i int64) string {
 	return strings.ToLower(m.cfg.Alg) + "-" + strconv.FormatInt(i, 10)
 }
 
-// ensure returns the stored key kid, creating it first when absent. Racing
-// instances agree through SetNX and read back the winner.
-func (m *Manager) ensure(ctx context.Context, kid string, ttl time.Duration) (Key, error) {
-	if k, ok, err := m.load(ctx, kid); err != nil || ok {
+// ensure returns the key stored under name, creating it first when absent
+// (with create; else ErrNoKeys). Racing instances agree through SetNX and
+// read back the winner. A created key's id is name plus a random suffix, so
+// a key made again after the store was wiped never shares an id with the
+// old one, which other instances may still hold.
+func (m *Manager) ensure(ctx context.Context, name string, ttl time.Duration, create bool) (Key, error) {
+	if k, ok, err := m.load(ctx, name); err != nil || ok {
 		return k, err
 	}
+	if !create {
+		return Key{}, ErrNoKeys
+	}
+	kid := name
+	var suffix [4]byte
+	if _, err := rand.Read(suffix[:]); err != nil {
+		return Key{}, err
+	}
+	kid = name + "-" + hex.EncodeToString(suffix[:])
 	cand, err := GenerateKey(m.cfg.Alg, kid)
 	if err != nil {
 		return Key{}, err
@@ -207,15 +314,15 @@ func (m *Manager) ensure(ctx context.Context, kid string, ttl time.Duration) (Ke
 	if err != nil {
 		return Key{}, err
 	}
-	if _, err := m.cfg.KV.SetNX(ctx, m.cfg.Prefix+"/"+kid, b, ttl); err != nil {
-		return Key{}, fmt.Errorf("token: storing key %q: %w", kid, err)
+	if _, err := m.cfg.KV.SetNX(ctx, m.cfg.Prefix+"/"+name, b, ttl); err != nil {
+		return Key{}, fmt.Errorf("token: storing key %q: %w", name, err)
 	}
-	k, ok, err := m.load(ctx, kid)
+	k, ok, err := m.load(ctx, name)
 	switch {
 	case err != nil:
 		return Key{}, err
 	case !ok:
-		return Key{}, fmt.Errorf("token: key %q missing from the store right after it was stored", kid)
+		return Key{}, fmt.Errorf("token: key %q missing from the store right after it was stored", name)
 	}
 	return k, nil
 }
@@ -234,7 +341,7 @@ func (m *Manager) load(ctx context.Context, kid string) (Key, bool, error) {
 	if err != nil {
 		return Key{}, false, err
 	}
-	if k.ID != kid || k.Alg != m.cfg.Alg {
+	if (k.ID != kid && !strings.HasPrefix(k.ID, kid+"-")) || k.Alg != m.cfg.Alg {
 		return Key{}, false, fmt.Errorf("token: stored key %q holds kid %q alg %q", kid, k.ID, k.Alg)
 	}
 	return k, true, nil
