@@ -1,0 +1,102 @@
+package wxauth
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+}
+
+// App is the `wxauth` Caddy app: it runs the background work of every
+// wxauth handler of a config (following the change feed, key maintenance,
+// sweeping expired state). Handlers load it; Caddy starts it with the
+// config and stops it when the config is unloaded, so `caddy validate`,
+// which never starts apps, runs none of it and writes nothing to the store.
+// It has no settings.
+type App struct {
+	mu      sync.Mutex
+	jobs    map[string]func(context.Context) // by name: two handlers of one app add one job
+	cancel  context.CancelFunc
+	running sync.WaitGroup
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "wxauth",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// add registers a job, unless one of that name was added already. A job
+// runs from Start until its context ends.
+func (a *App) add(name string, job func(context.Context)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.jobs == nil {
+		a.jobs = map[string]func(context.Context){}
+	}
+	if _, ok := a.jobs[name]; !ok {
+		a.jobs[name] = job
+	}
+}
+
+// Start runs every job.
+func (a *App) Start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for _, job := range a.jobs {
+		a.running.Add(1)
+		go func() {
+			defer a.running.Done()
+			job(ctx)
+		}()
+	}
+	return nil
+}
+
+// Stop ends every job and waits a little for them to return.
+func (a *App) Stop() error {
+	a.mu.Lock()
+	cancel := a.cancel
+	a.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { a.running.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	return nil
+}
+
+// every runs fn at once and then every period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func(now time.Time)) {
+	fn(time.Now())
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			fn(now)
+		}
+	}
+}
+
+// Interface guards
+var (
+	_ caddy.App    = (*App)(nil)
+	_ caddy.Module = (*App)(nil)
+)

@@ -1,0 +1,199 @@
+package wxauth
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/session"
+)
+
+// Kinds of change events.
+const (
+	eventEndSession = "end_session" // a logout: sid
+	eventEndUser    = "end_user"    // every session of openid begun before at
+	eventClaims     = "claims"      // openid's claims are now claims
+)
+
+// event is a change that every instance applies to what it has cached.
+// Events can only end sessions or change claims; they never grant access,
+// which always takes a valid token whose session is in the store.
+type event struct {
+	Type    string         `json:"type"`
+	SID     string         `json:"sid,omitempty"`
+	OpenID  string         `json:"openid,omitempty"`
+	UnionID string         `json:"unionid,omitempty"`
+	At      int64          `json:"at,omitempty"` // unix nanos
+	Claims  map[string]any `json:"claims,omitempty"`
+}
+
+// publishAttempts bounds the tries of one publish before it is left to the
+// background retry.
+const publishAttempts = 3
+
+// changes publishes the app's events and applies the ones it follows.
+type changes struct {
+	feed   session.Feed // nil: one process only (memory store)
+	ended  *endedSet
+	health *feedHealth
+	keep   time.Duration // how long ended records are kept: a token's life
+	logger *zap.Logger
+
+	pending chan event // events whose publish failed, for the background retry
+	badLog  atomic.Int64
+}
+
+// feedHealth is how far the app's feed has been read, for the freshness
+// policy.
+type feedHealth struct {
+	caught atomic.Int64 // unix nanos up to which every event was applied
+	gap    atomic.Int64 // unix nanos of the last gap: tokens confirmed before it are confirmed again
+}
+
+// publish applies ev here at once and publishes it to every instance.
+func (c *changes) publish(ctx context.Context, ev event) error {
+	c.apply(ev)
+	if c.feed == nil {
+		return nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	for range publishAttempts {
+		if err = c.feed.Publish(ctx, b); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		select {
+		case c.pending <- ev:
+		default:
+			c.logger.Error("change feed unreachable and retry queue full; an event is lost", zap.String("type", ev.Type))
+		}
+	}
+	return err
+}
+
+// apply makes the guards of this process act on ev.
+func (c *changes) apply(ev event) {
+	switch ev.Type {
+	case eventEndSession:
+		if ev.SID != "" {
+			c.ended.endSession(ev.SID, c.keep)
+		}
+	case eventEndUser:
+		if ev.OpenID != "" {
+			c.ended.endUser(ev.OpenID, time.Unix(0, ev.At), c.keep)
+		}
+	case eventClaims:
+		if ev.OpenID != "" {
+			c.ended.setClaims(ev.OpenID, ev.UnionID, ev.Claims)
+		}
+	}
+}
+
+// follow reads the feed until ctx ends, and retries failed publishes.
+func (c *changes) follow(ctx context.Context) {
+	if c.feed == nil {
+		return
+	}
+	go c.retry(ctx)
+	c.feed.Follow(ctx, follower{c})
+}
+
+// retry publishes again the events whose publish failed, until they go through.
+func (c *changes) retry(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev := <-c.pending:
+			b, _ := json.Marshal(ev)
+			for c.feed.Publish(ctx, b) != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				sleepCtx(ctx, time.Second)
+			}
+		}
+	}
+}
+
+// follower is changes as a session.Follower.
+type follower struct{ c *changes }
+
+func (f follower) Deliver(payload []byte) {
+	var ev event
+	if payload == nil || json.Unmarshal(payload, &ev) != nil || !validEvent(ev) {
+		// Foreign, forged or from a newer version: ignored, logged at
+		// most once a minute.
+		now := time.Now().UnixNano()
+		if last := f.c.badLog.Load(); now-last > int64(time.Minute) && f.c.badLog.CompareAndSwap(last, now) {
+			f.c.logger.Warn("ignoring an event on the change feed that does not open or is not understood")
+		}
+		return
+	}
+	f.c.apply(ev)
+}
+
+func (f follower) CaughtUp(at time.Time) { f.c.health.caught.Store(at.UnixNano()) }
+
+func (f follower) Lost(err error) {
+	f.c.logger.Debug("change feed unreachable; retrying", zap.Error(err))
+}
+
+func (f follower) Gap() {
+	f.c.logger.Warn("the change feed was reset; cached tokens are confirmed in the store again")
+	f.c.health.gap.Store(time.Now().UnixNano())
+}
+
+func validEvent(ev event) bool {
+	switch ev.Type {
+	case eventEndSession:
+		return ev.SID != ""
+	case eventEndUser:
+		return ev.OpenID != "" && ev.At > 0
+	case eventClaims:
+		return ev.OpenID != ""
+	}
+	return false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// feedFreshness trusts cached tokens while the feed is caught up: every
+// end or claim change then reaches the cache directly. When the feed has
+// been behind for longer than bound, a token not confirmed within bound is
+// confirmed in the store before it is answered; after a gap, every token
+// confirmed before it is.
+type feedFreshness struct {
+	health *feedHealth
+	bound  time.Duration
+}
+
+func (p feedFreshness) due(checked, now int64) staleness {
+	switch {
+	case checked < p.health.gap.Load():
+		return recheckNow
+	case now-p.health.caught.Load() <= int64(p.bound), now-checked < int64(p.bound):
+		return fresh
+	}
+	return recheckNow
+}
+
+// localFreshness is for a store that only this process uses: every end
+// reaches the cache directly, so a cached token never needs a lookup.
+type localFreshness struct{}
+
+func (localFreshness) due(int64, int64) staleness { return fresh }
