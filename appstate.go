@@ -5,7 +5,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
@@ -18,17 +20,28 @@ var appStates = caddy.NewUsagePool()
 
 // appState is one app's shared state in this process.
 type appState struct {
-	ended *endedSet
-	ring  atomic.Pointer[token.Keyring] // the last keyring loaded from the store
+	ended   *endedSet
+	changes *changes                      // events of the app, published and followed
+	ring    atomic.Pointer[token.Keyring] // the last keyring loaded from the store
 }
 
 // Destruct implements caddy.Destructor; the state holds nothing to close.
 func (*appState) Destruct() error { return nil }
 
-// loadAppState returns the state under key and a function that releases it.
-func loadAppState(key string) (*appState, func()) {
+// loadAppState returns the state under key, made with feed (nil for a
+// store of this process alone) when new, and a function that releases it.
+func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
 	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &appState{ended: newEndedSet(time.Now)}, nil
+		a := &appState{ended: newEndedSet(time.Now)}
+		a.changes = &changes{
+			feed:    feed,
+			ended:   a.ended,
+			health:  new(feedHealth),
+			keep:    keep,
+			logger:  logger,
+			pending: make(chan event, 1024),
+		}
+		return a, nil
 	})
 	return v.(*appState), func() { _, _ = appStates.Delete(key) }
 }

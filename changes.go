@@ -44,6 +44,8 @@ type changes struct {
 
 	pending chan event // events whose publish failed, for the background retry
 	badLog  atomic.Int64
+	// onGap runs after a gap: the store may have been wiped, keys with it.
+	onGap func()
 }
 
 // feedHealth is how far the app's feed has been read, for the freshness
@@ -149,6 +151,9 @@ func (f follower) Lost(err error) {
 func (f follower) Gap() {
 	f.c.logger.Warn("the change feed was reset; cached tokens are confirmed in the store again")
 	f.c.health.gap.Store(time.Now().UnixNano())
+	if f.c.onGap != nil {
+		f.c.onGap()
+	}
 }
 
 func validEvent(ev event) bool {

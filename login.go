@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
-	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
 )
 
@@ -185,8 +184,11 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
 		return storeUnavailable()
 	}
-	// Kept as long as any token of the session (refreshed ones too) can live.
-	h.app.ended.endSession(id.sid, time.Duration(h.TokenTTL)+token.DefaultLeeway)
+	// Refused here at once, and by every instance once the event is read.
+	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, SID: id.sid}); err != nil {
+		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
+		return storeUnavailable()
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -1,6 +1,7 @@
 package wxauth
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -48,6 +49,12 @@ var stores = caddy.NewUsagePool()
 
 type pooledStore struct {
 	session.Store
+	// feed returns the store's change feed under key name, or nil when
+	// the store is this process's alone.
+	feed func(name string, retention time.Duration) session.Feed
+	// sweep, when set, deletes expired entries under prefix; stores with
+	// native expiry have none.
+	sweep func(ctx context.Context, prefix string, now time.Time)
 	close func() error
 }
 
@@ -72,19 +79,18 @@ func (c *StoreConfig) identity() string {
 	return "caddy"
 }
 
-// open returns the store and a function that releases it.
-func (c *StoreConfig) open(ctx caddy.Context, prefix string) (session.Store, func() error, error) {
+// open returns the store (with its feed maker) and a function that releases it.
+func (c *StoreConfig) open(ctx caddy.Context, prefix string) (pooledStore, func() error, error) {
 	switch c.Type {
 	case "", "caddy":
 		st := session.NewCaddyStorage(ctx.Storage())
-		st.StartSweeper(ctx, prefix, 10*time.Minute)
-		return st, nil, nil
+		return pooledStore{Store: st, sweep: func(ctx context.Context, prefix string, _ time.Time) {
+			_, _ = st.Sweep(ctx, prefix)
+		}}, nil, nil
 	case "memory":
 		return c.pooled("memory/"+prefix, func() (pooledStore, error) {
 			m := session.NewMemory()
-			stop := make(chan struct{})
-			go sweepMemory(m, stop)
-			return pooledStore{Store: m, close: func() error { close(stop); return nil }}, nil
+			return pooledStore{Store: m, sweep: func(_ context.Context, _ string, now time.Time) { m.Sweep(now) }}, nil
 		})
 	case "redis":
 		key := fmt.Sprintf("%s %d", c.identity(), c.PoolSize)
@@ -93,35 +99,54 @@ func (c *StoreConfig) open(ctx caddy.Context, prefix string) (session.Store, fun
 			if err != nil {
 				return pooledStore{}, fmt.Errorf("wxauth: store redis: %w", err)
 			}
-			return pooledStore{Store: r, close: r.Close}, nil
+			return pooledStore{Store: r, close: r.Close, feed: func(name string, retention time.Duration) session.Feed {
+				return r.Feed(name, retention)
+			}}, nil
 		})
 	}
-	return nil, nil, fmt.Errorf("wxauth: unknown store %q", c.Type)
+	return pooledStore{}, nil, fmt.Errorf("wxauth: unknown store %q", c.Type)
 }
 
-func (c *StoreConfig) pooled(key string, mk func() (pooledStore, error)) (session.Store, func() error, error) {
+func (c *StoreConfig) pooled(key string, mk func() (pooledStore, error)) (pooledStore, func() error, error) {
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) { return mk() })
 	if err != nil {
-		return nil, nil, err
+		return pooledStore{}, nil, err
 	}
 	release := func() error {
 		_, err := stores.Delete(key)
 		return err
 	}
-	return v.(pooledStore).Store, release, nil
+	return v.(pooledStore), release, nil
 }
 
-// sweepMemory drops expired entries of a memory store until stop is closed;
-// reads already ignore them, this bounds the memory they hold.
-func sweepMemory(m *session.Memory, stop <-chan struct{}) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-t.C:
-			m.Sweep(now)
-		}
+// sweepEvery is how often expired state is swept from stores without
+// native expiry.
+const sweepEvery = 10 * time.Minute
+
+// sweeper runs sweep every sweepEvery, on one instance at a time: the one
+// that holds the store's sweep lock.
+func sweeper(st session.Store, prefix string, sweep func(context.Context, string, time.Time)) func(context.Context) {
+	return func(ctx context.Context) {
+		every(ctx, sweepEvery, func(now time.Time) {
+			lctx, cancel := context.WithTimeout(ctx, time.Second)
+			unlock, err := st.Lock(lctx, prefix+"/sweep")
+			cancel()
+			if err != nil {
+				return // another instance sweeps, or the store is down: next time
+			}
+			defer unlock()
+			sctx, cancel := context.WithTimeout(ctx, sweepEvery/2)
+			defer cancel()
+			sweep(sctx, prefix, now)
+		})
 	}
+}
+
+// changeBound is how long an instance may lag behind the change feed of
+// this store before it confirms tokens in the store again.
+func (c *StoreConfig) changeBound() time.Duration {
+	if c.Type == "redis" {
+		return time.Second
+	}
+	return 2 * time.Second
 }

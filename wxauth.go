@@ -8,6 +8,7 @@
 package wxauth
 
 import (
+	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"fmt"
@@ -15,7 +16,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -109,8 +109,7 @@ type Handler struct {
 	app      *appState // shared with this app's other handlers in the process
 	store    session.Store
 	strip    []string                      // extra client headers to remove, from claim_headers
-	tokens   *atomic.Pointer[token.Tokens] // holds nil until generated keys are loaded
-	keys     *token.Manager
+	keys     *keySource
 	sessions *session.Manager
 	wx       *wechat.Client
 	access   *wechat.AccessTokens
@@ -237,7 +236,6 @@ func (h *Handler) endpointPaths() []string {
 // Provision sets up the store, keys and WeChat client.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
-	h.tokens = new(atomic.Pointer[token.Tokens])
 	h.setDefaults()
 	repl := caddy.NewReplacer()
 	h.secret = repl.ReplaceKnown(h.AppSecret, "")
@@ -268,7 +266,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 
 	prefix := "wxauth/" + h.AppID
-	raw, release, err := h.Store.open(ctx, prefix)
+	opened, release, err := h.Store.open(ctx, prefix)
 	if err != nil {
 		return err
 	}
@@ -280,19 +278,54 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("wxauth: deriving the store key: %w", err)
 	}
-	store, err := session.Sealed(raw, sealKey)
+	store, err := session.Sealed(opened.Store, sealKey)
 	if err != nil {
 		return fmt.Errorf("wxauth: sealing the store: %w", err)
 	}
 	h.prefix, h.store = prefix, store
 	h.sessions = session.NewManager(store, prefix)
 
+	// Events of the app: a logout, a user's sessions ended, a claim change.
+	// Ended records are kept as long as a token can live.
+	keep := time.Duration(h.TokenTTL) + token.DefaultLeeway
+	var feed session.Feed
+	fresh := freshness(localFreshness{})
+	switch {
+	case opened.feed != nil:
+		if feed, err = session.SealedFeed(opened.feed(prefix+"/feed", keep), sealKey); err != nil {
+			return fmt.Errorf("wxauth: sealing the feed: %w", err)
+		}
+	case h.Store.Type != "memory":
+		// A shared store without a feed: look each token's session up again.
+		fresh = pollFreshness{soon: recheckEvery, stale: staleAfter}
+	}
+
 	// The state kept across reloads is tied to the store key, so a reset
 	// app secret never reuses keys of the old one.
 	sealID := sha256.Sum256(sealKey)
-	h.app, h.unshare = loadAppState(fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8]))
-	if err := h.provisionTokens(ctx, store, prefix); err != nil {
+	appKey := fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8])
+	h.app, h.unshare = loadAppState(appKey, feed, keep, h.logger)
+	if feed != nil {
+		fresh = feedFreshness{health: h.app.changes.health, bound: h.Store.changeBound()}
+	}
+	if err := h.provisionTokens(ctx); err != nil {
 		return err
+	}
+
+	// Background work runs in the wxauth app, which Caddy starts with the
+	// config (never on `caddy validate`).
+	appMod, err := ctx.App("wxauth")
+	if err != nil {
+		return fmt.Errorf("wxauth: loading the wxauth app: %w", err)
+	}
+	bg := appMod.(*App)
+	bg.add("feed "+appKey, h.app.changes.follow)
+	if opened.sweep != nil {
+		bg.add("sweep "+appKey, sweeper(opened.Store, prefix, opened.sweep))
+	}
+	if h.keys.m != nil {
+		bg.add("keys "+appKey, func(ctx context.Context) { h.keys.maintain(ctx, time.Duration(h.KeyRotation)) })
+		h.app.changes.onGap = func() { _ = h.keys.load(context.Background(), true, true) }
 	}
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
@@ -311,7 +344,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		verify:       h.verifyToken,
 		lookup:       h.sessions.Get,
 		now:          time.Now,
-		fresh:        pollFreshness{soon: recheckEvery, stale: staleAfter},
+		fresh:        fresh,
 		ended:        h.app.ended,
 		sources:      h.TokenSources,
 		strip:        h.strip,

@@ -1,0 +1,143 @@
+package wxauth
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/session"
+)
+
+func TestFeedFreshness(t *testing.T) {
+	clock := newFakeClock()
+	h := new(feedHealth)
+	p := feedFreshness{health: h, bound: time.Second}
+	now := clock.Now().UnixNano()
+	sec := int64(time.Second)
+	cases := []struct {
+		name        string
+		caught, gap int64
+		checked     int64
+		want        staleness
+	}{
+		{"feed caught up", now - sec/2, 0, now - time.Hour.Nanoseconds(), fresh},
+		{"feed behind, token confirmed recently", now - 5*sec, 0, now - sec/2, fresh},
+		{"feed behind, token not confirmed within the bound", now - 5*sec, 0, now - 2*sec, recheckNow},
+		{"feed never read (not started)", 0, 0, now - 2*sec, recheckNow},
+		{"gap after the token was confirmed", now, now - sec, now - 2*sec, recheckNow},
+		{"gap before the token was confirmed", now, now - 3*sec, now - 2*sec, fresh},
+	}
+	for _, c := range cases {
+		h.caught.Store(c.caught)
+		h.gap.Store(c.gap)
+		if got := p.due(c.checked, now); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestPollFreshness(t *testing.T) {
+	p := pollFreshness{soon: 5 * time.Second, stale: 7 * time.Second}
+	for age, want := range map[time.Duration]staleness{
+		0: fresh, 4 * time.Second: fresh, 5 * time.Second: recheckSoon, 6 * time.Second: recheckSoon, 7 * time.Second: recheckNow,
+	} {
+		if got := p.due(0, int64(age)); got != want {
+			t.Errorf("age %v: %v, want %v", age, got, want)
+		}
+	}
+}
+
+// fakeFeed records what is published and lets a test deliver payloads.
+type fakeFeed struct {
+	published [][]byte
+	fail      int // publishes that fail before one succeeds
+}
+
+func (f *fakeFeed) Publish(_ context.Context, p []byte) error {
+	if f.fail > 0 {
+		f.fail--
+		return context.DeadlineExceeded
+	}
+	f.published = append(f.published, p)
+	return nil
+}
+
+func (f *fakeFeed) Follow(ctx context.Context, _ session.Follower) {
+	<-ctx.Done()
+}
+
+func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
+	f := newGuardFixture(t)
+	c := &changes{ended: f.ended, health: new(feedHealth), keep: time.Hour, logger: zap.NewNop(), pending: make(chan event, 1)}
+	tok := f.login("s1", "alice", map[string]any{"role": "member"})
+	other := f.login("s2", "bob", nil)
+	for _, tk := range []string{tok, other} {
+		if f.check(tk) != "" {
+			t.Fatal("first check refused")
+		}
+	}
+	fl := follower{c}
+	// What cannot be read is ignored and changes nothing.
+	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`)} {
+		fl.Deliver(p)
+	}
+	if f.check(other) != "" {
+		t.Fatal("a bad event ended a session")
+	}
+	claims, _ := json.Marshal(event{Type: eventClaims, OpenID: "alice", Claims: map[string]any{"role": "admin"}})
+	fl.Deliver(claims)
+	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Role") != "admin" {
+		t.Fatalf("claims not applied: %v", r.Header)
+	}
+	end, _ := json.Marshal(event{Type: eventEndSession, SID: "s1"})
+	fl.Deliver(end)
+	if f.check(tok) != "invalid_token" {
+		t.Fatal("end_session not applied")
+	}
+	endUser, _ := json.Marshal(event{Type: eventEndUser, OpenID: "bob", At: f.clock.Now().UnixNano()})
+	fl.Deliver(endUser)
+	if f.check(other) != "invalid_token" {
+		t.Fatal("end_user not applied")
+	}
+	fl.CaughtUp(f.clock.Now())
+	if c.health.caught.Load() != f.clock.Now().UnixNano() {
+		t.Fatal("catch-up not recorded")
+	}
+	gaps := 0
+	c.onGap = func() { gaps++ }
+	fl.Gap()
+	if c.health.gap.Load() == 0 || gaps != 1 {
+		t.Fatal("gap not recorded")
+	}
+}
+
+// A publish that fails is applied here anyway and queued for the retry.
+func TestChangesPublish(t *testing.T) {
+	f := newGuardFixture(t)
+	feed := &fakeFeed{fail: publishAttempts}
+	c := &changes{feed: feed, ended: f.ended, health: new(feedHealth), keep: time.Hour, logger: zap.NewNop(), pending: make(chan event, 1)}
+	tok := f.login("s1", "alice", nil)
+	if f.check(tok) != "" {
+		t.Fatal("first check refused")
+	}
+	if err := c.publish(context.Background(), event{Type: eventEndSession, SID: "s1"}); err == nil {
+		t.Fatal("a failed publish reported success")
+	}
+	if f.check(tok) != "invalid_token" {
+		t.Fatal("the event was not applied here")
+	}
+	select {
+	case ev := <-c.pending:
+		if ev.SID != "s1" {
+			t.Fatalf("queued %+v", ev)
+		}
+	default:
+		t.Fatal("the failed event was not queued for the retry")
+	}
+	if err := c.publish(context.Background(), event{Type: eventEndSession, SID: "s2"}); err != nil || len(feed.published) != 1 {
+		t.Fatalf("publish: %v, %d published", err, len(feed.published))
+	}
+}
