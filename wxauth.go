@@ -108,7 +108,7 @@ type Handler struct {
 	prefix   string
 	app      *appState // shared with this app's other handlers in the process
 	store    session.Store
-	strip    []string                      // extra client headers to remove, from claim_headers
+	strip    []string // extra client headers to remove, from claim_headers
 	keys     *keySource
 	sessions *session.Manager
 	wx       *wechat.Client
