@@ -38,7 +38,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		wechat_timeout <duration>
 //		max_body     <size>
 //		login_limit  <logins> <window>
-//		login_hook   <url> [{ timeout <duration>; claim_header <claim> <Header-Name> }]
+//		app_hook     <url> { secret <whsec_...>; events login phone decrypt logout; timeout <duration>; claim_header <claim> <Header-Name> }
+//		app_api      <path>
 //	}
 //
 // signing_key, token_from and claim_header may repeat; every other
@@ -121,8 +122,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_limit: %q %q is not <logins> <window>", args[0], args[1])
 			}
 			h.LoginLimit = &LoginLimit{Events: n, Window: caddy.Duration(win)}
-		case "login_hook":
+		case "app_hook":
 			err = h.unmarshalHook(d)
+		case "app_api":
+			err = arg(d, &h.AppAPI)
 		case "max_body":
 			var s string
 			if err = arg(d, &s); err == nil {
@@ -191,8 +194,8 @@ func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 }
 
 func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
-	h.LoginHook = &LoginHook{}
-	if err := arg(d, &h.LoginHook.URL); err != nil {
+	h.AppHook = &AppHook{}
+	if err := arg(d, &h.AppHook.URL); err != nil {
 		return err
 	}
 	given := once{"claim_header": repeatable}
@@ -200,22 +203,31 @@ func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
 		if err := given.check(d); err != nil {
 			return err
 		}
+		var err error
 		switch d.Val() {
-		case "timeout":
-			if err := durationArg(d, &h.LoginHook.Timeout); err != nil {
-				return err
+		case "secret":
+			err = arg(d, &h.AppHook.Secret)
+		case "events":
+			h.AppHook.Events = d.RemainingArgs()
+			if len(h.AppHook.Events) == 0 {
+				return d.ArgErr()
 			}
+		case "timeout":
+			err = durationArg(d, &h.AppHook.Timeout)
 		case "claim_header":
 			args := d.RemainingArgs()
 			if len(args) != 2 {
 				return d.ArgErr()
 			}
-			if h.LoginHook.ClaimHeaders == nil {
-				h.LoginHook.ClaimHeaders = map[string]string{}
+			if h.AppHook.ClaimHeaders == nil {
+				h.AppHook.ClaimHeaders = map[string]string{}
 			}
-			h.LoginHook.ClaimHeaders[args[0]] = args[1]
+			h.AppHook.ClaimHeaders[args[0]] = args[1]
 		default:
-			return d.Errf("unrecognized login_hook option %q", d.Val())
+			return d.Errf("unrecognized app_hook option %q", d.Val())
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

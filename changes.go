@@ -22,12 +22,11 @@ const (
 // Events can only end sessions or change claims; they never grant access,
 // which always takes a valid token whose session is in the store.
 type event struct {
-	Type    string         `json:"type"`
-	SID     string         `json:"sid,omitempty"`
-	OpenID  string         `json:"openid,omitempty"`
-	UnionID string         `json:"unionid,omitempty"`
-	At      int64          `json:"at,omitempty"` // unix nanos
-	Claims  map[string]any `json:"claims,omitempty"`
+	Type   string         `json:"type"`
+	SID    string         `json:"sid,omitempty"`
+	OpenID string         `json:"openid,omitempty"`
+	At     int64          `json:"at,omitempty"` // unix nanos
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // publishAttempts bounds the tries of one publish before it is left to the
@@ -93,7 +92,7 @@ func (c *changes) apply(ev event) {
 		}
 	case eventClaims:
 		if ev.OpenID != "" {
-			c.ended.setClaims(ev.OpenID, ev.UnionID, ev.Claims)
+			c.ended.setClaims(ev.OpenID, ev.Claims)
 		}
 	}
 }

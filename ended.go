@@ -71,12 +71,12 @@ func (e *endedSet) endUser(openid string, at time.Time, keep time.Duration) {
 }
 
 // setClaims hands openid's new claims to every guard.
-func (e *endedSet) setClaims(openid, unionid string, claims map[string]any) {
+func (e *endedSet) setClaims(openid string, claims map[string]any) {
 	e.mu.Lock()
 	guards := e.guardsLocked()
 	e.mu.Unlock()
 	for _, g := range guards {
-		g.SetClaims(openid, unionid, claims)
+		g.SetClaims(openid, claims)
 	}
 }
 

@@ -62,5 +62,5 @@ func TestEndedSetTellsEveryGuard(t *testing.T) {
 		t.Fatal("an ended session passed a guard")
 	}
 	f2.g.close()
-	f1.ended.setClaims("alice", "", map[string]any{"x": "1"}) // no panic on closed guards
+	f1.ended.setClaims("alice", map[string]any{"x": "1"}) // no panic on closed guards
 }

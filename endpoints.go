@@ -31,6 +31,9 @@ func (h *Handler) buildRoutes() map[string]endpoint {
 	if h.JWKSPath != "" {
 		routes[h.JWKSPath] = endpoint{http.MethodGet, false, h.serveJWKS}
 	}
+	if h.AppAPI != "" {
+		routes[h.AppAPI] = endpoint{http.MethodPost, false, h.serveAppAPI}
+	}
 	return routes
 }
 

@@ -169,7 +169,7 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 	if s != nil {
 		unionid, extra = s.UnionID, s.Claims
 	}
-	g.attach(id, newView(id.openid, unionid, extra, g.claimHeaders))
+	g.attach(id, unionid, newView(id.openid, unionid, extra, g.claimHeaders))
 	if old := g.cache.put(tok, id); old != nil && old != id {
 		g.detach(old)
 	}
@@ -226,13 +226,14 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 }
 
 // attach points id at its user's shared state, with v as the user's view.
-func (g *guard) attach(id *identity, v *view) {
+func (g *guard) attach(id *identity, unionid string, v *view) {
 	g.mu.Lock()
 	u := g.users[id.openid]
 	if u == nil {
 		u = &user{openid: id.openid}
 		g.users[id.openid] = u
 	}
+	u.unionid = unionid
 	u.refs++
 	u.view.Store(v)
 	g.mu.Unlock()
@@ -275,9 +276,13 @@ func (g *guard) EndUser(openid string, at time.Time) {
 }
 
 // SetClaims replaces the claims that openid's cached tokens hand upstream.
-func (g *guard) SetClaims(openid, unionid string, claims map[string]any) {
+func (g *guard) SetClaims(openid string, claims map[string]any) {
 	g.mu.Lock()
 	u := g.users[openid]
+	var unionid string
+	if u != nil {
+		unionid = u.unionid
+	}
 	g.mu.Unlock()
 	if u != nil {
 		u.view.Store(newView(openid, unionid, claims, g.claimHeaders))

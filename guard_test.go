@@ -349,7 +349,7 @@ func TestGuardClaims(t *testing.T) {
 			t.Fatal(got)
 		}
 	}
-	f.g.SetClaims("alice", "", map[string]any{"uid": "7", "role": "banned"})
+	f.g.SetClaims("alice", map[string]any{"uid": "7", "role": "banned"})
 	for tok, want := range map[string]string{t1: "banned", t2: "banned", other: ""} {
 		r := serveGuard(t, f.g, tok)
 		if r.Header.Get("X-Wx-Role") != want {

@@ -51,9 +51,10 @@ type replValue struct {
 
 // user is the cached state of one openid.
 type user struct {
-	openid string
-	view   atomic.Pointer[view]
-	refs   int // cached identities pointing here; guarded by the guard's users lock
+	openid  string
+	unionid string // guarded by the guard's users lock
+	view    atomic.Pointer[view]
+	refs    int // cached identities pointing here; guarded by the guard's users lock
 }
 
 // newView prepares what the next handler gets for openid with claims, which

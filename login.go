@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
-	"github.com/wxauth/caddy-wxauth/wechat"
 )
 
 // storeTimeout bounds each store operation of an endpoint.
@@ -63,22 +62,35 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	return h.issue(s)
 }
 
-// login exchanges code at WeChat and makes the session.
+// login exchanges code at WeChat and makes the session. With the app
+// hook's login event, the app answers before anything is stored, so a
+// failing hook leaves no session behind.
 func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*session.Session, error) {
+	begun := time.Now().UTC()
 	ws, err := h.wx.Code2Session(ctx, code)
 	if err != nil {
 		log.Info("login refused by WeChat", zap.Error(err))
 		return nil, wechatError(err)
 	}
-	var claims map[string]any
-	if h.LoginHook != nil {
-		if claims, err = h.runHook(ctx, log, ws); err != nil {
+	s := &session.Session{ID: session.NewID(), OpenID: ws.OpenID, UnionID: ws.UnionID, Created: begun}
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	u, err := h.user(sctx, ws.OpenID)
+	cancel()
+	if err != nil {
+		return nil, storeUnavailable()
+	}
+	var change map[string]any
+	if h.AppHook.wants(hookLogin) {
+		ev := h.newHookEvent(hookLogin, s, u.Claims)
+		first := !u.Seen
+		ev.FirstLogin = &first
+		if change, err = h.askApp(ctx, log, ev); err != nil {
 			return nil, err
 		}
 	}
 	ttl := time.Duration(h.TokenTTL)
 	// The store's time starts after the hook, so a slow hook cannot use it up.
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	// WeChat has already replaced the user's session_key, so it is stored
 	// first: a failure after this leaves no session, only the current key.
@@ -86,40 +98,23 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 		log.Error("storing session_key failed", zap.Error(err))
 		return nil, storeUnavailable()
 	}
-	s, err := h.sessions.Create(sctx, ws.OpenID, ws.UnionID, claims, ttl)
-	if err != nil {
+	if err := h.sessions.Add(sctx, s, ttl); err != nil {
 		log.Error("storing session failed", zap.Error(err))
 		return nil, storeUnavailable()
 	}
-	if h.LoginHook != nil {
-		// Marked only now, so a failed login is still a first login next time.
-		_ = h.store.Set(sctx, h.userKey(ws.OpenID), []byte("1"), 0)
+	if !u.Seen || change != nil {
+		if _, err := h.updateUser(sctx, ws.OpenID, func(u *userRecord) { u.Seen = true }); err != nil {
+			log.Error("storing the user failed", zap.Error(err))
+			return nil, storeUnavailable()
+		}
+		if change != nil {
+			if _, err := h.applyClaims(sctx, ws.OpenID, change); err != nil {
+				return nil, storeUnavailable()
+			}
+		}
 	}
-	return s, nil
-}
-
-// runHook asks the app's login hook for claims. Nothing is stored before it
-// answers, so a failing hook leaves no session behind.
-func (h *Handler) runHook(ctx context.Context, log *zap.Logger, ws *wechat.Session) (map[string]any, error) {
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	_, err := h.store.Get(sctx, h.userKey(ws.OpenID))
-	cancel()
-	if err != nil && !errors.Is(err, session.ErrNotFound) {
-		return nil, storeUnavailable()
-	}
-	claims, err := h.LoginHook.call(ctx, hookRequest{
-		OpenID: ws.OpenID, UnionID: ws.UnionID, AppID: h.AppID, FirstLogin: err != nil,
-	})
-	if err != nil {
-		log.Warn("login hook failed", zap.Error(err))
-		return nil, hookFailed()
-	}
-	return claims, nil
-}
-
-// userKey marks openids that have logged in before (for first_login).
-func (h *Handler) userKey(openid string) string {
-	return h.prefix + "/users/" + openid
+	// The app may have ended the user's sessions while it answered.
+	return h.callerSessionOf(sctx, s.ID)
 }
 
 // issue signs a token for s.
@@ -141,9 +136,15 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 	}, nil
 }
 
-// callerSession loads the session of the caller's token.
+// callerSession loads the session of the caller's token, with the user's
+// current claims.
 func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Session, error) {
-	s, err := h.sessions.Get(ctx, id.sid)
+	return h.callerSessionOf(ctx, id.sid)
+}
+
+// callerSessionOf loads session sid, with the user's current claims.
+func (h *Handler) callerSessionOf(ctx context.Context, sid string) (*session.Session, error) {
+	s, err := h.liveSession(ctx, sid)
 	if errors.Is(err, session.ErrNotFound) {
 		return nil, invalidToken("the session has ended")
 	}
@@ -180,6 +181,10 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identity) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
+	s, err := h.callerSession(ctx, id)
+	if err != nil {
+		return err
+	}
 	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
 		return storeUnavailable()
@@ -189,6 +194,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
 		return storeUnavailable()
 	}
+	h.sendLogout(s, s.Claims)
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 	return nil

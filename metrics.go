@@ -23,7 +23,7 @@ var metrics = struct {
 }{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
-		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, login_hook_failed, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
+		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
 	}, []string{"result", "errcode"}),
 	tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "token_checks_total",

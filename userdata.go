@@ -57,11 +57,28 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *ident
 	if err != nil {
 		return newError(http.StatusBadRequest, "decrypt_failed", decryptReason(err))
 	}
+	if h.AppHook.wants(hookDecrypt) {
+		s, err := h.eventSession(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		ev := h.newHookEvent(hookDecrypt, s, s.Claims)
+		ev.Data = decryptedData(data)
+		change, err := h.askApp(r.Context(), h.requestLogger(r), ev)
+		if err != nil {
+			return err
+		}
+		if err := h.afterHook(r.Context(), s, change); err != nil {
+			return err
+		}
+	}
 	return writeRaw(w, data)
 }
 
-// servePhone resolves a getPhoneNumber code with the managed access_token.
-func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ *identity) error {
+// servePhone resolves a getPhoneNumber code with the managed access_token,
+// naming the caller's openid so WeChat refuses another user's code. With
+// the app hook's phone event, the number reaches the app before the client.
+func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identity) error {
 	f, err := readFields(r, "code")
 	if err != nil {
 		return err
@@ -70,17 +87,62 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, _ *identity
 	if !validCode(code) {
 		return invalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
 	}
-	var info json.RawMessage
-	err = h.access.Do(r.Context(), func(tok string) error {
-		var err error
-		info, err = h.wx.PhoneNumber(r.Context(), tok, code)
-		return err
-	})
-	if err != nil {
-		h.requestLogger(r).Info("phone number refused", zap.Error(err))
-		return wechatError(err)
+	log := h.requestLogger(r)
+	wantsEvent := h.AppHook.wants(hookPhone)
+	var rec *phoneRecord
+	if wantsEvent {
+		sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+		rec = h.keptPhone(sctx, code, id.openid)
+		cancel()
 	}
-	return writeRaw(w, info)
+	if rec == nil {
+		var info json.RawMessage
+		err = h.access.Do(r.Context(), func(tok string) error {
+			var err error
+			info, err = h.wx.PhoneNumber(r.Context(), tok, code, id.openid)
+			return err
+		})
+		if err != nil {
+			log.Info("phone number refused", zap.Error(err))
+			return wechatError(err)
+		}
+		if !wantsEvent {
+			return writeRaw(w, info)
+		}
+		rec = &phoneRecord{OpenID: id.openid, EventID: newEventID(), Info: info}
+		// Kept until the app took it: the code is single-use and billed.
+		if b, err := json.Marshal(rec); err == nil {
+			sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+			_ = h.store.Set(sctx, h.phoneKey(code), b, phoneRetryWindow)
+			cancel()
+		}
+	}
+	s, err := h.eventSession(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	var phone phoneEventData
+	_ = json.Unmarshal(rec.Info, &phone)
+	ev := h.newHookEvent(hookPhone, s, s.Claims)
+	ev.ID, ev.Phone = rec.EventID, phone
+	change, err := h.askApp(r.Context(), log, ev)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	_ = h.store.Delete(sctx, h.phoneKey(code))
+	cancel()
+	if err := h.afterHook(r.Context(), s, change); err != nil {
+		return err
+	}
+	return writeRaw(w, rec.Info)
+}
+
+// eventSession reads the caller's session for an event.
+func (h *Handler) eventSession(ctx context.Context, id *identity) (*session.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return h.callerSession(ctx, id)
 }
 
 // sessionReply is the answer of the session endpoint.

@@ -95,8 +95,13 @@ type Handler struct {
 	// Path where the JWKS (public EdDSA keys) is served; empty = not served.
 	JWKSPath string `json:"jwks_path,omitempty"`
 
-	// Called on every login before the token is issued; see LoginHook.
-	LoginHook *LoginHook `json:"login_hook,omitempty"`
+	// Sends the app behind Caddy the verified login, phone number,
+	// decrypted data and logout events; see AppHook.
+	AppHook *AppHook `json:"app_hook,omitempty"`
+	// Path where the app calls wxauth, signed with the app hook's secret:
+	// set a user's claims, end a user's sessions. Empty = not served;
+	// needs app_hook.
+	AppAPI string `json:"app_api,omitempty"`
 
 	// Optional per-client-IP cap on logins; off by default.
 	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
@@ -230,7 +235,7 @@ func (h *Handler) validate() error {
 }
 
 func (h *Handler) endpointPaths() []string {
-	return []string{h.LoginPath, h.RefreshPath, h.LogoutPath, h.DecryptPath, h.PhonePath, h.SessionPath, h.JWKSPath}
+	return []string{h.LoginPath, h.RefreshPath, h.LogoutPath, h.DecryptPath, h.PhonePath, h.SessionPath, h.JWKSPath, h.AppAPI}
 }
 
 // Provision sets up the store, keys and WeChat client.
@@ -250,15 +255,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	if h.LoginHook != nil {
-		if err := h.LoginHook.provision(); err != nil {
+	if h.AppAPI != "" && h.AppHook == nil {
+		return fmt.Errorf("wxauth: app_api needs app_hook, whose secret signs the app's calls")
+	}
+	if h.AppHook != nil {
+		if err := h.AppHook.provision(repl.ReplaceKnown(h.AppHook.Secret, "")); err != nil {
 			return err
 		}
-		for _, name := range h.LoginHook.ClaimHeaders {
+		for _, name := range h.AppHook.ClaimHeaders {
 			name = textproto.CanonicalMIMEHeaderKey(name)
 			for _, src := range h.TokenSources {
 				if src.From == "header" && src.Name == name {
-					return fmt.Errorf("wxauth: login_hook claim_header: %s carries the token", name)
+					return fmt.Errorf("wxauth: app_hook claim_header: %s carries the token", name)
 				}
 			}
 			h.strip = append(h.strip, name)
@@ -342,7 +350,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.guard = newGuard(guardConfig{
 		ctx:          ctx,
 		verify:       h.verifyToken,
-		lookup:       h.sessions.Get,
+		lookup:       h.liveSession,
 		now:          time.Now,
 		fresh:        fresh,
 		ended:        h.app.ended,
@@ -352,7 +360,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		optional:     h.Optional,
 		logger:       h.logger,
 	})
-	h.logins = newLoginFlight(store, prefix, h.sessions.Get)
+	h.logins = newLoginFlight(store, prefix, h.liveSession)
 	h.limiter = newLimiter(h.LoginLimit)
 	h.routes = h.buildRoutes()
 	return nil
@@ -387,10 +395,10 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
 
-// claimHeaders maps claims to header names, from the login hook's config.
+// claimHeaders maps claims to header names, from the app hook's config.
 func (h *Handler) claimHeaders() map[string]string {
-	if h.LoginHook == nil {
+	if h.AppHook == nil {
 		return nil
 	}
-	return h.LoginHook.ClaimHeaders
+	return h.AppHook.ClaimHeaders
 }

@@ -76,6 +76,19 @@ func (m *Manager) Create(ctx context.Context, openid, unionid string, claims map
 	return s, nil
 }
 
+// Add stores s, made by the caller (ID from NewID, Created when the login
+// began), for ttl.
+func (m *Manager) Add(ctx context.Context, s *Session, ttl time.Duration) error {
+	if !validID(s.OpenID) || !validID(s.ID) {
+		return ErrInvalidID
+	}
+	if ttl <= 0 {
+		return errors.New("session: session lifetime must be positive")
+	}
+	s.Expires = time.Now().UTC().Add(ttl)
+	return m.put(ctx, s, ttl)
+}
+
 // Get returns the session id, or ErrNotFound when it is absent, expired,
 // revoked or id is invalid.
 func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {

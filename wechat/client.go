@@ -201,15 +201,16 @@ func (c *Client) StableToken(ctx context.Context, force bool) (token string, exp
 
 // PhoneNumber resolves a getPhoneNumber button code and returns WeChat's
 // phone_info object unchanged (its countryCode may be a number or a
-// string). Phone codes are single-use, so retries are as for Code2Session.
-func (c *Client) PhoneNumber(ctx context.Context, accessToken, code string) (json.RawMessage, error) {
+// string). With openid (optional), WeChat refuses a code made for another
+// user. Phone codes are single-use, so retries are as for Code2Session.
+func (c *Client) PhoneNumber(ctx context.Context, accessToken, code, openid string) (json.RawMessage, error) {
 	const api = "getuserphonenumber"
 	var out struct {
 		PhoneInfo json.RawMessage `json:"phone_info"`
 	}
 	err := c.call(ctx, request{
 		api: api, method: http.MethodPost, path: "/wxa/business/getuserphonenumber",
-		query: url.Values{"access_token": {accessToken}}, body: map[string]string{"code": code},
+		query: url.Values{"access_token": {accessToken}}, body: phoneBody(code, openid),
 		secrets: []string{accessToken, code},
 	}, &out)
 	if err != nil {
@@ -219,6 +220,16 @@ func (c *Client) PhoneNumber(ctx context.Context, accessToken, code string) (jso
 		return nil, &UpstreamError{API: api, Err: errors.New("reply without a phone_info object")}
 	}
 	return out.PhoneInfo, nil
+}
+
+// phoneBody is getuserphonenumber's body; with the openid, WeChat checks
+// that the code was made for that user.
+func phoneBody(code, openid string) map[string]string {
+	b := map[string]string{"code": code}
+	if openid != "" {
+		b["openid"] = openid
+	}
+	return b
 }
 
 // CheckSession asks WeChat whether sessionKey is still the valid

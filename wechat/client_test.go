@@ -357,7 +357,7 @@ func TestDialErrorRetried(t *testing.T) {
 		t.Fatalf("%d attempts, want 3", attempts.Load())
 	}
 	noSecrets(t, err)
-	_, err = c.PhoneNumber(context.Background(), testToken, testCode)
+	_, err = c.PhoneNumber(context.Background(), testToken, testCode, "")
 	noSecrets(t, err)
 	err = c.CheckSession(context.Background(), testToken, "o1", "k1")
 	noSecrets(t, err)
@@ -409,15 +409,15 @@ func TestPhoneNumber(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			wx := newWX(t, func(w http.ResponseWriter, r *http.Request) {
-				var body struct{ Code string }
+				var body map[string]string
 				json.NewDecoder(r.Body).Decode(&body)
 				if r.Method != http.MethodPost || r.URL.Path != "/wxa/business/getuserphonenumber" ||
-					r.URL.Query().Get("access_token") != testToken || body.Code != testCode {
-					t.Errorf("request = %s %s code %q", r.Method, r.URL, body.Code)
+					r.URL.Query().Get("access_token") != testToken || body["code"] != testCode || body["openid"] != "o-alice" {
+					t.Errorf("request = %s %s body %v", r.Method, r.URL, body)
 				}
 				io.WriteString(w, `{"errcode":0,"errmsg":"ok","phone_info":`+tt.info+`}`)
 			})
-			got, err := wx.client(nil).PhoneNumber(context.Background(), testToken, testCode)
+			got, err := wx.client(nil).PhoneNumber(context.Background(), testToken, testCode, "o-alice")
 			if err != nil || string(got) != tt.info {
 				t.Fatalf("got %s, %v", got, err)
 			}
@@ -425,14 +425,14 @@ func TestPhoneNumber(t *testing.T) {
 	}
 	for _, reply := range []string{`{"errcode":0}`, `{"phone_info":"13800138000"}`, `{"phone_info":null}`, `{"phone_info":[1]}`} {
 		wx := newWX(t, textJSON(reply))
-		_, err := wx.client(nil).PhoneNumber(context.Background(), testToken, testCode)
+		_, err := wx.client(nil).PhoneNumber(context.Background(), testToken, testCode, "")
 		var ue *UpstreamError
 		if !errors.As(err, &ue) {
 			t.Errorf("%s: err = %v", reply, err)
 		}
 	}
 	wx := newWX(t, textJSON(`{"errcode":40001,"errmsg":"invalid credential, access_token is invalid or not latest"}`))
-	_, err := wx.client(nil).PhoneNumber(context.Background(), testToken, testCode)
+	_, err := wx.client(nil).PhoneNumber(context.Background(), testToken, testCode, "")
 	if !IsTokenInvalid(err) || wx.calls.Load() != 1 {
 		t.Fatalf("err = %v, %d calls", err, wx.calls.Load())
 	}
@@ -477,7 +477,7 @@ func TestObserve(t *testing.T) {
 			errs = append(errs, err)
 		}
 	})
-	c.PhoneNumber(context.Background(), testToken, testCode)
+	c.PhoneNumber(context.Background(), testToken, testCode, "")
 	if len(got) != 1 || got[0] != "getuserphonenumber" || !IsRateLimited(errs[0]) {
 		t.Fatalf("observed %v %v", got, errs)
 	}

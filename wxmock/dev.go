@@ -127,12 +127,22 @@ func (h *Handler) devUserInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 // devPhoneCode serves GET /wxmock/phonecode: a one-time code, as the
-// getPhoneNumber button gives one.
+// getPhoneNumber button gives one; with user=<name>, the code belongs to
+// that user, so a call naming another openid is refused.
 func (h *Handler) devPhoneCode(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet) {
 		return
 	}
-	code := h.state.newPhoneCode(param(r, "phone", "13800138000"), param(r, "cc", "") == "num")
+	var openID string
+	if name := r.URL.Query().Get("user"); name != "" {
+		u, ok := h.state.userByName(name)
+		if !ok {
+			writeJSON(w, jsonType, http.StatusNotFound, map[string]string{"error": "no such user; log in first"})
+			return
+		}
+		openID = u.openID
+	}
+	code := h.state.newPhoneCode(param(r, "phone", "13800138000"), param(r, "cc", "") == "num", openID)
 	writeJSON(w, jsonType, http.StatusOK, codeReply{code})
 }
 

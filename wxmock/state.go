@@ -45,7 +45,8 @@ type loginCode struct {
 // phoneCode is what /wxmock/phonecode hands out and getuserphonenumber takes.
 type phoneCode struct {
 	phone    string
-	numberCC bool // countryCode as a JSON number
+	numberCC bool   // countryCode as a JSON number
+	openID   string // the user who pressed the button, when known
 	expires  time.Time
 	used     bool
 }
@@ -251,7 +252,7 @@ func (s *state) expireTokens() {
 }
 
 // newPhoneCode issues a one-time code for getuserphonenumber.
-func (s *state) newPhoneCode(phone string, numberCC bool) string {
+func (s *state) newPhoneCode(phone string, numberCC bool, openID string) string {
 	code := randomToken(24)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -261,16 +262,18 @@ func (s *state) newPhoneCode(phone string, numberCC bool) string {
 			delete(s.phoneCodes, c)
 		}
 	}
-	s.phoneCodes[code] = &phoneCode{phone: phone, numberCC: numberCC, expires: now.Add(codeTTL)}
+	s.phoneCodes[code] = &phoneCode{phone: phone, numberCC: numberCC, openID: openID, expires: now.Add(codeTTL)}
 	return code
 }
 
-// usePhoneCode redeems a phone code once.
-func (s *state) usePhoneCode(code string) (phoneCode, bool) {
+// usePhoneCode redeems a phone code once. When the caller names an openid
+// and the code belongs to another user, the code is refused, as WeChat
+// checks the binding when given the openid.
+func (s *state) usePhoneCode(code, openID string) (phoneCode, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pc, ok := s.phoneCodes[code]
-	if !ok || pc.used || s.now().After(pc.expires) {
+	if !ok || pc.used || s.now().After(pc.expires) || (openID != "" && pc.openID != "" && openID != pc.openID) {
 		return phoneCode{}, false
 	}
 	pc.used = true

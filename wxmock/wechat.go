@@ -191,7 +191,8 @@ func (h *Handler) decodePOST(r *http.Request, v any) int {
 
 // phoneRequest is getuserphonenumber's request body.
 type phoneRequest struct {
-	Code string `json:"code"`
+	Code   string `json:"code"`
+	OpenID string `json:"openid,omitempty"`
 }
 
 // phoneReply is getuserphonenumber's success answer.
@@ -224,7 +225,7 @@ func (h *Handler) phoneNumber(w http.ResponseWriter, r *http.Request) {
 	var pc phoneCode
 	if errcode == 0 {
 		var ok bool
-		if pc, ok = h.state.usePhoneCode(req.Code); !ok {
+		if pc, ok = h.state.usePhoneCode(req.Code, req.OpenID); !ok {
 			errcode = errInvalidCode
 		}
 	}

@@ -1,0 +1,107 @@
+package wxauth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/session"
+)
+
+// App API actions.
+const (
+	actionSetClaims   = "set_claims"
+	actionEndSessions = "end_sessions"
+)
+
+// appCall is the body of a call to app_api.
+type appCall struct {
+	Action string         `json:"action"`
+	OpenID string         `json:"openid"`
+	Claims map[string]any `json:"claims"`
+}
+
+// errAppSignature answers an app_api call whose signature does not hold.
+var errAppSignature = newError(http.StatusUnauthorized, "invalid_signature",
+	"the call is not signed with the app_hook secret, its timestamp is over 5 minutes off, or its webhook-id was used before")
+
+// serveAppAPI takes the app's signed calls: set a user's claims, or end
+// every session of a user (a ban, an account deletion, "log out
+// everywhere"). Both reach every instance within the change bound.
+func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identity) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	log := h.requestLogger(r)
+	callID, err := h.AppHook.key.verify(r.Header, body, time.Now())
+	if err != nil {
+		log.Info("app_api call refused: bad signature")
+		return errAppSignature
+	}
+	var call appCall
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&call); err != nil {
+		return invalidRequest("the body is not a JSON object")
+	}
+	if !isPlainName(call.OpenID) {
+		return invalidRequest(`"openid" is missing or malformed`)
+	}
+	switch call.Action {
+	case actionSetClaims:
+		if call.Claims == nil {
+			return invalidRequest(`set_claims needs a "claims" object`)
+		}
+		if err := checkClaims(call.Claims); err != nil {
+			return invalidRequest(err.Error())
+		}
+	case actionEndSessions:
+	default:
+		return invalidRequest(`"action" must be set_claims or end_sessions`)
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	// A call is taken once: its id is kept for as long as its timestamp is good.
+	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*webhookTolerance)
+	switch {
+	case err != nil:
+		return storeUnavailable()
+	case !fresh:
+		log.Info("app_api call refused: webhook-id used before")
+		return errAppSignature
+	}
+
+	switch call.Action {
+	case actionSetClaims:
+		_, err = h.applyClaims(ctx, call.OpenID, call.Claims)
+	case actionEndSessions:
+		err = h.endSessions(ctx, call.OpenID)
+	}
+	if err != nil {
+		log.Error("app_api call failed", zap.String("action", call.Action), zap.Error(err))
+		if errors.Is(err, session.ErrInvalidID) {
+			return invalidRequest(`"openid" is malformed`)
+		}
+		return storeUnavailable()
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// endSessions ends every session of openid begun until now, on every instance.
+func (h *Handler) endSessions(ctx context.Context, openid string) error {
+	at := time.Now()
+	if _, err := h.updateUser(ctx, openid, func(u *userRecord) { u.EndedAt = at.UnixNano() }); err != nil {
+		return err
+	}
+	return h.app.changes.publish(ctx, event{Type: eventEndUser, OpenID: openid, At: at.UnixNano()})
+}
