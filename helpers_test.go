@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/wxauth/caddy-wxauth"
+	_ "github.com/wxauth/caddy-wxauth/wxmock" // the WeChat stand-in the configs run
 )
 
 // Ports of the in-process Caddy that caddytest runs once per test binary.
