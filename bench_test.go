@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,19 +28,21 @@ import (
 )
 
 // The benchmarks load their own Caddy in this process with caddy.Load, with
-// no admin endpoint and on ports of their own, so they run beside the
-// caddytest suite (admin 2999, 9080, 9081, 9443) and the demo (2019, 8080,
-// 9000), even while another process runs those.
+// no admin endpoint and on ports that startBench picks free, so they run
+// beside the tests and the demo, even while another process runs those.
+var (
+	benchAppPort   string // wxauth, sessions in Caddy's storage
+	benchMockPort  string // wxmock
+	benchMemPort   string // wxauth, sessions in memory
+	benchPlainPort string // respond only
+	benchNoopPort  string // a no-op handler, then respond
+)
+
 const (
-	benchAppPort   = "19480" // wxauth, sessions in Caddy's storage
-	benchMockPort  = "19481" // wxmock
-	benchMemPort   = "19482" // wxauth, sessions in memory
-	benchPlainPort = "19483" // respond only
-	benchNoopPort  = "19484" // a no-op handler, then respond
-	benchHost      = "127.0.0.1"
-	benchAppID     = "wxbench012345678"
-	benchKey       = "Y2FkZHktd3hhdXRoIGJlbmNobWFyayBzaWduaW5nIGtleSAwMQ=="
-	otherKey       = "c29tZSBvdGhlciBrZXksIG5vdCB0aGUgb25lIGluIHVzZSAwMg=="
+	benchHost  = "127.0.0.1"
+	benchAppID = "wxbench012345678"
+	benchKey   = "Y2FkZHktd3hhdXRoIGJlbmNobWFyayBzaWduaW5nIGtleSAwMQ=="
+	otherKey   = "c29tZSBvdGhlciBrZXksIG5vdCB0aGUgb25lIGluIHVzZSAwMg=="
 
 	// What wxauth may add to a protected request over plain Caddy (see
 	// BENCHMARKS.md).
@@ -157,6 +160,13 @@ func startBench() (*benchEnv, error) {
 	dir, err := os.MkdirTemp("", "wxauth-bench-")
 	if err != nil {
 		return nil, err
+	}
+	ports, err := freePorts(5)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range []*string{&benchAppPort, &benchMockPort, &benchMemPort, &benchPlainPort, &benchNoopPort} {
+		*p = strconv.Itoa(ports[i])
 	}
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(benchCaddyfile(filepath.Join(dir, "storage"))), nil)
 	if err != nil {

@@ -250,12 +250,7 @@ func TestPublicPathsStayOpen(t *testing.T) {
 }
 
 func TestInvalidConfigs(t *testing.T) {
-	base := `{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-}
-http://127.0.0.1:9080 {
+	base := globalOptions("") + appURL + ` {
 	wxauth {
 		%s
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,31 +86,72 @@ func TestStoreDown(t *testing.T) {
 	h.login("tina")
 }
 
+// TestMetrics reads the counters before and after the calls, since the
+// series are process-wide and earlier tests have counted into them.
 func TestMetrics(t *testing.T) {
 	h := start(t, "")
+	before := h.metrics()
 	tok := h.token("uma")
 	h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
 	h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
 	h.do(http.MethodGet, appURL+"/x", nil)
 	h.postJSON(appURL+"/wx/login", map[string]string{"code": "invalid"})
+	// Every access_token expires, so the phone call fetches a new one.
+	h.mock(http.MethodPost, "/wxmock/expire_tokens")
 	code := h.mock(http.MethodGet, "/wxmock/phonecode?user=uma").str("code")
-	h.postJSON(appURL+"/wx/phone", map[string]string{"code": code}, bearer(tok)...)
+	if r := h.postJSON(appURL+"/wx/phone", map[string]string{"code": code}, bearer(tok)...); r.status != 200 {
+		t.Fatalf("phone: %d %s", r.status, r.body)
+	}
+	after := h.metrics()
 
-	m := string(h.do(http.MethodGet, adminURL+"/metrics", nil).body)
-	for _, want := range []string{
-		`wxauth_logins_total{errcode="",result="ok"}`,
-		`wxauth_logins_total{errcode="40029",result="invalid_code"}`,
-		`wxauth_token_checks_total{result="cached"}`,
-		`wxauth_token_checks_total{result="missing"}`,
-		`wxauth_token_checks_total{result="ok"}`,
-		`wxauth_wechat_request_duration_seconds_bucket{api="jscode2session",outcome="ok"`,
-		`wxauth_wechat_request_duration_seconds_count{api="getuserphonenumber",outcome="ok"}`,
-		`wxauth_access_token_refreshes_total`,
+	for series, want := range map[string]float64{
+		`wxauth_logins_total{errcode="",result="ok"}`:                                                1,
+		`wxauth_logins_total{errcode="40029",result="invalid_code"}`:                                 1,
+		`wxauth_token_checks_total{result="missing"}`:                                                1,
+		`wxauth_wechat_request_duration_seconds_count{api="jscode2session",outcome="ok"}`:            1,
+		`wxauth_wechat_request_duration_seconds_count{api="jscode2session",outcome="errcode"}`:       1,
+		`wxauth_wechat_request_duration_seconds_bucket{api="jscode2session",outcome="ok",le="+Inf"}`: 1,
+		`wxauth_wechat_request_duration_seconds_count{api="getuserphonenumber",outcome="ok"}`:        1,
+		`wxauth_access_token_refreshes_total`:                                                        1,
 	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("/metrics lacks %s", want)
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s went up by %v, want %v", series, got, want)
 		}
 	}
+	// The first use of the token is verified, the second answered from the
+	// cache; the phone call checks the token too.
+	checked := func(m map[string]float64) float64 {
+		return m[`wxauth_token_checks_total{result="ok"}`] + m[`wxauth_token_checks_total{result="cached"}`]
+	}
+	if got := checked(after) - checked(before); got != 3 {
+		t.Errorf("token checks ok+cached went up by %v, want 3", got)
+	}
+	if after[`wxauth_token_checks_total{result="cached"}`] <= before[`wxauth_token_checks_total{result="cached"}`] {
+		t.Error("no token check was answered from the cache")
+	}
+}
+
+// metrics reads the admin endpoint's /metrics: the value of each series,
+// keyed by its name and labels as written there.
+func (h *harness) metrics() map[string]float64 {
+	h.t.Helper()
+	r := h.do(http.MethodGet, adminURL+"/metrics", nil)
+	if r.status != 200 {
+		h.t.Fatalf("/metrics: %d", r.status)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(r.body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		series, value, ok := strings.Cut(line, " ")
+		v, err := strconv.ParseFloat(value, 64)
+		if !ok || err != nil {
+			h.t.Fatalf("/metrics line %q", line)
+		}
+		m[series] = v
+	}
+	return m
 }
 
 // TestLogsHoldNoSecrets runs every flow with debug logs and access logs on,
@@ -118,9 +160,12 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	logFile := filepath.Join(t.TempDir(), "caddy.log")
 	const sessionKey = "c2VjcmV0LXNlc3Npb25rZQ=="
 	const phone = "13912345678"
-	cfg := strings.Replace(config(`login_hook http://127.0.0.1:1/unreachable`), "{\n\tadmin localhost:2999",
-		"{\n\tdebug\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel DEBUG\n\t}\n\tadmin localhost:2999", 1)
-	cfg = strings.Replace(cfg, "http://127.0.0.1:9080 {", "http://127.0.0.1:9080 {\n\tlog {\n\t\toutput file "+logFile+"\n\t}", 1)
+	cfg := strings.Replace(config(`login_hook http://127.0.0.1:1/unreachable`), globalOptions(""),
+		globalOptions("debug\n\tlog {\n\t\toutput file "+logFile+"\n\t\tlevel DEBUG\n\t}"), 1)
+	cfg = strings.Replace(cfg, appURL+" {\n", appURL+" {\n\tlog {\n\t\toutput file "+logFile+"\n\t}\n", 1)
+	if strings.Count(cfg, "output file "+logFile) != 2 {
+		t.Fatalf("the log options did not go into the config:\n%s", cfg)
+	}
 	h := startConfig(t, cfg)
 	// The hook is down: logins fail, which logs errors.
 	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("vera")}), 502, "login_hook_failed")

@@ -5,63 +5,120 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/caddytest"
 
 	_ "github.com/wxauth/caddy-wxauth"
+	_ "github.com/wxauth/caddy-wxauth/wxmock" // the WeChat stand-in the configs run
 )
 
-// Ports of the in-process Caddy that caddytest runs once per test binary.
 const (
-	appURL   = "http://127.0.0.1:9080"
-	mockURL  = "http://127.0.0.1:9081"
-	testApp  = "wxtest0123456789"
-	testKey  = "dGVzdC1zaWduaW5nLWtleS0wMTIzNDU2Nzg5YWJjZGVm" // 44 chars, 33 bytes
-	adminURL = "http://localhost:2999"
+	testApp = "wxtest0123456789"
+	testKey = "dGVzdC1zaWduaW5nLWtleS0wMTIzNDU2Nzg5YWJjZGVm" // 44 chars, 33 bytes
 )
 
+// Addresses of the in-process Caddy that caddytest runs once per test
+// binary. TestMain picks the ports free at run time, so that runs sharing a
+// machine (two clones, a demo) never reach each other's Caddy.
+var (
+	adminPort, appPort, mockPort, httpsPort int
+	appURL, mockURL, adminURL               string
+)
+
+// storageDir is this run's own folder: Caddy's storage and data, built
+// binaries.
 var storageDir string
 
-func TestMain(m *testing.M) {
+func TestMain(m *testing.M) { os.Exit(runTests(m)) }
+
+func runTests(m *testing.M) int {
 	tmp, err := os.MkdirTemp("", "wxauth-test-")
 	if err != nil {
-		panic(err)
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
+	defer os.RemoveAll(tmp)
 	storageDir = tmp
 	os.Setenv("XDG_DATA_HOME", tmp+"/data")
 	os.Setenv("XDG_CONFIG_HOME", tmp+"/config")
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+
+	ports, err := freePorts(4)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	adminPort, appPort, mockPort, httpsPort = ports[0], ports[1], ports[2], ports[3]
+	// caddytest starts its Caddy on this admin port, and reuses whatever
+	// answers there: with its default (2999) two runs would share one Caddy.
+	caddytest.Default.AdminPort = adminPort
+	appURL = fmt.Sprintf("http://127.0.0.1:%d", appPort)
+	mockURL = fmt.Sprintf("http://127.0.0.1:%d", mockPort)
+	adminURL = fmt.Sprintf("http://localhost:%d", adminPort)
+	return m.Run()
 }
 
-// config is a Caddyfile with wxmock on :9081 and an app on :9080 whose
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		// Held open until all are chosen, so the n differ.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	p, err := freePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p[0]
+}
+
+// globalOptions is the global block of the caddytest Caddy; extra goes
+// inside it.
+func globalOptions(extra string) string {
+	return fmt.Sprintf(`{
+	admin localhost:%d
+	http_port %d
+	https_port %d
+	grace_period 1ns
+	auto_https off
+	storage file_system %s/storage
+	%s
+}
+`, adminPort, appPort, httpsPort, storageDir, extra)
+}
+
+// config is a Caddyfile with wxmock on mockURL and an app on appURL whose
 // upstream echoes what wxauth handed it. wxauthBody goes inside wxauth { }.
 func config(wxauthBody string) string { return configFor(testApp, wxauthBody) }
 
 // configFor is config for another app_id.
 func configFor(appID, wxauthBody string) string {
-	return fmt.Sprintf(`{
-	admin localhost:2999
-	http_port 9080
-	https_port 9443
-	grace_period 1ns
-	auto_https off
-	storage file_system %s/storage
-}
-http://127.0.0.1:9081 {
+	return globalOptions("") + fmt.Sprintf(`%s {
 	wxmock {
 		app_id %s
 		app_secret test-secret
 	}
 }
-http://127.0.0.1:9080 {
+%s {
 	@public path /public/*
 	handle @public {
 		respond "public {http.request.header.X-Wx-Openid}"
@@ -77,7 +134,7 @@ http://127.0.0.1:9080 {
 		respond `+"`"+`{"hdr_openid":"{http.request.header.X-Wx-Openid}","hdr_unionid":"{http.request.header.X-Wx-Unionid}","hdr_uid":"{http.request.header.X-Wx-Uid}","id":"{http.auth.user.id}","openid":"{http.auth.user.openid}","unionid":"{http.auth.user.unionid}","path":"{http.request.uri.path}"}`+"`"+`
 	}
 }
-`, storageDir, appID, appID, mockURL, wxauthBody)
+`, mockURL, appID, appURL, appID, mockURL, wxauthBody)
 }
 
 // harness wraps caddytest with the calls a mini-program makes.
@@ -91,14 +148,53 @@ func start(t *testing.T, wxauthBody string) *harness {
 	return startConfig(t, config(wxauthBody))
 }
 
+// loads numbers the configs startConfig loads.
+var loads atomic.Int64
+
+// startConfig loads cfg (a config or configFor, maybe edited) into the
+// caddytest Caddy and returns once the new config answers. Each load gets a
+// route that answers its own number, so even an unchanged config is really
+// reloaded, and the wait ends on a fact: this load's number comes back.
 func startConfig(t *testing.T, cfg string) *harness {
 	t.Helper()
+	site := appURL + " {\n"
+	if !strings.Contains(cfg, site) {
+		t.Fatalf("config has no site %s", appURL)
+	}
+	id := strconv.FormatInt(loads.Add(1), 10)
+	cfg = strings.Replace(cfg, site, site+"\thandle "+loadedPath+" {\n\t\trespond \""+id+"\"\n\t}\n", 1)
 	tc := caddytest.NewTester(t)
 	tc.InitServer(cfg, "caddyfile")
 	if t.Failed() {
 		t.FailNow()
 	}
-	return &harness{t: t, tc: tc}
+	h := &harness{t: t, tc: tc}
+	var last string
+	if !eventually(t, 10*time.Second, func() bool {
+		last = h.try(http.MethodGet, appURL+loadedPath)
+		return last == "200 "+id
+	}) {
+		t.Fatalf("config %s did not answer: last reply %q", id, last)
+	}
+	return h
+}
+
+// loadedPath is the route of the app site that answers the config's number.
+const loadedPath = "/wxtest/loaded"
+
+// try makes a request and returns "status body", or the error.
+func (h *harness) try(method, u string) string {
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := h.tc.Client.Do(req)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strconv.Itoa(resp.StatusCode) + " " + string(b)
 }
 
 // reply is a decoded HTTP answer.
@@ -198,7 +294,8 @@ func (h *harness) stats(api string) int {
 	return int(n)
 }
 
-// eventually polls f until it returns true or d passes.
+// eventually polls f until it returns true or d passes: every wait in these
+// tests is for a fact, with a deadline.
 func eventually(t *testing.T, d time.Duration, f func() bool) bool {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -206,7 +303,7 @@ func eventually(t *testing.T, d time.Duration, f func() bool) bool {
 		if f() {
 			return true
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the poll's interval
 	}
 	return f()
 }

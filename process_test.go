@@ -3,7 +3,6 @@ package wxauth_test
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,17 +39,6 @@ func caddyBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return caddyBin
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // instance is one Caddy process.

@@ -109,7 +109,7 @@ func TestLoginHookLimits(t *testing.T) {
 	var delay atomic.Int64
 	delay.Store(int64(3500 * time.Millisecond))
 	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(time.Duration(delay.Load()))
+		time.Sleep(time.Duration(delay.Load())) // a slow hook
 		_, _ = io.WriteString(w, answer.Load().(string))
 	}))
 	defer hook.Close()

@@ -3,8 +3,10 @@
 // server), issues its own signed tokens, and guards every other request that
 // reaches it, handing the app behind Caddy the caller's openid in X-Wx-Openid.
 //
-// Importing this package registers every module of the project:
-// http.handlers.wxauth and the WeChat stand-in http.handlers.wxmock.
+// Importing this package registers http.handlers.wxauth only, so a
+// production build carries no mock. The WeChat stand-in http.handlers.wxmock
+// is the package github.com/wxauth/caddy-wxauth/wxmock, imported on its own
+// by development and test builds.
 package wxauth
 
 import (
@@ -25,7 +27,6 @@ import (
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
-	_ "github.com/wxauth/caddy-wxauth/wxmock" // registers http.handlers.wxmock
 )
 
 func init() {

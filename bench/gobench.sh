@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # In-process Go benchmarks of caddy-wxauth (bench_test.go), -count 5, then
 # the median and range of every figure (and benchstat's table when it can be
-# fetched). Runs only the benchmarks (-run '^$'); their Caddy uses ports
-# 19480-19484 and no admin endpoint, so it does not clash with the test
+# fetched). Runs only the benchmarks (-run '^$'); their Caddy picks free
+# ports and has no admin endpoint, so it does not clash with the test
 # suite. About 3 minutes.
 #
 # Usage: bash bench/gobench.sh [extra go test flags, e.g. -benchtime 2s]

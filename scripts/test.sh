@@ -23,7 +23,8 @@ echo "== npm ci (jose interop test, client kit)"
 
 echo "== go test"
 log=$(mktemp)
-# -p 1: caddytest runs one Caddy per test binary on fixed ports.
+# -p 1: one package at a time, so that the timing margins of the integration
+# tests hold on a small machine (ports are chosen free, so runs do not collide).
 set +e
 go test -p 1 -count=1 -v -timeout 20m ./... 2>&1 | tee "$log" | grep -E '^(=== RUN|--- FAIL|--- SKIP|FAIL|ok|panic|PASS)' | grep -v '^=== RUN'
 status=${PIPESTATUS[0]}

@@ -103,7 +103,7 @@ func TestCaddyStorageInstances(t *testing.T) {
 				if v, err := s.Get(ctx, "wxauth/app/n"); err == nil {
 					n, _ = strconv.Atoi(string(v))
 				}
-				time.Sleep(time.Millisecond)
+				time.Sleep(time.Millisecond) // work under the lock, so that a broken lock loses counts
 				if err := s.Set(ctx, "wxauth/app/n", []byte(strconv.Itoa(n+1)), 0); err != nil {
 					t.Error(err)
 				}
@@ -139,7 +139,8 @@ func TestCaddyStorageSweep(t *testing.T) {
 	if err := fs.Store(ctx, "wxauth/app/foreign", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// other/old was written last: once it reads as expired, so do the rest.
+	waitExpired(t, s, "other/old")
 
 	n, err := s.Sweep(ctx, "wxauth/app")
 	if err != nil {
@@ -191,15 +192,37 @@ func TestCaddyStorageSweeper(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// Once ctx is done it stops.
+	// Once ctx is done it removes nothing more: Sweep checks ctx before each
+	// key it reads, so no sweep removes y, written after cancel.
 	cancel()
-	time.Sleep(100 * time.Millisecond)
 	if err := s.Set(context.Background(), "wxauth/app/sessions/y", []byte("y"), time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
+	waitExpired(t, s, "wxauth/app/sessions/y")
+	// Nothing to poll for here: the test shows that for four sweep
+	// intervals nothing happens.
 	time.Sleep(200 * time.Millisecond)
 	if _, err := os.Stat(filepath.Join(dir, "wxauth", "app", "sessions", "y")); err != nil {
 		t.Fatalf("the sweeper kept running after ctx ended: %v", err)
+	}
+}
+
+// waitExpired polls until key reads as expired (Get does not delete it).
+func waitExpired(t *testing.T, s *session.CaddyStorage, key string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := s.Get(context.Background(), key)
+		if errors.Is(err, session.ErrNotFound) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not expire", key)
+		}
+		time.Sleep(10 * time.Millisecond) // the poll's interval
 	}
 }
 

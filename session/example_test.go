@@ -109,8 +109,11 @@ func ExampleNewCaddyStorage() {
 	// Storage has no expiry of its own: expired values read as absent and
 	// Sweep deletes them.
 	_ = s.Set(ctx, "wxauth/demo/short", []byte("x"), time.Millisecond)
-	time.Sleep(10 * time.Millisecond)
-	_, err = s.Get(ctx, "wxauth/demo/short")
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		if _, err = s.Get(ctx, "wxauth/demo/short"); err != nil {
+			break // expired
+		}
+	}
 	fmt.Println(errors.Is(err, session.ErrNotFound))
 	n, err := s.Sweep(ctx, "wxauth/demo")
 	fmt.Println("swept:", n, err)

@@ -89,7 +89,7 @@ func newTokenWX(t *testing.T) *tokenWX {
 			Force bool `json:"force_refresh"`
 		}
 		json.NewDecoder(r.Body).Decode(&body)
-		time.Sleep(20 * time.Millisecond) // let concurrent callers pile up
+		time.Sleep(20 * time.Millisecond) // a slow WeChat, so that concurrent callers pile up
 		tw.mu.Lock()
 		if tw.cur == "" || body.Force {
 			tw.rotateLocked()

@@ -1,6 +1,11 @@
-// Command caddy is Caddy with the standard modules and caddy-wxauth, the same
-// binary `xcaddy build --with github.com/wxauth/caddy-wxauth` produces. It
-// lets `go run ./cmd/caddy run --config example.Caddyfile` run the demo.
+// Command caddy is Caddy with the standard modules, caddy-wxauth and its
+// WeChat stand-in wxmock: the development binary that
+//
+//	xcaddy build --with github.com/wxauth/caddy-wxauth --with github.com/wxauth/caddy-wxauth/wxmock
+//
+// produces (a production build leaves out the second --with). It lets
+// `go run ./cmd/caddy run --config example.Caddyfile` run the demo, and the
+// tests run it as a real Caddy process.
 package main
 
 import (
@@ -9,6 +14,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/wxauth/caddy-wxauth"
+	_ "github.com/wxauth/caddy-wxauth/wxmock"
 )
 
 func main() {

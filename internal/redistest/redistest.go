@@ -103,7 +103,9 @@ func startOn(t testing.TB, bin string, port int) (string, func(), error) {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if ping(addr) == nil {
+		// The PING must reach this server: another one may have taken the
+		// port, in which case this one says nothing of being ready and exits.
+		if strings.Contains(out.String(), "Ready to accept connections") && ping(addr) == nil {
 			t.Cleanup(stop)
 			return addr, stop, nil
 		}
