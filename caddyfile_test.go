@@ -31,22 +31,27 @@ func TestCaddyfileGivenTwice(t *testing.T) {
 		{"session_path", "session_path /a\nsession_path /b", "session_path given twice"},
 		{"jwks_path", "jwks_path /a\njwks_path /b", "jwks_path given twice"},
 		{"login_limit", "login_limit 5 1m\nlogin_limit 6 1m", "login_limit given twice"},
-		{"login_hook", "login_hook http://a\nlogin_hook http://b", "login_hook given twice"},
+		{"app_hook", "app_hook http://a\napp_hook http://b", "app_hook given twice"},
+		{"app_api", "app_api /a\napp_api /b", "app_api given twice"},
 		{"max_body", "max_body 1KiB\nmax_body 2KiB", "max_body given twice"},
 		{"store redis pool_size", "store redis redis://127.0.0.1:1/0 {\npool_size 1\npool_size 2\n}", "pool_size given twice"},
 		{"store redis key_prefix", "store redis redis://127.0.0.1:1/0 {\nkey_prefix a\nkey_prefix b\n}", "key_prefix given twice"},
-		{"login_hook timeout", "login_hook http://a {\ntimeout 1s\ntimeout 2s\n}", "timeout given twice"},
+		{"app_hook timeout", "app_hook http://a {\ntimeout 1s\ntimeout 2s\n}", "timeout given twice"},
+		{"app_hook secret", "app_hook http://a {\nsecret a\nsecret b\n}", "secret given twice"},
+		{"app_hook events", "app_hook http://a {\nevents login\nevents phone\n}", "events given twice"},
+		{"app_hook events without value", "app_hook http://a {\nevents\n}", "wrong argument count"},
+		{"app_hook unknown option", "app_hook http://a {\nretries 3\n}", `unrecognized app_hook option "retries"`},
 
 		{"signing_key repeats", "signing_key a k1\nsigning_key b k2", ""},
 		{"token_from repeats", "token_from header X-Token\ntoken_from cookie wxt", ""},
-		{"claim_header repeats", "login_hook http://a {\nclaim_header uid X-Uid\nclaim_header role X-Role\n}", ""},
-		{"same name in two blocks", "store redis redis://127.0.0.1:1/0 {\nkey_prefix a\n}\nlogin_hook http://a {\ntimeout 1s\n}", ""},
+		{"claim_header repeats", "app_hook http://a {\nclaim_header uid X-Uid\nclaim_header role X-Role\n}", ""},
+		{"same name in two blocks", "store redis redis://127.0.0.1:1/0 {\nkey_prefix a\n}\napp_hook http://a {\ntimeout 1s\n}", ""},
 
 		{"no value", "app_id", "app_id wants exactly one value"},
 		{"two values", "app_id wxa wxb", "app_id wants exactly one value"},
 		{"duration without value", "token_ttl", "token_ttl wants exactly one value"},
 		{"nested without value", "store redis redis://127.0.0.1:1/0 {\nkey_prefix\n}", "key_prefix wants exactly one value"},
-		{"hook url with two values", "login_hook http://a http://b", "login_hook wants exactly one value"},
+		{"hook url with two values", "app_hook http://a http://b", "app_hook wants exactly one value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -198,13 +198,24 @@ func TestLoginErrors(t *testing.T) {
 	if d := time.Since(began); d > 4*time.Second {
 		t.Fatalf("slow WeChat took %v", d)
 	}
-	// A code is used once; a retry of the same code soon after gets the same answer.
+	// A code is used once. A retry of the same code soon after gets a token
+	// for the same session only with the same nonce: without one, or with
+	// another, it is a stolen code's replay.
 	code := h.code("frank")
-	first := h.postJSON(login, map[string]string{"code": code})
-	second := h.postJSON(login, map[string]string{"code": code})
-	if first.status != 200 || second.status != 200 || first.str("token") != second.str("token") {
+	const nonce = "client-nonce-0123456789"
+	first := h.postJSON(login, map[string]string{"code": code, "nonce": nonce})
+	second := h.postJSON(login, map[string]string{"code": code, "nonce": nonce})
+	if first.status != 200 || second.status != 200 || sid(t, first.str("token")) != sid(t, second.str("token")) {
 		t.Fatalf("retried code: %d %s / %d %s", first.status, first.body, second.status, second.body)
 	}
+	expectError(t, h.postJSON(login, map[string]string{"code": code}), 401, "invalid_code")
+	expectError(t, h.postJSON(login, map[string]string{"code": code, "nonce": "another-nonce-0123456789"}), 401, "invalid_code")
+	bare := h.code("frank")
+	if r := h.postJSON(login, map[string]string{"code": bare}); r.status != 200 {
+		t.Fatalf("login without a nonce: %d %s", r.status, r.body)
+	}
+	expectError(t, h.postJSON(login, map[string]string{"code": bare}), 401, "invalid_code")
+	expectError(t, h.postJSON(login, map[string]string{"code": h.code("frank"), "nonce": "short"}), 400, "invalid_request")
 
 	expectError(t, h.do(http.MethodGet, login, nil), 405, "method_not_allowed")
 	if r := h.do(http.MethodGet, login, nil); r.header.Get("Allow") != "POST" {
@@ -266,8 +277,13 @@ func TestInvalidConfigs(t *testing.T) {
 		"takes no options":          "app_id wx1\n app_secret s\n store memory {\n pool_size 5\n }",
 		"login_limit":               "app_id wx1\n app_secret s\n login_limit many 1m",
 		"must be letters":           "app_id ../wx1\n app_secret s",
-		"cannot carry a claim":      "app_id wx1\n app_secret s\n login_hook http://127.0.0.1:1 {\n claim_header uid Authorization\n }",
-		"carries the token":         "app_id wx1\n app_secret s\n token_from header Authentication\n login_hook http://127.0.0.1:1 {\n claim_header uid authentication\n }",
+		"cannot carry a claim":      "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid Authorization\n }",
+		"carries the token":         "app_id wx1\n app_secret s\n token_from header Authentication\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid authentication\n }",
+		"needs a secret":            "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1",
+		"secret is empty after replacing placeholders": "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret {env.WXAUTH_TEST_UNSET}\n }",
+		"whsec_":                 "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret hunter2\n }",
+		"unknown event":          "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n events login payment\n }",
+		"app_api needs app_hook": "app_id wx1\n app_secret s\n app_api /wx/app",
 	}
 	for want, body := range cases {
 		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,6 +18,11 @@ import (
 
 // defaultLookupTimeout bounds one session lookup of the guard.
 const defaultLookupTimeout = 2 * time.Second
+
+// storeTroubleFor is how long after a lookup failed on the store the guard
+// confirms cached tokens in the background instead of making requests wait
+// for a store that does not answer.
+const storeTroubleFor = 30 * time.Second
 
 // guardConfig is everything the token check needs; it holds no Handler, so
 // the check can be built and tested on its own.
@@ -55,6 +61,8 @@ type guard struct {
 
 	mu    sync.Mutex
 	users map[string]*user // openid -> the cached state its identities share
+
+	storeTrouble atomic.Int64 // unix nanos of the last lookup the store failed; 0 after one it answered
 }
 
 func newGuard(cfg guardConfig) *guard {
@@ -119,7 +127,12 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 			g.drop(tok)
 			return nil, invalidToken("the token has expired")
 		}
-		switch g.fresh.due(id.checked.Load(), now) {
+		due := g.fresh.due(id.checked.Load(), now)
+		if due == recheckNow && now-g.storeTrouble.Load() < int64(storeTroubleFor) {
+			// The store failed lately: do not make every request wait for it.
+			due = recheckSoon
+		}
+		switch due {
 		case recheckSoon:
 			if id.checking.CompareAndSwap(false, true) {
 				go g.recheck(id)
@@ -203,6 +216,9 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.lookupTimeout)
 	defer cancel()
 	s, err := g.lookup(lctx, id.sid)
+	if err == nil || errors.Is(err, session.ErrNotFound) {
+		g.storeTrouble.Store(0)
+	}
 	switch {
 	case err == nil:
 		if s.OpenID != id.openid {
@@ -217,6 +233,7 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 	case g.ctx.Err() != nil:
 		return nil, nil // the config is being unloaded
 	default:
+		g.storeTrouble.Store(g.now().UnixNano())
 		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; accepting signed token"); c != nil {
 			c.Write(zap.Error(err))
 		}

@@ -208,6 +208,21 @@ func TestGuardChecks(t *testing.T) {
 			f.store.set(func(s *fakeSessions) { s.hang = true })
 			f.clock.Advance(8 * time.Second)
 		}, "", 2},
+		{"store failed lately: a stale token is answered at once, confirmed in the background", func(f *guardFixture, tok string) {
+			f.store.set(func(s *fakeSessions) { s.hang = true })
+			f.clock.Advance(8 * time.Second)
+			if f.check(tok) != "" {
+				f.t.Fatal("refused while the store hangs")
+			}
+			f.clock.Advance(8 * time.Second)
+			f.store.set(func(s *fakeSessions) { s.hang = false; s.release = make(chan struct{}) })
+			if f.check(tok) != "" { // answered without waiting for the held lookup
+				f.t.Fatal("refused")
+			}
+			close(f.store.release)
+			f.waitIdle(tok)
+			f.store.set(func(s *fakeSessions) { s.release = nil })
+		}, "", 3},
 		{"user ended everywhere", func(f *guardFixture, tok string) {
 			f.ended.endUser("alice", f.clock.Now(), time.Hour)
 		}, "invalid_token", 1},
@@ -283,6 +298,10 @@ func TestGuardFirstUse(t *testing.T) {
 		}
 		f.store.set(func(s *fakeSessions) { s.err = nil; delete(s.byID, "s1") })
 		f.clock.Advance(8 * time.Second)
+		// The store failed lately, so the confirmation runs in the
+		// background; the answer after it refuses the ended session.
+		_ = f.check(tok)
+		f.waitIdle(tok)
 		if got := f.check(tok); got != "invalid_token" {
 			t.Fatalf("after the store came back: %q", got)
 		}

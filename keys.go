@@ -119,6 +119,13 @@ func (k *keySource) onDemand(ctx context.Context, create, reload bool) bool {
 	return true
 }
 
+// ready returns the signer/verifier, after any load another request started.
+func (k *keySource) ready() *token.Tokens {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.tokens.Load()
+}
+
 // maintain is the app's job: it makes the keys if there are none, keeps the
 // ring current as keys rotate, and retries while the store is down.
 func (k *keySource) maintain(ctx context.Context, rotate time.Duration) {
@@ -206,10 +213,7 @@ func (h *Handler) signer() (*token.Tokens, error) {
 	}
 	if h.keys.m != nil {
 		h.keys.onDemand(context.Background(), true, false)
-		// Wait for a load another request started.
-		h.keys.mu.Lock()
-		h.keys.mu.Unlock() //nolint:staticcheck // an empty critical section: waiting is the point
-		if t := h.keys.tokens.Load(); t != nil {
+		if t := h.keys.ready(); t != nil {
 			return t, nil
 		}
 	}

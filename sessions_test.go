@@ -3,14 +3,11 @@ package wxauth_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -61,83 +58,6 @@ func claim(t *testing.T, tok string, part int, name string) string {
 	_ = json.Unmarshal(b, &m)
 	s, _ := m[name].(string)
 	return s
-}
-
-func TestLoginHook(t *testing.T) {
-	var mu sync.Mutex
-	var calls []map[string]any
-	fail := false
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req map[string]any
-		_ = json.NewDecoder(r.Body).Decode(&req)
-		mu.Lock()
-		calls = append(calls, req)
-		f := fail
-		mu.Unlock()
-		if f {
-			http.Error(w, "db down", 500)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"uid": 1001, "roles": ["buyer","vip"], "tier": "gold"}`)
-	}))
-	defer hook.Close()
-
-	h := start(t, `login_hook `+hook.URL+` {
-				timeout 2s
-				claim_header tier X-Member-Tier
-			}`)
-	first := h.login("mike")
-	second := h.login("mike")
-	mu.Lock()
-	if len(calls) != 2 || calls[0]["first_login"] != true || calls[1]["first_login"] != false ||
-		calls[0]["openid"] != first.str("openid") || calls[0]["app_id"] != testApp {
-		t.Fatalf("hook calls: %v", calls)
-	}
-	for _, c := range calls {
-		for k := range c {
-			if k != "openid" && k != "unionid" && k != "app_id" && k != "first_login" {
-				t.Fatalf("hook got %q", k)
-			}
-		}
-	}
-	mu.Unlock()
-
-	r := h.do(http.MethodGet, appURL+"/x", nil, append(bearer(second.str("token")), "X-Member-Tier", "spoofed")...)
-	if r.status != 200 || r.str("hdr_uid") != "1001" {
-		t.Fatalf("hook claims upstream: %d %s", r.status, r.body)
-	}
-	// The mapped header replaces the client's copy; placeholders carry claims too.
-	hr := startConfig(t, strings.Replace(config(`login_hook `+hook.URL+` {
-				claim_header tier X-Member-Tier
-			}`), `"path":"{http.request.uri.path}"`, `"path":"{http.request.header.X-Member-Tier}|{http.auth.user.roles}|{http.auth.user.uid}"`, 1))
-	r = hr.do(http.MethodGet, appURL+"/x", nil, append(bearer(second.str("token")), "X-Member-Tier", "spoofed")...)
-	if r.str("path") != "gold|buyer,vip|1001" {
-		t.Fatalf("mapped header and placeholders: %s", r.body)
-	}
-	// Refresh keeps the hook's claims.
-	ref := hr.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(second.str("token"))...)
-	if r := hr.do(http.MethodGet, appURL+"/x", nil, bearer(ref.str("token"))...); r.str("path") != "gold|buyer,vip|1001" {
-		t.Fatalf("after refresh: %s", r.body)
-	}
-
-	// A failing hook fails the login with 502 and makes no session.
-	mu.Lock()
-	fail = true
-	mu.Unlock()
-	expectError(t, hr.postJSON(appURL+"/wx/login", map[string]string{"code": hr.code("nina")}), 502, "login_hook_failed")
-	mu.Lock()
-	fail = false
-	mu.Unlock()
-	hr.login("nina")
-	mu.Lock()
-	last := calls[len(calls)-1]
-	mu.Unlock()
-	if last["first_login"] != true {
-		t.Fatalf("a failed first login was remembered: %v", last)
-	}
-	hook.Close()
-	expectError(t, hr.postJSON(appURL+"/wx/login", map[string]string{"code": hr.code("nina")}), 502, "login_hook_failed")
 }
 
 func TestSigningKeysAndRotation(t *testing.T) {
