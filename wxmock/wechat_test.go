@@ -299,7 +299,7 @@ func TestPhoneNumber(t *testing.T) {
 		return object(t, serve(t, h, "GET", "/wxmock/phonecode?"+query, ""))["code"].(string)
 	}
 
-	code := phoneCode("user=alice")
+	code := phoneCode("")
 	for _, bad := range []string{"", "forged"} {
 		if m := phone(bad, code); errcode(t, m) != 40001 || m["errmsg"] != errMsgs[40001] {
 			t.Errorf("access_token %q: %v, want 40001", bad, m)
@@ -323,6 +323,22 @@ func TestPhoneNumber(t *testing.T) {
 	}
 	if got := errcode(t, phone(tok, "unknown")); got != 40029 {
 		t.Errorf("unknown phone code: errcode %d, want 40029", got)
+	}
+
+	// A code made for a user is refused when the caller names another openid.
+	alice := exchange(t, h, login(t, h, "user=alice"))["openid"].(string)
+	bound := func(openid string) int {
+		body := fmt.Sprintf(`{"code":%q,"openid":%q}`, phoneCode("user=alice"), openid)
+		return errcode(t, object(t, serve(t, h, "POST", "/wxa/business/getuserphonenumber?access_token="+url.QueryEscape(tok), body)))
+	}
+	if got := bound("o-someone-else"); got != 40029 {
+		t.Errorf("another user's code: errcode %d, want 40029", got)
+	}
+	if got := bound(alice); got != 0 {
+		t.Errorf("the user's own code: errcode %d, want 0", got)
+	}
+	if rec := serve(t, h, "GET", "/wxmock/phonecode?user=nobody", ""); rec.Code != 404 {
+		t.Errorf("a code for a user who never logged in: %d, want 404", rec.Code)
 	}
 
 	info = phone(tok, phoneCode("phone=13900001111&cc=num"))["phone_info"].(map[string]any)
