@@ -160,13 +160,8 @@ func (c RedisConfig) singleOptions() (*redis.Options, error) {
 	if c.DB != nil {
 		o.DB = *c.DB
 	}
-	o.TLSConfig, err = c.tlsConfig(o.TLSConfig, false)
-	if err != nil {
-		return nil, err
-	}
-	c.apply(common{&o.Username, &o.Password, &o.PoolSize, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout,
-		&o.MaxRetries, &o.DialerRetries, &o.ContextTimeoutEnabled})
-	return o, nil
+	return o, c.apply(common{&o.Username, &o.Password, &o.TLSConfig, false, &o.PoolSize,
+		&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.DialerRetries, &o.ContextTimeoutEnabled})
 }
 
 func (c RedisConfig) clusterOptions() (*redis.ClusterOptions, error) {
@@ -201,15 +196,10 @@ func (c RedisConfig) clusterOptions() (*redis.ClusterOptions, error) {
 	// Every command goes to the master of its slot: a replica may answer
 	// with data that a logout already deleted.
 	o.ReadOnly, o.RouteByLatency, o.RouteRandomly = false, false, false
-	var err error
 	// ParseClusterURL sets the first node's host as the TLS server name;
 	// each node is checked against its own host instead.
-	if o.TLSConfig, err = c.tlsConfig(o.TLSConfig, true); err != nil {
-		return nil, err
-	}
-	c.apply(common{&o.Username, &o.Password, &o.PoolSize, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout,
-		&o.MaxRetries, &o.DialerRetries, &o.ContextTimeoutEnabled})
-	return o, nil
+	return o, c.apply(common{&o.Username, &o.Password, &o.TLSConfig, true, &o.PoolSize,
+		&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.DialerRetries, &o.ContextTimeoutEnabled})
 }
 
 func (c RedisConfig) failoverOptions() (*redis.FailoverOptions, error) {
@@ -249,26 +239,30 @@ func (c RedisConfig) failoverOptions() (*redis.FailoverOptions, error) {
 	if c.DB != nil {
 		o.DB = *c.DB
 	}
-	var err error
 	// The master's address comes from the sentinels; check each host dialled.
-	if o.TLSConfig, err = c.tlsConfig(o.TLSConfig, true); err != nil {
-		return nil, err
-	}
-	c.apply(common{&o.Username, &o.Password, &o.PoolSize, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout,
-		&o.MaxRetries, &o.DialerRetries, &o.ContextTimeoutEnabled})
-	return o, nil
+	return o, c.apply(common{&o.Username, &o.Password, &o.TLSConfig, true, &o.PoolSize,
+		&o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.MaxRetries, &o.DialerRetries, &o.ContextTimeoutEnabled})
 }
 
 // common points at the options every go-redis options struct has.
 type common struct {
-	user, password                         *string
+	user, password *string
+	tls            **tls.Config
+	// tlsPerHost drops a TLS server name that the URL set, so that each
+	// address is checked against its own host.
+	tlsPerHost                             bool
 	poolSize                               *int
 	dialTimeout, readTimeout, writeTimeout *time.Duration
 	maxRetries, dialerRetries              *int
 	contextTimeoutEnabled                  *bool
 }
 
-func (c RedisConfig) apply(o common) {
+// apply sets c's common options over those from the URL.
+func (c RedisConfig) apply(o common) error {
+	var err error
+	if *o.tls, err = c.tlsConfig(*o.tls, o.tlsPerHost); err != nil {
+		return err
+	}
 	if c.Username != "" {
 		*o.user = c.Username
 	}
@@ -286,12 +280,11 @@ func (c RedisConfig) apply(o common) {
 	*o.maxRetries = 1
 	*o.dialerRetries = 1
 	*o.contextTimeoutEnabled = true
+	return nil
 }
 
 // tlsConfig returns the TLS settings: those of a rediss:// URL (fromURL)
-// or of c.TLS, with c's CA file and server name. perHost drops a server
-// name taken from the URL, so that each address is checked against its
-// own host.
+// or of c.TLS, with c's CA file and server name.
 func (c RedisConfig) tlsConfig(fromURL *tls.Config, perHost bool) (*tls.Config, error) {
 	if fromURL == nil && !c.TLS {
 		if c.TLSCAFile != "" || c.TLSServerName != "" {
