@@ -115,7 +115,8 @@ func startServer(t testing.TB, bin string, port int, args ...string) (string, fu
 	for {
 		// The PING must reach this server: another one may have taken the
 		// port, in which case this one says nothing of being ready and exits.
-		if strings.Contains(out.String(), "Ready to accept connections") && ping(addr) == nil {
+		// (A sentinel logs its id instead, once it has its port.)
+		if o := out.String(); (strings.Contains(o, "Ready to accept connections") || strings.Contains(o, "Sentinel ID is")) && ping(addr) == nil {
 			t.Cleanup(stop)
 			return addr, stop, nil
 		}
