@@ -1,7 +1,11 @@
 package wxauth
 
 import (
+	"net"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -31,7 +35,10 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		signing_key  <base64> [<id>]
 //		signing_alg  HS256|EdDSA
 //		key_rotation <duration>
-//		store        caddy|memory|redis <url> [{ pool_size <n>; key_prefix <p> }]
+//		store        caddy|memory
+//		store        redis <url> [{ <redis options> }]
+//		store        redis-cluster <host:port>... | <url> [{ <redis options> }]
+//		store        redis-sentinel <master-name> <host:port>... | <url> [{ <redis options> }]
 //		optional
 //		token_from   header <Name> [<scheme>] | cookie <name> | query <param>
 //		login_path | refresh_path | logout_path | decrypt_path | phone_path | session_path | jwks_path <path>
@@ -145,53 +152,160 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// storeOptions are the block options each Redis store takes.
+var storeOptions = map[string][]string{
+	"redis":          {"username", "password", "db", "tls", "tls_ca", "tls_server_name", "pool_size", "key_prefix"},
+	"redis-cluster":  {"username", "password", "tls", "tls_ca", "tls_server_name", "pool_size", "key_prefix"},
+	"redis-sentinel": {"username", "password", "sentinel_username", "sentinel_password", "db", "tls", "tls_ca", "tls_server_name", "pool_size", "key_prefix"},
+}
+
+// unmarshalStore parses
+//
+//	store caddy|memory
+//	store redis          <url> [{ options }]
+//	store redis-cluster  <host:port>... | <url> [{ options }]
+//	store redis-sentinel <master-name> <host:port>... | <url> [{ options }]
+//
+// Values with placeholders are checked when they are replaced, at provision.
 func (h *Handler) unmarshalStore(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.ArgErr()
 	}
 	h.Store = &StoreConfig{Type: d.Val()}
-	switch h.Store.Type {
+	c := h.Store
+	args := d.RemainingArgs()
+	switch c.Type {
 	case "caddy", "memory":
-		if d.NextArg() || d.NextBlock(d.Nesting()) {
-			return d.Errf("store %s takes no options; url, pool_size and key_prefix are for store redis", h.Store.Type)
+		if len(args) > 0 || d.NextBlock(d.Nesting()) {
+			return d.Errf("store %s takes no options; url, pool_size and key_prefix are for the redis stores", c.Type)
 		}
+		return nil
 	case "redis":
-		if !d.NextArg() {
+		if len(args) == 0 {
 			return d.Errf("store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
 		}
-		h.Store.URL = d.Val()
-		if d.NextArg() {
-			return d.ArgErr()
+		if len(args) > 1 {
+			return d.Errf("store redis takes one URL; for several servers use redis-cluster or redis-sentinel")
 		}
-		given := once{}
-		for nesting := d.Nesting(); d.NextBlock(nesting); {
-			if err := given.check(d); err != nil {
-				return err
+		c.URL = args[0]
+	case "redis-cluster":
+		if len(args) == 0 {
+			return d.Errf("store redis-cluster needs node addresses (host:port ...) or a redis:// URL")
+		}
+		if len(args) == 1 && strings.Contains(args[0], "://") {
+			c.URL = args[0]
+		} else {
+			c.Addrs = args
+		}
+	case "redis-sentinel":
+		switch {
+		case len(args) == 0:
+			return d.Errf("store redis-sentinel needs the master's name and the sentinels (<master-name> <host:port>...) or a redis:// URL with ?master_name=")
+		case strings.Contains(args[0], "://") || len(args) == 1 && hasPlaceholder(args[0]):
+			if len(args) > 1 {
+				return d.Errf("store redis-sentinel takes a URL alone; put more sentinels in it as &addr=host:port")
 			}
-			switch d.Val() {
-			case "pool_size":
-				var s string
-				if err := arg(d, &s); err != nil {
-					return err
-				}
-				n, err := strconv.Atoi(s)
-				if err != nil || n < 1 {
-					return d.Errf("pool_size: %q is not a positive number", s)
-				}
-				h.Store.PoolSize = n
-			case "key_prefix":
-				if err := arg(d, &h.Store.KeyPrefix); err != nil {
-					return err
-				}
-			default:
-				return d.Errf("unrecognized store redis option %q", d.Val())
-			}
+			c.URL = args[0]
+		case len(args) == 1:
+			return d.Errf("store redis-sentinel needs the master's name and at least one sentinel: <master-name> <host:port>...")
+		case strings.Contains(args[0], ":") && !hasPlaceholder(args[0]):
+			return d.Errf("store redis-sentinel: the master's name comes first, not the address %q: <master-name> <host:port>...", args[0])
+		default:
+			c.MasterName, c.Addrs = args[0], args[1:]
 		}
 	default:
-		return d.Errf("store must be caddy, memory or redis, not %q", h.Store.Type)
+		return d.Errf("store must be caddy, memory, redis, redis-cluster or redis-sentinel, not %q", c.Type)
+	}
+	for _, a := range c.Addrs {
+		if hasPlaceholder(a) {
+			continue
+		}
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" || strings.Contains(a, "://") {
+			return d.Errf("store %s: %q is not a host:port address", c.Type, a)
+		}
+	}
+	if c.URL != "" && !hasPlaceholder(c.URL) {
+		rc, err := c.redisConfig()
+		if err == nil {
+			err = rc.Validate()
+		}
+		if err != nil {
+			return d.Errf("store %s: %s", c.Type, strings.TrimPrefix(err.Error(), "session: "))
+		}
+	}
+
+	given := once{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		if !slices.Contains(storeOptions[c.Type], opt) {
+			return d.Errf("unrecognized store %s option %q; it takes %s", c.Type, opt, strings.Join(storeOptions[c.Type], ", "))
+		}
+		if err := given.check(d); err != nil {
+			return err
+		}
+		var err error
+		switch opt {
+		case "username":
+			err = arg(d, &c.Username)
+		case "password":
+			err = arg(d, &c.Password)
+		case "sentinel_username":
+			err = arg(d, &c.SentinelUsername)
+		case "sentinel_password":
+			err = arg(d, &c.SentinelPassword)
+		case "tls":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			c.TLS = true
+		case "tls_ca":
+			err = arg(d, &c.TLSCA)
+		case "tls_server_name":
+			err = arg(d, &c.TLSServerName)
+		case "db":
+			err = numberArg(d, &c.DB, 0)
+		case "pool_size":
+			err = numberArg(d, &c.PoolSize, 1)
+		case "key_prefix":
+			if err = arg(d, &c.KeyPrefix); err == nil && strings.ContainsAny(withoutPlaceholders(c.KeyPrefix), "{}") {
+				return d.Errf("key_prefix %q may not contain '{' or '}' (Redis Cluster reads them as a hash tag), except in placeholders such as {env.NAME}", c.KeyPrefix)
+			}
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+// numberArg reads a whole number of at least minimum, or a placeholder.
+func numberArg(d *caddyfile.Dispenser, dst *StoreNumber, minimum int) error {
+	name := d.Val()
+	var s string
+	if err := arg(d, &s); err != nil {
+		return err
+	}
+	if !hasPlaceholder(s) {
+		if n, err := strconv.Atoi(s); err != nil || n < minimum {
+			if minimum == 1 {
+				return d.Errf("%s: %q is not a positive number", name, s)
+			}
+			return d.Errf("%s: %q is not a number from %d", name, s, minimum)
+		}
+	}
+	*dst = StoreNumber(s)
+	return nil
+}
+
+// hasPlaceholder reports whether s may hold a placeholder, replaced at
+// provision.
+func hasPlaceholder(s string) bool { return strings.Contains(s, "{") }
+
+// globalPlaceholder matches the placeholders replaced at provision.
+var globalPlaceholder = regexp.MustCompile(`\{(env|file|system)\.[^{}]+\}`)
+
+// withoutPlaceholders removes s's {env.*}, {file.*} and {system.*} placeholders.
+func withoutPlaceholders(s string) string { return globalPlaceholder.ReplaceAllString(s, "") }
 
 func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
 	h.AppHook = &AppHook{}

@@ -246,9 +246,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	h.secret = repl.ReplaceKnown(h.AppSecret, "")
 	h.AppID = repl.ReplaceKnown(h.AppID, "")
-	if h.Store != nil {
-		// Lets a Redis password come from {env.*} or {file.*} too.
-		h.Store.URL = repl.ReplaceKnown(h.Store.URL, "")
+	if err := h.Store.replacePlaceholders(repl); err != nil {
+		return err
 	}
 	for i := range h.SigningKeys {
 		h.SigningKeys[i].Key = repl.ReplaceKnown(h.SigningKeys[i].Key, "")

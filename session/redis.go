@@ -6,36 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
-
-// RedisConfig configures a Redis store.
-type RedisConfig struct {
-	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS.
-	URL string
-	// PoolSize is the most connections kept open; 0 means go-redis's default.
-	PoolSize int
-	// KeyPrefix is prepended to every key and lock name, e.g. "wxauth:".
-	KeyPrefix string
-	// DialTimeout bounds connecting; 0 means 2s.
-	DialTimeout time.Duration
-	// ReadTimeout bounds waiting for a reply; 0 means 1s.
-	ReadTimeout time.Duration
-	// WriteTimeout bounds sending a command; 0 means 1s.
-	WriteTimeout time.Duration
-}
-
-// Default timeouts: a request that needs the store should fail fast rather
-// than hang when Redis is unreachable.
-const (
-	defaultRedisDialTimeout  = 2 * time.Second
-	defaultRedisReadTimeout  = time.Second
-	defaultRedisWriteTimeout = time.Second
 )
 
 // Redis lock settings. A lock expires after redisLockTTL so a crashed holder
@@ -56,77 +31,45 @@ end
 return 0`)
 
 // Redis is a Store in Redis with native expiry, shared by every instance
-// connected to the same server and database.
+// connected to the same server (or cluster, or sentinel-watched master)
+// and database. It never reads from replicas.
+//
+// Keys work on Redis Cluster: the last element of every key and lock name,
+// up to its first '.', is the key's hash tag. The store key
+// "wxauth/<app>/sessions/<sid>" is the Redis key
+// "<prefix>wxauth/<app>/sessions/{<sid>}", and a lock on that name is
+// "<prefix>locks/wxauth/<app>/sessions/{<sid>}", in the same slot. So keys
+// of one session or one user hash together when their names end in the
+// session id or the openid ("claims/<openid>", not "<openid>/claims"), and
+// a lock hashes with the key it protects when it is named after it (the
+// key itself, or the key plus ".lock"); a script may then touch both.
+// Other elements of a name may not contain '{' or '}'.
 type Redis struct {
-	client *redis.Client
+	client redis.UniversalClient
 	prefix string
 }
 
 // NewRedis checks cfg and returns a Redis store. It does not connect; use
-// Ping to check that the server answers.
+// Ping to check that the servers answer.
 func NewRedis(cfg RedisConfig) (*Redis, error) {
-	if cfg.URL == "" {
-		return nil, errors.New("session: redis URL is required")
-	}
-	if cfg.PoolSize < 0 || cfg.DialTimeout < 0 || cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 {
-		return nil, errors.New("session: redis pool size and timeouts must not be negative")
-	}
-	u, err := url.Parse(cfg.URL)
+	o, err := cfg.options()
 	if err != nil {
-		// *url.Error quotes the whole URL, password included; keep its cause only.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("session: invalid redis URL: %v", redactPassword(err, cfg.URL))
+		return nil, err
 	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return nil, errors.New("session: redis URL must start with redis:// or rediss://")
-	}
-	opts, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("session: invalid redis URL: %v", redactPassword(err, cfg.URL))
-	}
-	if cfg.PoolSize > 0 {
-		opts.PoolSize = cfg.PoolSize
-	}
-	opts.DialTimeout = orDefault(cfg.DialTimeout, opts.DialTimeout, defaultRedisDialTimeout)
-	opts.ReadTimeout = orDefault(cfg.ReadTimeout, opts.ReadTimeout, defaultRedisReadTimeout)
-	opts.WriteTimeout = orDefault(cfg.WriteTimeout, opts.WriteTimeout, defaultRedisWriteTimeout)
-	// Few retries so an unreachable server costs a bounded, short time, and
-	// honour the caller's deadline.
-	opts.MaxRetries = 1
-	opts.DialerRetries = 1
-	opts.ContextTimeoutEnabled = true
-	return &Redis{client: redis.NewClient(opts), prefix: cfg.KeyPrefix}, nil
+	return &Redis{client: o.client(), prefix: cfg.KeyPrefix}, nil
 }
 
-// orDefault picks the configured value, else one set in the URL's query,
-// else the package default.
-func orDefault(configured, fromURL, def time.Duration) time.Duration {
-	switch {
-	case configured > 0:
-		return configured
-	case fromURL > 0:
-		return fromURL
+// key returns the Redis key of a store key, with its hash tag.
+func (r *Redis) key(name string) string {
+	dir, last := "", name
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		dir, last = name[:i+1], name[i+1:]
 	}
-	return def
-}
-
-// redactPassword returns err's text with the URL's password (if any) masked.
-func redactPassword(err error, rawURL string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(rawURL); perr == nil && u.User != nil {
-		if pw, ok := u.User.Password(); ok && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
-		}
-	} else if i := strings.LastIndex(rawURL, "@"); i > 0 {
-		// Unparsable URL: mask everything before '@' that may be a secret.
-		if j := strings.Index(rawURL, "://"); j >= 0 && j+3 < i {
-			msg = strings.ReplaceAll(msg, rawURL[j+3:i], "xxxxx")
-		}
+	tag, rest := last, ""
+	if i := strings.IndexByte(last, '.'); i > 0 {
+		tag, rest = last[:i], last[i:]
 	}
-	return msg
+	return r.prefix + dir + "{" + tag + "}" + rest
 }
 
 // Ping checks that the server answers.
@@ -144,7 +87,7 @@ func (r *Redis) Close() error {
 
 // Get implements Store.
 func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
-	b, err := r.client.Get(ctx, r.prefix+key).Bytes()
+	b, err := r.client.Get(ctx, r.key(key)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, ErrNotFound
 	}
@@ -156,7 +99,7 @@ func (r *Redis) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Set implements Store.
 func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := r.client.Set(ctx, r.prefix+key, value, redisTTL(ttl)).Err(); err != nil {
+	if err := r.client.Set(ctx, r.key(key), value, redisTTL(ttl)).Err(); err != nil {
 		return fmt.Errorf("session: redis set: %w", err)
 	}
 	return nil
@@ -164,7 +107,7 @@ func (r *Redis) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 
 // SetNX implements Store with SET NX PX.
 func (r *Redis) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
-	ok, err := r.client.SetNX(ctx, r.prefix+key, value, redisTTL(ttl)).Result()
+	ok, err := r.client.SetNX(ctx, r.key(key), value, redisTTL(ttl)).Result()
 	if err != nil {
 		return false, fmt.Errorf("session: redis setnx: %w", err)
 	}
@@ -173,7 +116,7 @@ func (r *Redis) SetNX(ctx context.Context, key string, value []byte, ttl time.Du
 
 // Delete implements Store.
 func (r *Redis) Delete(ctx context.Context, key string) error {
-	if err := r.client.Del(ctx, r.prefix+key).Err(); err != nil {
+	if err := r.client.Del(ctx, r.key(key)).Err(); err != nil {
 		return fmt.Errorf("session: redis del: %w", err)
 	}
 	return nil
@@ -182,7 +125,7 @@ func (r *Redis) Delete(ctx context.Context, key string) error {
 // Lock implements Store with SET NX PX of a random token, retried until it
 // succeeds or ctx ends. The lock expires after 30s even if never released.
 func (r *Redis) Lock(ctx context.Context, name string) (func(), error) {
-	key := r.prefix + redisLockSpace + name
+	key := r.key(redisLockSpace + name)
 	var tok [16]byte
 	rand.Read(tok[:])
 	token := hex.EncodeToString(tok[:])

@@ -36,7 +36,8 @@ func TestRedisStore(t *testing.T) {
 	})
 }
 
-// TestRedisKeys checks what lands in Redis: prefixed keys with native TTLs.
+// TestRedisKeys checks what lands in Redis: prefixed keys with native TTLs,
+// their last element as the hash tag.
 func TestRedisKeys(t *testing.T) {
 	ctx := context.Background()
 	url := redistest.Start(t)
@@ -54,13 +55,13 @@ func TestRedisKeys(t *testing.T) {
 	if err := r.Set(ctx, "wxauth/app/keys/k", []byte("v"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := raw.Get(ctx, "wx:wxauth/app/sessions/a").Result(); err != nil || v != "v" {
+	if v, err := raw.Get(ctx, "wx:wxauth/app/sessions/{a}").Result(); err != nil || v != "v" {
 		t.Fatalf("raw GET = %q, %v", v, err)
 	}
-	if ttl, err := raw.PTTL(ctx, "wx:wxauth/app/sessions/a").Result(); err != nil || ttl <= time.Second || ttl > 1500*time.Millisecond {
+	if ttl, err := raw.PTTL(ctx, "wx:wxauth/app/sessions/{a}").Result(); err != nil || ttl <= time.Second || ttl > 1500*time.Millisecond {
 		t.Fatalf("PTTL = %v, %v; want about 1.5s", ttl, err)
 	}
-	if ttl, err := raw.PTTL(ctx, "wx:wxauth/app/keys/k").Result(); err != nil || ttl != -1 {
+	if ttl, err := raw.PTTL(ctx, "wx:wxauth/app/keys/{k}").Result(); err != nil || ttl != -1 {
 		t.Fatalf("PTTL of a key without ttl = %v, %v; want -1 (none)", ttl, err)
 	}
 
@@ -68,14 +69,14 @@ func TestRedisKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ttl, err := raw.PTTL(ctx, "wx:locks/wxauth/app/refresh").Result()
+	ttl, err := raw.PTTL(ctx, "wx:locks/wxauth/app/{refresh}").Result()
 	if err != nil || ttl <= 0 || ttl > 30*time.Second {
 		t.Fatalf("lock PTTL = %v, %v; want a bounded lease", ttl, err)
 	}
 	// A holder whose lease ran out must not release the next holder's lock.
-	raw.Set(ctx, "wx:locks/wxauth/app/refresh", "someone-else", 0)
+	raw.Set(ctx, "wx:locks/wxauth/app/{refresh}", "someone-else", 0)
 	unlock()
-	if v, _ := raw.Get(ctx, "wx:locks/wxauth/app/refresh").Result(); v != "someone-else" {
+	if v, _ := raw.Get(ctx, "wx:locks/wxauth/app/{refresh}").Result(); v != "someone-else" {
 		t.Fatalf("unlock deleted another holder's lock (now %q)", v)
 	}
 }

@@ -173,10 +173,11 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// Feed returns a feed on this store's server under key name (after the
-// store's key prefix), trimmed to retention.
+// Feed returns a feed on this store's server under key name, named like
+// every key of the store (prefixed, its last element the hash tag),
+// trimmed to retention.
 func (r *Redis) Feed(name string, retention time.Duration) *RedisFeed {
-	return NewRedisFeed(r.client, r.prefix+name, retention, false)
+	return NewRedisFeed(r.client, r.key(name), retention, false)
 }
 
 // Interface guard.
