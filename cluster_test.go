@@ -2,10 +2,15 @@ package wxauth_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,11 +24,12 @@ type cluster struct {
 	a, b       *instance
 	mock       string
 	appA, appB string
+	hook       *appHook
 }
 
 func newCluster(t *testing.T, global, store string) *cluster {
 	t.Helper()
-	c := &cluster{t: t}
+	c := &cluster{t: t, hook: newAppHook(t)}
 	mockPort, pa, pb := freePort(t), freePort(t), freePort(t)
 	c.mock = fmt.Sprintf("http://127.0.0.1:%d", mockPort)
 	c.appA = fmt.Sprintf("http://127.0.0.1:%d", pa)
@@ -35,11 +41,16 @@ func newCluster(t *testing.T, global, store string) *cluster {
 		app_id %s
 		app_secret test-secret
 		api_base %s
+		app_hook %s {
+			secret %s
+		}
+		app_api /wx/app
 		%s
 	}
+	respond /role "{http.request.header.X-Wx-Role}"
 	respond "{http.auth.user.id}"
 }
-`, port, testApp, c.mock, store)
+`, port, testApp, c.mock, c.hook.url, hookSecret, store)
 	}
 	mock := fmt.Sprintf("http://127.0.0.1:%d {\n\twxmock {\n\t\tapp_id %s\n\t\tapp_secret test-secret\n\t}\n}\n", mockPort, testApp)
 	c.a = newInstance(t, "a", global, mock+app(pa), c.appA+"/healthz")
@@ -154,9 +165,103 @@ func (c *cluster) exercise() {
 	}
 }
 
+// changeBound is how soon every instance must apply a logout or a claim
+// change made on another: the contract's figure per store.
+func (c *cluster) changes(bound time.Duration) {
+	t := c.t
+	// A logout on A is refused by B within the bound, 20 times out of 20.
+	var worst time.Duration
+	var lat []time.Duration
+	for i := range 20 {
+		tok, _ := c.login(c.appA, fmt.Sprintf("prop%d", i))
+		if st, _ := c.whoami(c.appB, tok); st != 200 { // cached on B
+			t.Fatalf("B before the logout: %d", st)
+		}
+		if st, _, raw := c.call(http.MethodPost, c.appA+"/wx/logout", tok, nil); st != 204 {
+			t.Fatalf("logout: %d %s", st, raw)
+		}
+		d := c.until(c.appB, tok, 401, 5*time.Second)
+		lat = append(lat, d)
+		worst = max(worst, d)
+	}
+	t.Logf("logout reached the other instance in at most %v (all: %v)", worst, lat)
+	if worst > bound {
+		t.Fatalf("a logout took %v to reach the other instance, over the bound %v", worst, bound)
+	}
+
+	// A claim change and an end_sessions through app_api on A reach B.
+	tok, openid := c.login(c.appA, "claire")
+	if st, body := c.role(c.appB, tok); st != 200 || body != "" {
+		t.Fatalf("B before the claim change: %d %q", st, body)
+	}
+	c.appAPI(c.appA, `{"action":"set_claims","openid":"`+openid+`","claims":{"role":"admin"}}`)
+	began := time.Now()
+	deadline := began.Add(5 * time.Second)
+	for {
+		if _, body := c.role(c.appB, tok); body == "admin" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B did not follow a claim change made on A")
+		}
+		time.Sleep(10 * time.Millisecond) // polling for a fact, with a deadline
+	}
+	if d := time.Since(began); d > bound {
+		t.Fatalf("a claim change took %v to reach B, over the bound %v", d, bound)
+	}
+	c.appAPI(c.appA, `{"action":"end_sessions","openid":"`+openid+`"}`)
+	if d := c.until(c.appB, tok, 401, 5*time.Second); d > bound {
+		t.Fatalf("end_sessions took %v to reach B, over the bound %v", d, bound)
+	}
+}
+
+// until polls app with tok until it answers status, and returns how long it took.
+func (c *cluster) until(app, tok string, status int, limit time.Duration) time.Duration {
+	c.t.Helper()
+	began := time.Now()
+	for {
+		if st, _ := c.whoami(app, tok); st == status {
+			return time.Since(began)
+		}
+		if time.Since(began) > limit {
+			c.t.Fatalf("%s did not answer %d within %v", app, status, limit)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for a fact, with a deadline
+	}
+}
+
+func (c *cluster) role(app, tok string) (int, string) {
+	c.t.Helper()
+	st, _, raw := c.call(http.MethodGet, app+"/role", tok, nil)
+	return st, raw
+}
+
+// appAPI makes a signed app_api call.
+func (c *cluster) appAPI(app, body string) {
+	c.t.Helper()
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(hookSecret, "whsec_"))
+	id, ts := fmt.Sprintf("call-%d", time.Now().UnixNano()), strconv.FormatInt(time.Now().Unix(), 10)
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + ts + "." + body))
+	req, _ := http.NewRequest(http.MethodPost, app+"/wx/app", strings.NewReader(body))
+	req.Header.Set("Webhook-Id", id)
+	req.Header.Set("Webhook-Timestamp", ts)
+	req.Header.Set("Webhook-Signature", "v1,"+base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 204 {
+		c.t.Fatalf("app_api %s: %d", body, resp.StatusCode)
+	}
+}
+
 func TestClusterSharedFileStorage(t *testing.T) {
 	dir := t.TempDir()
-	newCluster(t, "storage file_system "+dir, "").exercise()
+	c := newCluster(t, "storage file_system "+dir, "")
+	c.exercise()
+	c.changes(2 * time.Second)
 }
 
 func TestClusterRedis(t *testing.T) {
@@ -164,4 +269,5 @@ func TestClusterRedis(t *testing.T) {
 	t.Setenv("WXAUTH_TEST_REDIS", redistest.Start(t))
 	c := newCluster(t, "", "store redis {env.WXAUTH_TEST_REDIS} {\n\t\t\tpool_size 8\n\t\t\tkey_prefix test:\n\t\t}")
 	c.exercise()
+	c.changes(time.Second)
 }

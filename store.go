@@ -353,7 +353,7 @@ func sweeper(st session.Store, prefix string, sweep func(context.Context, string
 // changeBound is how long an instance may lag behind the change feed of
 // this store before it confirms tokens in the store again.
 func (c *StoreConfig) changeBound() time.Duration {
-	if c.Type == "redis" {
+	if strings.HasPrefix(c.Type, "redis") {
 		return time.Second
 	}
 	return 2 * time.Second

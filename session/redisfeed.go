@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -27,11 +28,19 @@ type RedisFeed struct {
 	client    redis.UniversalClient
 	key       string
 	retention time.Duration
-	// wait, when true, makes Publish wait for one replica (WAIT 1) so a
-	// failover does not lose an event the caller was told is stored.
+	// wait, when true, makes Publish wait for one replica (WAIT 1) where
+	// the stream's master has replicas, so a failover does not lose an
+	// event the caller was told is stored.
 	wait bool
 	now  func() time.Time
+
+	replicas        atomic.Int64 // replicas of the stream's master, as last seen
+	replicasChecked atomic.Int64 // unix nanos of that look
 }
+
+// replicaCheckEvery is how often Publish looks again how many replicas the
+// stream's master has.
+const replicaCheckEvery = 30 * time.Second
 
 // NewRedisFeed returns a feed on the stream key. Entries older than
 // retention are trimmed; set it to the longest a token can live. With
@@ -43,21 +52,69 @@ func NewRedisFeed(client redis.UniversalClient, key string, retention time.Durat
 
 // Publish implements Feed.
 func (f *RedisFeed) Publish(ctx context.Context, payload []byte) error {
-	minID := strconv.FormatInt(f.now().Add(-f.retention).UnixMilli(), 10)
-	err := f.client.XAdd(ctx, &redis.XAddArgs{
+	args := &redis.XAddArgs{
 		Stream: f.key,
-		MinID:  minID,
+		MinID:  strconv.FormatInt(f.now().Add(-f.retention).UnixMilli(), 10),
 		Approx: true,
 		Values: []any{"p", payload},
-	}).Err()
+	}
+	var err error
+	if master := f.master(ctx); master != nil {
+		// WAIT counts the writes of its own connection: one pipeline on
+		// the stream's master sends both on one.
+		_, err = master.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.XAdd(ctx, args)
+			p.Do(ctx, "WAIT", 1, 200)
+			return nil
+		})
+	} else {
+		err = f.client.XAdd(ctx, args).Err()
+	}
 	if err != nil {
 		return fmt.Errorf("session: redis feed publish: %w", err)
 	}
-	if f.wait {
-		// The answer counts replicas; with none there is nothing to wait for.
-		_ = f.client.Do(ctx, "WAIT", 1, 200).Err()
-	}
 	return nil
+}
+
+// master returns the client of the stream's master when Publish must wait
+// for a replica, nil when it need not (waiting off, or no replica).
+func (f *RedisFeed) master(ctx context.Context) *redis.Client {
+	if !f.wait {
+		return nil
+	}
+	var m *redis.Client
+	switch c := f.client.(type) {
+	case *redis.Client:
+		m = c
+	case *redis.ClusterClient:
+		var err error
+		if m, err = c.MasterForKey(ctx, f.key); err != nil {
+			return nil
+		}
+	default:
+		return nil
+	}
+	if now := f.now().UnixNano(); now-f.replicasChecked.Load() > int64(replicaCheckEvery) {
+		f.replicasChecked.Store(now)
+		if info, err := m.Info(ctx, "replication").Result(); err == nil {
+			f.replicas.Store(connectedReplicas(info))
+		}
+	}
+	if f.replicas.Load() == 0 {
+		return nil
+	}
+	return m
+}
+
+// connectedReplicas reads connected_slaves from INFO replication.
+func connectedReplicas(info string) int64 {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // Follow implements Feed.
@@ -177,7 +234,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // every key of the store (prefixed, its last element the hash tag),
 // trimmed to retention.
 func (r *Redis) Feed(name string, retention time.Duration) *RedisFeed {
-	return NewRedisFeed(r.client, r.key(name), retention, false)
+	return NewRedisFeed(r.client, r.key(name), retention, true)
 }
 
 // Interface guard.
