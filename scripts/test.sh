@@ -44,10 +44,33 @@ go test -run '^$' -fuzz '^FuzzDecryptUserData$' -fuzztime 10s ./wechat
 go test -run '^$' -fuzz '^FuzzVerify$' -fuzztime 10s ./token
 go test -run '^$' -fuzz '^FuzzLoginBody$' -fuzztime 10s .
 
+# One development binary for every end-to-end test below.
+if [ -z "${CADDY_BIN:-}" ]; then
+	CADDY_BIN="$(mktemp -d)/caddy"
+	go build -o "$CADDY_BIN" ./cmd/caddy
+fi
+export CADDY_BIN
+
+# node_tests DIR SCRIPT...: runs npm scripts in DIR; a failed or skipped test fails the run.
+node_tests() {
+	local dir=$1 nodelog
+	shift
+	nodelog=$(mktemp)
+	for script in "$@"; do
+		(cd "$dir" && npm run --silent "$script") 2>&1 | tee -a "$nodelog"
+		if [ "${PIPESTATUS[0]}" != 0 ]; then exit 1; fi
+	done
+	if grep -qE '^# (skipped|todo) [1-9]' "$nodelog"; then echo "tests were skipped in $dir"; exit 1; fi
+}
+
 echo "== mini-program client kit (end to end against example.Caddyfile)"
-nodelog=$(mktemp)
-(cd examples/miniprogram && CADDY_BIN="${CADDY_BIN:-}" npm test) 2>&1 | tee "$nodelog"
-if [ "${PIPESTATUS[0]}" != 0 ]; then exit 1; fi
-if grep -qE '^# (skipped|todo) [1-9]' "$nodelog"; then echo "client kit tests were skipped"; exit 1; fi
+node_tests examples/miniprogram test
+
+echo "== example apps (events and app_api against Caddy + wxmock)"
+(cd examples/app/node && npm ci --no-audit --no-fund --loglevel=error)
+node_tests examples/app/node test test:e2e
+(cd examples/app/go && go vet ./... && go vet -tags e2e ./... && staticcheck ./... &&
+	go test -count=1 ./... && go test -tags e2e -run E2E -count=1 -v ./... | tee /dev/stderr | grep -q -- '--- PASS: TestE2E')
+(cd examples/app/python && python3 -m unittest -v)
 
 echo "go: $passed passed, 0 failed"
