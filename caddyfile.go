@@ -47,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		login_limit  <logins> <window>
 //		app_hook     <url> { secret <whsec_...>; events login phone decrypt logout; timeout <duration>; claim_header <claim> <Header-Name> }
 //		app_api      <path>
+//		cache_size   <tokens>
 //	}
 //
 // signing_key, token_from and claim_header may repeat; every other
@@ -133,6 +134,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalHook(d)
 		case "app_api":
 			err = arg(d, &h.AppAPI)
+		case "cache_size":
+			var v string
+			if err = arg(d, &v); err == nil {
+				if h.CacheSize, err = strconv.Atoi(v); err != nil || h.CacheSize < 1 {
+					return d.Errf("cache_size: %q is not a positive number of tokens", v)
+				}
+			}
 		case "max_body":
 			var s string
 			if err = arg(d, &s); err == nil {

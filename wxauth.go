@@ -107,6 +107,10 @@ type Handler struct {
 	// Optional per-client-IP cap on logins; off by default.
 	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
 
+	// How many verified tokens each wxauth handler keeps cached. When full,
+	// tokens not used lately make room one at a time. Default 100000.
+	CacheSize int `json:"cache_size,omitempty"`
+
 	// Largest accepted request body on the endpoints, in bytes. Default 64 KiB.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 
@@ -210,6 +214,9 @@ func (h *Handler) validate() error {
 	}
 	if l := h.LoginLimit; l != nil && (l.Events < 1 || l.Window < caddy.Duration(time.Second)) {
 		return fmt.Errorf("wxauth: login_limit needs at least 1 login per window of at least 1s")
+	}
+	if h.CacheSize < 0 {
+		return fmt.Errorf("wxauth: cache_size must not be negative")
 	}
 	if h.MaxBodyBytes < 0 {
 		return fmt.Errorf("wxauth: max_body_bytes must not be negative")
@@ -358,6 +365,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		strip:        h.strip,
 		claimHeaders: h.claimHeaders(),
 		optional:     h.Optional,
+		cacheSize:    h.CacheSize,
 		logger:       h.logger,
 	})
 	h.logins = newLoginFlight(store, prefix, h.liveSession)
