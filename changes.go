@@ -149,11 +149,15 @@ func (f follower) Lost(err error) {
 
 func (f follower) Gap() {
 	f.c.logger.Warn("the change feed was reset; cached tokens are confirmed in the store again")
-	f.c.health.gap.Store(time.Now().UnixNano())
+	f.c.gapped()
 	if f.c.onGap != nil {
 		f.c.onGap()
 	}
 }
+
+// gapped makes every cached token confirmed before now be confirmed in the
+// store again: events may have been lost.
+func (c *changes) gapped() { c.health.gap.Store(time.Now().UnixNano()) }
 
 func validEvent(ev event) bool {
 	switch ev.Type {

@@ -29,12 +29,19 @@ type cluster struct {
 
 func newCluster(t *testing.T, global, store string) *cluster {
 	t.Helper()
+	return newClusterStores(t, global, store, store)
+}
+
+// newClusterStores is newCluster with each instance's own store line, e.g.
+// the same Redis through another route.
+func newClusterStores(t *testing.T, global, storeA, storeB string) *cluster {
+	t.Helper()
 	c := &cluster{t: t, hook: newAppHook(t)}
 	mockPort, pa, pb := freePort(t), freePort(t), freePort(t)
 	c.mock = fmt.Sprintf("http://127.0.0.1:%d", mockPort)
 	c.appA = fmt.Sprintf("http://127.0.0.1:%d", pa)
 	c.appB = fmt.Sprintf("http://127.0.0.1:%d", pb)
-	app := func(port int) string {
+	app := func(port int, store string) string {
 		return fmt.Sprintf(`http://127.0.0.1:%d {
 	respond /healthz 200
 	wxauth {
@@ -53,8 +60,8 @@ func newCluster(t *testing.T, global, store string) *cluster {
 `, port, testApp, c.mock, c.hook.url, hookSecret, store)
 	}
 	mock := fmt.Sprintf("http://127.0.0.1:%d {\n\twxmock {\n\t\tapp_id %s\n\t\tapp_secret test-secret\n\t}\n}\n", mockPort, testApp)
-	c.a = newInstance(t, "a", global, mock+app(pa), c.appA+"/healthz")
-	c.b = newInstance(t, "b", global, app(pb), c.appB+"/healthz")
+	c.a = newInstance(t, "a", global, mock+app(pa, storeA), c.appA+"/healthz")
+	c.b = newInstance(t, "b", global, app(pb, storeB), c.appB+"/healthz")
 	return c
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -61,6 +62,9 @@ type keySource struct {
 	now    func() time.Time
 	logger *zap.Logger
 
+	// onWipe runs when the store was found wiped under this instance.
+	onWipe func()
+
 	tokens   atomic.Pointer[token.Tokens]
 	mu       sync.Mutex   // one load at a time
 	lastLoad atomic.Int64 // unix nanos of the last load a request asked for
@@ -78,11 +82,10 @@ func (k *keySource) load(ctx context.Context, create, reload bool) error {
 		err  error
 	)
 	switch now := k.now(); {
+	case reload && create:
+		ring, err = k.m.Renew(ctx, now)
 	case reload:
 		ring, err = k.m.Reload(ctx, now)
-		if errors.Is(err, token.ErrNoKeys) && create {
-			ring, err = k.m.Keyring(ctx, now)
-		}
 	case create:
 		ring, err = k.m.Keyring(ctx, now)
 	default:
@@ -126,17 +129,22 @@ func (k *keySource) ready() *token.Tokens {
 	return k.tokens.Load()
 }
 
+// keyCheckEvery is how often the maintenance job checks that the store
+// still holds this instance's signing key: one read.
+const keyCheckEvery = 5 * time.Second
+
 // maintain is the app's job: it makes the keys if there are none, keeps the
-// ring current as keys rotate, and retries while the store is down.
+// ring current as keys rotate, notices a wiped store (its signing key gone
+// or made again elsewhere), and retries while the store is down.
 func (k *keySource) maintain(ctx context.Context, rotate time.Duration) {
-	period := time.Minute
+	period := keyCheckEvery
 	if rotate > 0 {
-		period = max(min(rotate/10, time.Minute), time.Second)
+		period = max(min(rotate/10, keyCheckEvery), time.Second)
 	}
 	retry := time.Second
 	for ctx.Err() == nil {
 		wait := period
-		if err := k.load(ctx, true, false); err != nil {
+		if err := k.check(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -147,6 +155,33 @@ func (k *keySource) maintain(ctx context.Context, rotate time.Duration) {
 		}
 		sleepCtx(ctx, wait)
 	}
+}
+
+// check loads the keys if none are loaded, else makes sure the store still
+// holds the signing key this instance knows; after a wipe it reads (or
+// makes) the keys again and tells onWipe.
+func (k *keySource) check(ctx context.Context) error {
+	t := k.tokens.Load()
+	if t == nil {
+		return k.load(ctx, true, false)
+	}
+	cctx, cancel := context.WithTimeout(ctx, keyLoadTimeout)
+	id, err := k.m.StoredSigningID(cctx, k.now())
+	cancel()
+	if err != nil {
+		return err
+	}
+	if id != "" && slices.Contains(t.Keyring().IDs(), id) {
+		return k.load(ctx, true, false) // rotation, without I/O when current
+	}
+	if err := k.load(ctx, true, true); err != nil {
+		return err
+	}
+	k.logger.Warn("the store lost this app's signing key (wiped?); keys read again, cached tokens are confirmed in the store")
+	if k.onWipe != nil {
+		k.onWipe()
+	}
+	return nil
 }
 
 // provisionTokens sets up the signer/verifier from fixed keys, or from keys

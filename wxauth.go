@@ -340,7 +340,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.keys.m != nil {
 		bg.add("keys "+appKey, func(ctx context.Context) { h.keys.maintain(ctx, time.Duration(h.KeyRotation)) })
-		h.app.changes.onGap = func() { _ = h.keys.load(context.Background(), true, true) }
+		h.app.changes.onGap = func() { _ = h.keys.check(context.Background()) }
+		h.keys.onWipe = h.app.changes.gapped
 	}
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {

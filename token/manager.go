@@ -160,6 +160,13 @@ func (m *Manager) Reload(ctx context.Context, now time.Time) (*Keyring, error) {
 	return m.keyring(ctx, now, false, true)
 }
 
+// Renew is Reload that makes the keys again when the store lost them (a
+// wipe): every instance that renews agrees on the new keys through the
+// store, and keeps the old ones verifying.
+func (m *Manager) Renew(ctx context.Context, now time.Time) (*Keyring, error) {
+	return m.keyring(ctx, now, true, true)
+}
+
 func (m *Manager) keyring(ctx context.Context, now time.Time, create, reload bool) (*Keyring, error) {
 	if err := m.check(); err != nil {
 		return nil, err
@@ -282,6 +289,25 @@ func (m *Manager) build(ctx context.Context, now time.Time, create bool) (*Keyri
 	}
 	m.ring, m.ringPeriod, m.keys = r, p, found
 	return r, nil
+}
+
+// StoredSigningID returns the id of the signing key that the store holds
+// for now ("" when it holds none, e.g. after a wipe), with one read: an
+// instance compares it with its own to learn that the store was wiped and
+// its keys made again elsewhere.
+func (m *Manager) StoredSigningID(ctx context.Context, now time.Time) (string, error) {
+	if err := m.check(); err != nil {
+		return "", err
+	}
+	name := strings.ToLower(m.cfg.Alg)
+	if m.cfg.Rotate > 0 {
+		name = m.kid(m.period(now))
+	}
+	k, ok, err := m.load(ctx, name)
+	if err != nil || !ok {
+		return "", err
+	}
+	return k.ID, nil
 }
 
 func (m *Manager) kid(i int64) string {

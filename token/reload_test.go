@@ -63,12 +63,23 @@ func TestManagerLoadAndReload(t *testing.T) {
 			t.Fatalf("a refuses the %s key's token after the reload", name)
 		}
 	}
+	// Renew after another wipe makes a key again, and keeps the others.
+	if err := store.Delete(ctx, "wxauth/app/keys/hs256"); err != nil {
+		t.Fatal(err)
+	}
+	ra3, err := a.Renew(ctx, now)
+	if err != nil || ra3.Signing().ID == ra2.Signing().ID || !verifies(ra3, oldTok) || !verifies(ra3, newTok) {
+		t.Fatalf("renew after a wipe: %v %v", ra3.IDs(), err)
+	}
+	if _, err := store.Get(ctx, "wxauth/app/keys/hs256"); err != nil {
+		t.Fatalf("renew did not store the new key: %v", err)
+	}
 	// The old key stops verifying once its tokens have expired.
 	later, err := a.Reload(ctx, now.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(later.IDs()) != 1 {
+	if len(later.IDs()) != 1 || later.Signing().ID != ra3.Signing().ID {
 		t.Fatalf("ring after the old tokens expired: %v", later.IDs())
 	}
 }

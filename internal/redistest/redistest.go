@@ -52,6 +52,18 @@ func StartOn(t testing.TB, port int) (url string, stop func()) {
 	return "redis://" + addr + "/0", stop
 }
 
+// StartPersistentOn is StartOn with an append-only file in dir, written
+// through on every command: a server started again on the same dir has
+// every write it acknowledged.
+func StartPersistentOn(t testing.TB, port int, dir string) (url string, stop func()) {
+	t.Helper()
+	addr, stop, err := startServer(t, lookPath(t), port, "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
+	if err != nil {
+		t.Fatalf("starting redis-server: %v", err)
+	}
+	return "redis://" + addr + "/0", stop
+}
+
 // lookPath finds redis-server, or skips the test (fails it in CI).
 func lookPath(t testing.TB) string {
 	t.Helper()
