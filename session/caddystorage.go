@@ -19,7 +19,7 @@ import (
 // A certmagic.Storage has no expiry, so each value is wrapped in an envelope:
 // the 4 bytes "wxs1", the expiry as a big-endian int64 of Unix nanoseconds (0
 // = never), then the payload. Expired values read as ErrNotFound and stay on
-// disk until Sweep (or StartSweeper) removes them.
+// disk until Sweep removes them.
 //
 // Locks are taken in this process first, then in the storage: goroutines of
 // one instance queue cheaply instead of polling the storage's lock (which
@@ -186,27 +186,6 @@ func (c *CaddyStorage) deleteExpired(ctx context.Context, keys []string) (int, e
 		}
 	}
 	return deleted, nil
-}
-
-// StartSweeper runs Sweep(ctx, prefix) every interval (an hour when
-// every <= 0) in a new goroutine until ctx is done. Sweep errors are retried
-// at the next tick.
-func (c *CaddyStorage) StartSweeper(ctx context.Context, prefix string, every time.Duration) {
-	if every <= 0 {
-		every = time.Hour
-	}
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				_, _ = c.Sweep(ctx, prefix)
-			}
-		}
-	}()
 }
 
 // lockSetNX takes setnxLock in this process, then in the storage.

@@ -171,42 +171,6 @@ func TestCaddyStorageSweep(t *testing.T) {
 	}
 }
 
-func TestCaddyStorageSweeper(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	dir := t.TempDir()
-	s := session.NewCaddyStorage(&certmagic.FileStorage{Path: dir})
-	if err := s.Set(ctx, "wxauth/app/sessions/x", []byte("x"), 10*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	s.StartSweeper(ctx, "wxauth/app", 50*time.Millisecond)
-	file := filepath.Join(dir, "wxauth", "app", "sessions", "x")
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the sweeper did not remove an expired entry")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-
-	// Once ctx is done it removes nothing more: Sweep checks ctx before each
-	// key it reads, so no sweep removes y, written after cancel.
-	cancel()
-	if err := s.Set(context.Background(), "wxauth/app/sessions/y", []byte("y"), time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	waitExpired(t, s, "wxauth/app/sessions/y")
-	// Nothing to poll for here: the test shows that for four sweep
-	// intervals nothing happens.
-	time.Sleep(200 * time.Millisecond)
-	if _, err := os.Stat(filepath.Join(dir, "wxauth", "app", "sessions", "y")); err != nil {
-		t.Fatalf("the sweeper kept running after ctx ended: %v", err)
-	}
-}
-
 // waitExpired polls until key reads as expired (Get does not delete it).
 func waitExpired(t *testing.T, s *session.CaddyStorage, key string) {
 	t.Helper()

@@ -226,7 +226,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 		if err == nil || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling for a fact, with a deadline
 	}
 	if err != nil {
 		t.Fatalf("no write reached the new master within 10 s of the failover: %v", err)

@@ -159,8 +159,7 @@ func TestRedisFeedSteadyStateCommands(t *testing.T) {
 		return n
 	}
 	before, start := calls(), time.Now()
-	// Counting over a span of time is the point of this test.
-	time.Sleep(5 * time.Second)
+	time.Sleep(5 * time.Second) // a counting window: commands over a span of time are the point
 	per := float64(calls()-before) / time.Since(start).Seconds()
 	if per > 2 {
 		t.Fatalf("%.2f feed commands a second at steady state, want <= 2", per)
