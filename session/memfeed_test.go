@@ -2,6 +2,7 @@ package session_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 )
 
 func TestMemoryFeed(t *testing.T) {
+	t.Parallel()
 	feedtest.Run(t, func(t *testing.T) (session.Feed, session.Feed) {
 		f := session.NewMemoryFeed()
 		return f, f
@@ -22,13 +24,13 @@ func TestMemoryFeedSlowFollower(t *testing.T) {
 	f := session.NewMemoryFeed()
 	// slow is stuck in its first Deliver until release is closed.
 	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
 	slow := feedtest.NewRecorder()
 	slow.BeforeDeliver = func([]byte) {
-		select {
-		case entered <- struct{}{}:
+		once.Do(func() {
+			close(entered)
 			<-release
-		default:
-		}
+		})
 	}
 	feedtest.Follow(t, f, slow)
 	fast := feedtest.Follow(t, f, feedtest.NewRecorder())
