@@ -156,7 +156,13 @@ func (r *Recorder) Has(payload []byte) bool {
 // Within. It returns the events cond held for.
 func (r *Recorder) Wait(t testing.TB, what string, cond func([]Event) bool) []Event {
 	t.Helper()
-	deadline := time.NewTimer(Within)
+	return r.WaitWithin(t, Within, what, cond)
+}
+
+// WaitWithin is Wait with its own deadline.
+func (r *Recorder) WaitWithin(t testing.TB, within time.Duration, what string, cond func([]Event) bool) []Event {
+	t.Helper()
+	deadline := time.NewTimer(within)
 	defer deadline.Stop()
 	for {
 		r.mu.Lock()
@@ -169,7 +175,7 @@ func (r *Recorder) Wait(t testing.TB, what string, cond func([]Event) bool) []Ev
 		select {
 		case <-changed:
 		case <-deadline.C:
-			t.Fatalf("waited %v for %s; got %s", Within, what, Summary(events))
+			t.Fatalf("waited %v for %s; got %s", within, what, Summary(events))
 		}
 	}
 }
