@@ -35,7 +35,7 @@ const publishAttempts = 3
 
 // changes publishes the app's events and applies the ones it follows.
 type changes struct {
-	feed   session.Feed // nil: one process only (memory store)
+	feed   session.Feed
 	ended  *endedSet
 	health *feedHealth
 	keep   time.Duration // how long ended records are kept: a token's life
@@ -57,9 +57,6 @@ type feedHealth struct {
 // publish applies ev here at once and publishes it to every instance.
 func (c *changes) publish(ctx context.Context, ev event) error {
 	c.apply(ev)
-	if c.feed == nil {
-		return nil
-	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -99,9 +96,6 @@ func (c *changes) apply(ev event) {
 
 // follow reads the feed until ctx ends, and retries failed publishes.
 func (c *changes) follow(ctx context.Context) {
-	if c.feed == nil {
-		return
-	}
 	go c.retry(ctx)
 	c.feed.Follow(ctx, follower{c})
 }
@@ -182,26 +176,21 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 
 // feedFreshness trusts cached tokens while the feed is caught up: every
 // end or claim change then reaches the cache directly. When the feed has
-// been behind for longer than bound, a token not confirmed within bound is
-// confirmed in the store before it is answered; after a gap, every token
-// confirmed before it is.
+// been behind for longer than bound (beyond its usual lag), a token not
+// confirmed within bound is confirmed in the store before it is answered;
+// after a gap, every token confirmed before it is.
 type feedFreshness struct {
 	health *feedHealth
-	bound  time.Duration
+	bound  time.Duration // the change bound
+	lag    time.Duration // how far behind now the feed's catch-up runs when all is well
 }
 
 func (p feedFreshness) due(checked, now int64) staleness {
 	switch {
 	case checked < p.health.gap.Load():
 		return recheckNow
-	case now-p.health.caught.Load() <= int64(p.bound), now-checked < int64(p.bound):
+	case now-p.health.caught.Load() <= int64(p.lag+p.bound), now-checked < int64(p.bound):
 		return fresh
 	}
 	return recheckNow
 }
-
-// localFreshness is for a store that only this process uses: every end
-// reaches the cache directly, so a cached token never needs a lookup.
-type localFreshness struct{}
-
-func (localFreshness) due(int64, int64) staleness { return fresh }

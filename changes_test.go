@@ -14,7 +14,7 @@ import (
 func TestFeedFreshness(t *testing.T) {
 	clock := newFakeClock()
 	h := new(feedHealth)
-	p := feedFreshness{health: h, bound: time.Second}
+	p := feedFreshness{health: h, bound: time.Second, lag: time.Second}
 	now := clock.Now().UnixNano()
 	sec := int64(time.Second)
 	cases := []struct {
@@ -24,6 +24,8 @@ func TestFeedFreshness(t *testing.T) {
 		want        staleness
 	}{
 		{"feed caught up", now - sec/2, 0, now - time.Hour.Nanoseconds(), fresh},
+		{"feed as far behind as usual, plus the bound", now - 2*sec, 0, now - time.Hour.Nanoseconds(), fresh},
+		{"feed behind for longer", now - 2*sec - 1, 0, now - time.Hour.Nanoseconds(), recheckNow},
 		{"feed behind, token confirmed recently", now - 5*sec, 0, now - sec/2, fresh},
 		{"feed behind, token not confirmed within the bound", now - 5*sec, 0, now - 2*sec, recheckNow},
 		{"feed never read (not started)", 0, 0, now - 2*sec, recheckNow},

@@ -1,7 +1,5 @@
 package wxauth
 
-import "time"
-
 // staleness is a freshness policy's verdict on a cached token.
 type staleness uint8
 
@@ -23,29 +21,3 @@ type freshness interface {
 	// (unix nanos), at now.
 	due(checked, now int64) staleness
 }
-
-// pollFreshness confirms each cached token's session in the background
-// after soon, and before answering after stale; so a session ended on
-// another instance is refused there within stale plus one lookup.
-type pollFreshness struct {
-	soon, stale time.Duration
-}
-
-func (p pollFreshness) due(checked, now int64) staleness {
-	switch age := time.Duration(now - checked); {
-	case age < p.soon:
-		return fresh
-	case age < p.stale:
-		return recheckSoon
-	}
-	return recheckNow
-}
-
-// Until instances follow a change feed, a cached token in use has its
-// session confirmed in the background every recheckEvery; one idle past
-// staleAfter is confirmed before it is answered. A logout on another
-// instance so takes effect within staleAfter plus one lookup.
-const (
-	recheckEvery = 5 * time.Second
-	staleAfter   = 7 * time.Second
-)

@@ -460,3 +460,19 @@ func TestGuardServe(t *testing.T) {
 		}
 	})
 }
+
+// pollFreshness, the policy of these tests, confirms a cached token's
+// session in the background after soon, and before answering after stale.
+type pollFreshness struct {
+	soon, stale time.Duration
+}
+
+func (p pollFreshness) due(checked, now int64) staleness {
+	switch age := time.Duration(now - checked); {
+	case age < p.soon:
+		return fresh
+	case age < p.stale:
+		return recheckSoon
+	}
+	return recheckNow
+}

@@ -289,13 +289,30 @@ func (c *StoreConfig) open(ctx caddy.Context, prefix string) (pooledStore, func(
 	switch c.Type {
 	case "", "caddy":
 		st := session.NewCaddyStorage(ctx.Storage())
-		return pooledStore{Store: st, sweep: func(ctx context.Context, prefix string, _ time.Time) {
-			_, _ = st.Sweep(ctx, prefix)
-		}}, nil, nil
+		var feed *session.StorageFeed
+		return pooledStore{
+			Store: st,
+			feed: func(name string, retention time.Duration) session.Feed {
+				feed = session.NewStorageFeed(ctx.Storage(), name, retention)
+				return feed
+			},
+			sweep: func(ctx context.Context, prefix string, now time.Time) {
+				_, _ = st.Sweep(ctx, prefix)
+				if feed != nil {
+					_, _ = feed.Sweep(ctx, now)
+				}
+			},
+		}, nil, nil
 	case "memory":
 		return c.pooled("memory/"+prefix, func() (pooledStore, error) {
-			m := session.NewMemory()
-			return pooledStore{Store: m, sweep: func(_ context.Context, _ string, now time.Time) { m.Sweep(now) }}, nil
+			m, feed := session.NewMemory(), session.NewMemoryFeed()
+			return pooledStore{
+				Store: m,
+				// One feed per app (the pool key names it): the app's
+				// handlers in this process follow it.
+				feed:  func(string, time.Duration) session.Feed { return feed },
+				sweep: func(_ context.Context, _ string, now time.Time) { m.Sweep(now) },
+			}, nil
 		})
 	case "redis", "redis-cluster", "redis-sentinel":
 		rc, err := c.redisConfig()
@@ -350,11 +367,22 @@ func sweeper(st session.Store, prefix string, sweep func(context.Context, string
 	}
 }
 
-// changeBound is how long an instance may lag behind the change feed of
-// this store before it confirms tokens in the store again.
+// changeBound is how soon every instance applies a change made on another
+// (a logout, a user's sessions ended, a claim change) on this store.
 func (c *StoreConfig) changeBound() time.Duration {
 	if strings.HasPrefix(c.Type, "redis") {
 		return time.Second
 	}
 	return 2 * time.Second
+}
+
+// feedLag is how far behind now the feed's catch-up time is when all is
+// well: a Redis follower is caught up as each read returns; a storage
+// follower lists once a second and allows for instances' clocks being up
+// to 2 s apart.
+func (c *StoreConfig) feedLag() time.Duration {
+	if strings.HasPrefix(c.Type, "redis") {
+		return 500 * time.Millisecond
+	}
+	return 3500 * time.Millisecond
 }

@@ -303,16 +303,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// Events of the app: a logout, a user's sessions ended, a claim change.
 	// Ended records are kept as long as a token can live.
 	keep := time.Duration(h.TokenTTL) + token.DefaultLeeway
-	var feed session.Feed
-	fresh := freshness(localFreshness{})
-	switch {
-	case opened.feed != nil:
-		if feed, err = session.SealedFeed(opened.feed(prefix+"/feed", keep), sealKey); err != nil {
-			return fmt.Errorf("wxauth: sealing the feed: %w", err)
-		}
-	case h.Store.Type != "memory":
-		// A shared store without a feed: look each token's session up again.
-		fresh = pollFreshness{soon: recheckEvery, stale: staleAfter}
+	feed, err := session.SealedFeed(opened.feed(prefix+"/feed", keep), sealKey)
+	if err != nil {
+		return fmt.Errorf("wxauth: sealing the feed: %w", err)
 	}
 
 	// The state kept across reloads is tied to the store key, so a reset
@@ -320,9 +313,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	sealID := sha256.Sum256(sealKey)
 	appKey := fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8])
 	h.app, h.unshare = loadAppState(appKey, feed, keep, h.logger)
-	if feed != nil {
-		fresh = feedFreshness{health: h.app.changes.health, bound: h.Store.changeBound()}
-	}
+	fresh := feedFreshness{health: h.app.changes.health, bound: h.Store.changeBound(), lag: h.Store.feedLag()}
 	if err := h.provisionTokens(ctx); err != nil {
 		return err
 	}
