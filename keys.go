@@ -80,7 +80,11 @@ func (k *keySource) load(ctx context.Context, create, reload bool) error {
 	var (
 		ring *token.Keyring
 		err  error
+		prev string // the signing key before a reload
 	)
+	if t := k.tokens.Load(); t != nil && reload {
+		prev = t.Keyring().Signing().ID
+	}
 	switch now := k.now(); {
 	case reload && create:
 		ring, err = k.m.Renew(ctx, now)
@@ -104,6 +108,14 @@ func (k *keySource) load(ctx context.Context, create, reload bool) error {
 		k.tokens.Store(t)
 	}
 	k.app.ring.Store(ring)
+	if prev != "" && k.m.Lost(prev) {
+		// The store lost the key this instance signed with: it was wiped,
+		// sessions with it, and events may be lost too.
+		k.logger.Warn("the store lost this app's signing key (wiped?); keys read again, cached tokens are confirmed in the store")
+		if k.onWipe != nil {
+			k.onWipe()
+		}
+	}
 	return nil
 }
 
@@ -158,8 +170,8 @@ func (k *keySource) maintain(ctx context.Context, rotate time.Duration) {
 }
 
 // check loads the keys if none are loaded, else makes sure the store still
-// holds the signing key this instance knows; after a wipe it reads (or
-// makes) the keys again and tells onWipe.
+// holds the signing key this instance knows; if not, it reads (or makes)
+// the keys again, and load tells onWipe.
 func (k *keySource) check(ctx context.Context) error {
 	t := k.tokens.Load()
 	if t == nil {
@@ -174,14 +186,7 @@ func (k *keySource) check(ctx context.Context) error {
 	if id != "" && slices.Contains(t.Keyring().IDs(), id) {
 		return k.load(ctx, true, false) // rotation, without I/O when current
 	}
-	if err := k.load(ctx, true, true); err != nil {
-		return err
-	}
-	k.logger.Warn("the store lost this app's signing key (wiped?); keys read again, cached tokens are confirmed in the store")
-	if k.onWipe != nil {
-		k.onWipe()
-	}
-	return nil
+	return k.load(ctx, true, true)
 }
 
 // provisionTokens sets up the signer/verifier from fixed keys, or from keys

@@ -102,9 +102,14 @@ func TestUnknownKeyIDReloadsAtMostOnceASecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	wiped := 0
+	a.keys.onWipe = func() { wiped++ }
 	clock.Advance(time.Second) // A's own first use read the store just now
 	if _, _, err := a.verifyToken(tok); err != nil {
 		t.Fatalf("A refuses B's token after reading the keys again: %v", err)
+	}
+	if wiped != 1 {
+		t.Fatalf("A noticed the wipe %d times, want 1", wiped)
 	}
 	// Forged key ids cannot make A read the store more than once a second.
 	forged := forgeKid(t, tok, "hs256-deadbeef")

@@ -291,6 +291,15 @@ func (m *Manager) build(ctx context.Context, now time.Time, create bool) (*Keyri
 	return r, nil
 }
 
+// Lost reports whether a reload found key id gone from the store, though
+// this Manager had it: the store was wiped, or the key made again elsewhere.
+func (m *Manager) Lost(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.retired[id]
+	return ok
+}
+
 // StoredSigningID returns the id of the signing key that the store holds
 // for now ("" when it holds none, e.g. after a wipe), with one read: an
 // instance compares it with its own to learn that the store was wiped and
