@@ -3,16 +3,21 @@
 // repository's example.Caddyfile: the app guarded by wxauth, wxmock standing
 // in for WeChat. The ports of the demo (8080, 9000, admin 2019) are replaced
 // by free ones chosen at run time, so the test runs beside anything else.
+// The wxauth block also gets an app_hook (login and phone events) pointing at
+// a small app server in this test, which checks each event's Standard
+// Webhooks signature itself and records what it got.
 //
 // Caddy is $CADDY_BIN when set, else built from ./cmd/caddy into a temp dir.
 
 import assert from 'node:assert/strict'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer as createHTTPServer, type IncomingHttpHeaders, type Server } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { after, before, describe, test } from 'node:test'
+import { after, afterEach, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
@@ -32,6 +37,123 @@ interface Stats {
   jscode2session: number
   getuserphonenumber: number
 }
+
+// What wxauth sends the app (login and phone events; never a token or session_key).
+interface AppEvent {
+  id: string
+  event: string
+  time: number
+  app_id: string
+  openid: string
+  unionid?: string
+  sid: string
+  first_login?: boolean
+  claims: Record<string, unknown>
+  phone?: { phoneNumber: string; purePhoneNumber: string; countryCode: string | number }
+}
+
+// One event as the test app got it.
+interface Received {
+  /** The webhook-id header. */
+  id: string
+  /** The X-Wxauth-Event header. */
+  kind: string
+  /** '' when the Standard Webhooks signature checked out, else why not. */
+  refused: string
+  /** The status the app answered. */
+  status: number
+  raw: string
+  body: AppEvent
+}
+
+// The app behind Caddy, as far as wxauth's events go. It answers 204, or
+// what `answer` says; an event whose signature fails gets 401.
+const hook = {
+  url: '',
+  secret: '',
+  events: [] as Received[],
+  answer: undefined as ((ev: AppEvent) => number | undefined) | undefined,
+  /** Runs as an event arrives, before it is answered. */
+  onEvent: undefined as ((r: Received) => void) | undefined,
+  server: undefined as Server | undefined,
+}
+
+// Checks a Standard Webhooks signature: HMAC-SHA256 with the key after
+// whsec_ (base64) over "id.timestamp.body", sent as "v1,<base64>" (several
+// space-separated ones are allowed), and a timestamp within 5 minutes.
+function signatureProblem(secret: string, h: IncomingHttpHeaders, raw: string, nowSeconds: number): string {
+  const id = h['webhook-id']
+  const ts = h['webhook-timestamp']
+  const sigs = h['webhook-signature']
+  if (typeof id !== 'string' || typeof ts !== 'string' || typeof sigs !== 'string' || !id) return 'headers missing'
+  if (!/^\d+$/.test(ts) || Math.abs(nowSeconds - Number(ts)) > 300) return 'timestamp too far off'
+  const key = Buffer.from(secret.slice('whsec_'.length), 'base64')
+  const want = createHmac('sha256', key).update(`${id}.${ts}.${raw}`).digest()
+  for (const sig of sigs.split(' ')) {
+    const [version, b64] = sig.split(',', 2)
+    const got = Buffer.from(b64 ?? '', 'base64')
+    if (version === 'v1' && got.length === want.length && timingSafeEqual(got, want)) return ''
+  }
+  return 'no matching v1 signature'
+}
+
+async function startHook(): Promise<void> {
+  hook.secret = 'whsec_' + randomBytes(32).toString('base64')
+  const server = createHTTPServer(async (req, res) => {
+    const chunks: Buffer[] = []
+    for await (const chunk of req) chunks.push(chunk as Buffer)
+    const raw = Buffer.concat(chunks).toString()
+    let refused = signatureProblem(hook.secret, req.headers, raw, Date.now() / 1000)
+    let body = {} as AppEvent
+    try {
+      body = JSON.parse(raw) as AppEvent
+    } catch {
+      refused ||= 'not JSON'
+    }
+    const status = refused ? 401 : (hook.answer?.(body) ?? 204)
+    const r: Received = {
+      id: String(req.headers['webhook-id']),
+      kind: String(req.headers['x-wxauth-event']),
+      refused,
+      status,
+      raw,
+      body,
+    }
+    hook.events.push(r)
+    hook.onEvent?.(r)
+    res.writeHead(status).end()
+  })
+  hook.server = server
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', resolve)
+  })
+  hook.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/wxauth`
+}
+
+// Adds the app_hook to the wxauth block, after its api_base line. The secret
+// comes from the environment, as it would in production.
+function withAppHook(caddyfile: string, url: string): string {
+  const at = /^([\t ]*)(api_base[\t ]+\S+[^\n]*\n)/m
+  assert.match(caddyfile, at, 'example.Caddyfile has no api_base line to add the app_hook after')
+  return caddyfile.replace(
+    at,
+    (_, indent: string, line: string) =>
+      `${indent}${line}${indent}app_hook ${url} {\n` +
+      `${indent}\tsecret {env.WXAUTH_SECRET}\n` +
+      `${indent}\tevents login phone\n` +
+      `${indent}\ttimeout 3s\n` +
+      `${indent}}\n`,
+  )
+}
+
+/** The claims of a token (its payload; the server checked the signature). */
+function claimsOf(token: string): { sub: string; sid: string } {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string; sid: string }
+}
+
+/** The events of one kind the app got for openid, in order. */
+const eventsOf = (kind: string, openid: string) => hook.events.filter((r) => r.kind === kind && r.body.openid === openid)
 
 let caddy: ChildProcess | undefined
 let tmp = ''
@@ -99,13 +221,20 @@ before(async () => {
   const [admin, mockPort, appPort] = [await freePort(), await freePort(), await freePort()]
   app = `http://127.0.0.1:${appPort}`
   mock = `http://127.0.0.1:${mockPort}`
+  await startHook()
   const config = join(tmp, 'Caddyfile')
-  await writeFile(config, withPorts(await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8'), admin, mockPort, appPort))
+  const demo = await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8')
+  await writeFile(config, withAppHook(withPorts(demo, admin, mockPort, appPort), hook.url))
 
   // cwd is the repository, as for the demo: the Caddyfile's paths are relative to it.
   const proc = spawn(bin, ['run', '--config', config, '--adapter', 'caddyfile'], {
     cwd: repoRoot,
-    env: { ...process.env, XDG_DATA_HOME: join(tmp, 'data'), XDG_CONFIG_HOME: join(tmp, 'config') },
+    env: {
+      ...process.env,
+      XDG_DATA_HOME: join(tmp, 'data'),
+      XDG_CONFIG_HOME: join(tmp, 'config'),
+      WXAUTH_SECRET: hook.secret,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   caddy = proc
@@ -132,16 +261,52 @@ after(async () => {
     await exited
     clearTimeout(t)
   }
+  const server = hook.server
+  if (server) await new Promise((resolve) => server.close(resolve))
   if (tmp) await rm(tmp, { recursive: true, force: true })
+})
+
+// The app's check is what the signature assertions below rest on: it must refuse what wxauth did not sign.
+test('the test app takes only events signed with its secret, recently, over the body sent', async () => {
+  const body = JSON.stringify({ id: 'msg_probe', event: 'probe', openid: 'probe' })
+  const now = Math.floor(Date.now() / 1000)
+  const sign = (secret: string, ts: number, signed = body) => {
+    const key = Buffer.from(secret.slice('whsec_'.length), 'base64')
+    return 'v1,' + createHmac('sha256', key).update(`msg_probe.${ts}.${signed}`).digest('base64')
+  }
+  const post = async (ts: number, signature: string) => {
+    const r = await fetch(hook.url, {
+      method: 'POST',
+      headers: { 'webhook-id': 'msg_probe', 'webhook-timestamp': String(ts), 'webhook-signature': signature },
+      body,
+    })
+    return r.status
+  }
+  assert.equal(await post(now, sign(hook.secret, now)), 204)
+  assert.equal(await post(now, 'v1,bogus ' + sign(hook.secret, now)), 204)
+  assert.equal(await post(now, sign('whsec_' + randomBytes(32).toString('base64'), now)), 401)
+  assert.equal(await post(now, sign(hook.secret, now, body + ' ')), 401)
+  assert.equal(await post(now - 600, sign(hook.secret, now - 600)), 401)
+  assert.equal(await post(now, sign(hook.secret, now).replace('v1,', 'v2,')), 401)
 })
 
 for (const kind of kinds) {
   describe(`${kind} adapter against example.Caddyfile`, () => {
+    afterEach(() => {
+      hook.answer = undefined
+      hook.onEvent = undefined
+    })
+
     // Users are per adapter, so that each adapter's openids are its own.
     function client(user: string): { c: Client; shim: Shim } {
       const shim = createShim(kind, `${kind}-${user}`, mock)
       return { c: shim.client({ baseURL: app }), shim }
     }
+
+    // What the getPhoneNumber button hands the page of a user who logged in: e.detail.code.
+    const phoneCode = async (user: string, phone: string) =>
+      (await getJSON<{ code: string }>(`${mock}/wxmock/phonecode?user=${kind}-${user}&phone=${phone}`)).code
+    const phoneCalls = (shim: Shim) => calls(shim).filter((l) => l.startsWith('POST /wx/phone'))
 
     test('first call logs in once; the next one reuses the stored token', async () => {
       const { c, shim } = client('alice')
@@ -294,6 +459,133 @@ for (const kind of kinds) {
       assert.ok(err instanceof WxAuthError)
       assert.equal(err.error, 'phone_denied')
       assert.equal(shim.requests.length, sent)
+    })
+
+    test('the phone number reaches the client and, signed, the app, for the session of the token', async () => {
+      const { c, shim } = client('peggy')
+      // Whether the client had its login answer when the app heard of the login.
+      const answeredWhenHeard = new Map<string, boolean>()
+      hook.onEvent = (r) => {
+        const login = shim.requests.find((q) => new URL(q.url).pathname === '/wx/login')
+        answeredWhenHeard.set(r.id, login?.status !== undefined)
+      }
+      const { token, openid } = await c.login()
+      const { sub, sid } = claimsOf(token)
+      assert.equal(sub, openid)
+
+      const [login, ...moreLogins] = eventsOf('login', openid)
+      assert.ok(login, 'the app heard of no login')
+      assert.equal(moreLogins.length, 0)
+      assert.equal(login.refused, '')
+      assert.equal(answeredWhenHeard.get(login.id), false, 'the client had its token before the app heard of the login')
+      assert.equal(login.body.id, login.id)
+      assert.equal(login.body.event, 'login')
+      assert.equal(login.body.sid, sid)
+      assert.equal(login.body.first_login, true)
+      assert.equal(login.body.app_id, 'wxdemo0123456789')
+
+      const before = await getJSON<Stats>(mock + '/wxmock/stats')
+      const code = await phoneCode('peggy', '13912345678')
+      const info = await c.getPhoneNumber({ detail: { code, errMsg: 'getPhoneNumber:ok' } })
+      assert.equal(info.purePhoneNumber, '13912345678')
+      const afterStats = await getJSON<Stats>(mock + '/wxmock/stats')
+      assert.equal(afterStats.getuserphonenumber - before.getuserphonenumber, 1)
+
+      const [phone, ...morePhones] = eventsOf('phone', openid)
+      assert.ok(phone, 'the app heard of no phone number')
+      assert.equal(morePhones.length, 0)
+      assert.equal(phone.refused, '')
+      assert.equal(phone.status, 204)
+      assert.equal(phone.body.id, phone.id)
+      assert.notEqual(phone.id, login.id)
+      assert.equal(phone.body.event, 'phone')
+      assert.equal(phone.body.openid, openid)
+      assert.equal(phone.body.sid, sid)
+      assert.equal(phone.body.phone?.phoneNumber, '13912345678')
+      assert.equal(phone.body.phone?.purePhoneNumber, '13912345678')
+      assert.equal(String(phone.body.phone?.countryCode), '86')
+      for (const r of [login, phone]) {
+        assert.ok(!r.raw.includes(token), 'an event carries the token')
+        assert.doesNotMatch(r.raw, /session_key/)
+      }
+
+      // Another user's code: WeChat refuses it for this openid, the app hears nothing.
+      const other = client('quinn')
+      const quinn = await other.c.login()
+      const theirs = await phoneCode('quinn', '13700000002')
+      const err = await c.getPhoneNumber({ detail: { code: theirs } }).catch((e: unknown) => e)
+      assert.ok(err instanceof WxAuthError, String(err))
+      assert.equal(err.status, 401)
+      assert.equal(err.error, 'invalid_code')
+      assert.equal(shim.logins, 1) // a refused phone code is not a reason to log in again
+      assert.equal(eventsOf('phone', openid).length, 1)
+      // Its owner can still use it.
+      assert.equal((await other.c.getPhoneNumber({ detail: { code: theirs } })).purePhoneNumber, '13700000002')
+      const [theirEvent] = eventsOf('phone', quinn.openid)
+      assert.equal(theirEvent?.refused, '')
+      assert.equal(theirEvent?.body.sid, claimsOf(quinn.token).sid)
+      assert.equal(theirEvent?.body.phone?.purePhoneNumber, '13700000002')
+    })
+
+    test('a phone event the app fails is hook_failed, not retried; the same code works once the app takes it', async () => {
+      const { c, shim } = client('rita')
+      const { token, openid } = await c.login()
+      const code = await phoneCode('rita', '13811112222')
+      const before = await getJSON<Stats>(mock + '/wxmock/stats')
+      const e = { detail: { code, errMsg: 'getPhoneNumber:ok' } }
+
+      hook.answer = (ev) => (ev.event === 'phone' && ev.openid === openid ? 500 : undefined)
+      const err = await c.getPhoneNumber(e).catch((x: unknown) => x)
+      assert.ok(err instanceof WxAuthError, String(err))
+      assert.equal(err.status, 502)
+      assert.equal(err.error, 'hook_failed')
+      assert.ok(err.message)
+      assert.doesNotMatch(JSON.stringify(err.body), /13811112222/, 'the client got the number the app did not take')
+      // Handed to the caller as is: no retry, no new login.
+      assert.deepEqual(phoneCalls(shim), ['POST /wx/phone 502'])
+      assert.equal(shim.logins, 1)
+      const [failed, ...others] = eventsOf('phone', openid)
+      assert.equal(failed?.status, 500)
+      assert.equal(failed?.refused, '')
+      assert.equal(others.length, 0)
+
+      // The caller tries again with the same code once the app is back.
+      hook.answer = undefined
+      const info = await c.getPhoneNumber(e)
+      assert.equal(info.purePhoneNumber, '13811112222')
+      assert.deepEqual(phoneCalls(shim), ['POST /wx/phone 502', 'POST /wx/phone 200'])
+      const [, taken, ...more] = eventsOf('phone', openid)
+      assert.equal(more.length, 0)
+      assert.equal(taken?.refused, '')
+      assert.equal(taken?.status, 204)
+      assert.equal(taken?.id, failed.id, 'a retried event keeps its webhook-id, so the app can dedupe it')
+      assert.equal(taken?.body.sid, claimsOf(token).sid)
+      assert.equal(taken?.body.phone?.purePhoneNumber, '13811112222')
+      // WeChat's billed call was made once, for both attempts.
+      const afterStats = await getJSON<Stats>(mock + '/wxmock/stats')
+      assert.equal(afterStats.getuserphonenumber - before.getuserphonenumber, 1)
+    })
+
+    test('a login the app fails is hook_failed, no token; the next call logs in with a new code', async () => {
+      const { c, shim } = client('sybil')
+      hook.answer = (ev) => (ev.event === 'login' ? 500 : undefined)
+      const err = await c.request<WhoAmI>({ path: '/api/whoami' }).catch((e: unknown) => e)
+      assert.ok(err instanceof WxAuthError, String(err))
+      assert.equal(err.status, 502)
+      assert.equal(err.error, 'hook_failed')
+      assert.deepEqual(calls(shim), ['POST /wx/login 502'])
+      assert.equal(shim.logins, 1)
+      assert.equal(c.token(), undefined)
+
+      hook.answer = undefined
+      const who = await c.request<WhoAmI>({ path: '/api/whoami' })
+      assert.deepEqual(calls(shim), ['POST /wx/login 502', 'POST /wx/login 200', 'GET /api/whoami 200'])
+      assert.equal(shim.logins, 2)
+      const [first, second] = loginBodies(shim)
+      assert.notEqual(first!.code, second!.code)
+      const logins = eventsOf('login', who.openid)
+      assert.deepEqual(logins.map((r) => r.status), [500, 204])
+      assert.equal(logins[1]!.body.sid, claimsOf(c.token()!).sid)
     })
 
     test('session reports the session', async () => {
