@@ -181,11 +181,16 @@ export interface Client {
    * `detail` carries it.
    */
   decrypt<T = Record<string, unknown>>(data: EncryptedData | EncryptedDataEvent): Promise<T>
-  /** Resolves a getPhoneNumber button code into the phone number. */
+  /**
+   * Resolves a getPhoneNumber button code into the phone number. A
+   * `hook_failed` (the app did not take the phone event) is not retried
+   * here: calling again with the same code within 5 minutes is.
+   */
   phone(code: string): Promise<PhoneInfo>
   /**
    * Handles the getPhoneNumber button's event: resolves its code into the
    * phone number, or rejects with `phone_denied` when the user declined.
+   * After a `hook_failed`, the same event may be passed again (see {@link Client.phone}).
    */
   getPhoneNumber(e: PhoneNumberEvent): Promise<PhoneInfo>
   /** The server's view of the session, including whether the session_key still works. */
@@ -206,7 +211,7 @@ export interface Client {
 export class WxAuthError extends Error {
   /** HTTP status; 0 when no answer came. */
   readonly status: number
-  /** The error code, e.g. `invalid_token`, `invalid_code`, `rate_limited`, `network_error`. */
+  /** The error code, e.g. `invalid_token`, `invalid_code`, `rate_limited`, `hook_failed`, `network_error`. */
   readonly error: string
   /** WeChat's errcode, when WeChat gave one. */
   readonly errcode?: number
