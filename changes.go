@@ -13,7 +13,7 @@ import (
 
 // Kinds of change events.
 const (
-	eventEndSession = "end_session" // a logout: sid
+	eventEndSession = "end_session" // a logout: sid of openid
 	eventEndUser    = "end_user"    // every session of openid begun before at
 	eventClaims     = "claims"      // openid's claims are now claims
 )
@@ -81,7 +81,7 @@ func (c *changes) apply(ev event) {
 	switch ev.Type {
 	case eventEndSession:
 		if ev.SID != "" {
-			c.ended.endSession(ev.SID, c.keep)
+			c.ended.endSession(ev.OpenID, ev.SID, c.keep)
 		}
 	case eventEndUser:
 		if ev.OpenID != "" {

@@ -40,9 +40,9 @@ func (e *endedSet) unregister(g *guard) {
 	e.mu.Unlock()
 }
 
-// endSession records that sid ended, for keep, and refuses its cached
-// tokens in every guard.
-func (e *endedSet) endSession(sid string, keep time.Duration) {
+// endSession records that sid (of openid, "" when unknown) ended, for
+// keep, and refuses its cached tokens in every guard.
+func (e *endedSet) endSession(openid, sid string, keep time.Duration) {
 	now := e.now()
 	e.mu.Lock()
 	e.sweepLocked(now.UnixNano())
@@ -50,7 +50,7 @@ func (e *endedSet) endSession(sid string, keep time.Duration) {
 	guards := e.guardsLocked()
 	e.mu.Unlock()
 	for _, g := range guards {
-		g.Invalidate(sid)
+		g.Invalidate(openid, sid)
 	}
 }
 

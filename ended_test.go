@@ -8,7 +8,7 @@ import (
 func TestEndedSet(t *testing.T) {
 	clock := newFakeClock()
 	e := newEndedSet(clock.Now)
-	e.endSession("s1", time.Hour)
+	e.endSession("", "s1", time.Hour)
 	e.endUser("alice", clock.Now(), 2*time.Hour)
 	before := clock.Now().Add(-time.Minute).UnixNano()
 	after := clock.Now().Add(time.Minute).UnixNano()
@@ -42,7 +42,7 @@ func TestEndedSet(t *testing.T) {
 		t.Error("user record dropped early")
 	}
 	clock.Advance(time.Hour)
-	e.endSession("s9", time.Minute) // sweeps
+	e.endSession("", "s9", time.Minute) // sweeps
 	if e.userEnded("alice", before) || len(e.sids) != 1 || len(e.users) != 0 {
 		t.Errorf("lapsed records kept: %d sessions, %d users", len(e.sids), len(e.users))
 	}
@@ -57,7 +57,7 @@ func TestEndedSetTellsEveryGuard(t *testing.T) {
 	if f1.check(tok) != "" || f2.check(tok) != "" {
 		t.Fatal("first checks refused")
 	}
-	f1.ended.endSession("s1", time.Hour)
+	f1.ended.endSession("alice", "s1", time.Hour)
 	if f1.check(tok) != "invalid_token" || f2.check(tok) != "invalid_token" {
 		t.Fatal("an ended session passed a guard")
 	}

@@ -251,7 +251,10 @@ func (g *guard) attach(id *identity, unionid string, v *view) {
 		g.users[id.openid] = u
 	}
 	u.unionid = unionid
-	u.refs++
+	if u.ids == nil {
+		u.ids = map[*identity]struct{}{}
+	}
+	u.ids[id] = struct{}{}
 	u.view.Store(v)
 	g.mu.Unlock()
 	id.user = u
@@ -261,11 +264,26 @@ func (g *guard) attach(id *identity, unionid string, v *view) {
 func (g *guard) detach(id *identity) {
 	g.mu.Lock()
 	if u := id.user; u != nil {
-		if u.refs--; u.refs <= 0 && g.users[u.openid] == u {
+		delete(u.ids, id)
+		if len(u.ids) == 0 && g.users[u.openid] == u {
 			delete(g.users, u.openid)
 		}
 	}
 	g.mu.Unlock()
+}
+
+// endIf refuses openid's cached tokens that match, at once: they are
+// dropped from the cache when next used (or evicted).
+func (g *guard) endIf(openid string, match func(*identity) bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u := g.users[openid]; u != nil {
+		for id := range u.ids {
+			if match(id) {
+				id.dead.Store(true)
+			}
+		}
+	}
 }
 
 func (g *guard) drop(tok string) {
@@ -274,8 +292,13 @@ func (g *guard) drop(tok string) {
 	}
 }
 
-// Invalidate refuses the session's cached tokens at once.
-func (g *guard) Invalidate(sid string) {
+// Invalidate refuses the cached tokens of session sid of openid at once.
+// Without the openid it looks through the whole cache.
+func (g *guard) Invalidate(openid, sid string) {
+	if openid != "" {
+		g.endIf(openid, func(id *identity) bool { return id.sid == sid })
+		return
+	}
 	for _, id := range g.cache.removeIf(func(id *identity) bool { return id.sid == sid }) {
 		id.dead.Store(true)
 		g.detach(id)
@@ -286,10 +309,7 @@ func (g *guard) Invalidate(sid string) {
 // before at.
 func (g *guard) EndUser(openid string, at time.Time) {
 	n := at.UnixNano()
-	for _, id := range g.cache.removeIf(func(id *identity) bool { return id.openid == openid && id.created < n }) {
-		id.dead.Store(true)
-		g.detach(id)
-	}
+	g.endIf(openid, func(id *identity) bool { return id.created < n })
 }
 
 // SetClaims replaces the claims that openid's cached tokens hand upstream.

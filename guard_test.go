@@ -189,7 +189,11 @@ func TestGuardChecks(t *testing.T) {
 		{"fresh token answered from the cache", func(f *guardFixture, tok string) { f.clock.Advance(4 * time.Second) }, "", 1},
 		{"ended on this instance: refused at once", func(f *guardFixture, tok string) {
 			f.logout("s1")
-			f.ended.endSession("s1", time.Hour)
+			f.ended.endSession("alice", "s1", time.Hour)
+		}, "invalid_token", 1},
+		{"ended, known by its session id alone: refused at once", func(f *guardFixture, tok string) {
+			f.logout("s1")
+			f.ended.endSession("", "s1", time.Hour)
 		}, "invalid_token", 1},
 		{"ended elsewhere, still fresh: answered (within the bound)", func(f *guardFixture, tok string) {
 			f.logout("s1")
@@ -347,7 +351,7 @@ func TestGuardLogoutRacesFirstVerification(t *testing.T) {
 	}()
 	<-entered // the session was read as valid...
 	f.logout("s1")
-	f.ended.endSession("s1", time.Hour) // ...and ends before the token is cached
+	f.ended.endSession("alice", "s1", time.Hour) // ...and ends before the token is cached
 	close(release)
 	if got := <-done; got != "invalid_token" {
 		t.Fatalf("racing check = %q, want invalid_token", got)

@@ -190,7 +190,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		return storeUnavailable()
 	}
 	// Refused here at once, and by every instance once the event is read.
-	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, SID: id.sid}); err != nil {
+	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, OpenID: id.openid, SID: id.sid}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
 		return storeUnavailable()
 	}
