@@ -40,6 +40,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		store        redis-cluster <host:port>... | <url> [{ <redis options> }]
 //		store        redis-sentinel <master-name> <host:port>... | <url> [{ <redis options> }]
 //		optional
+//		forward_token
 //		token_from   header <Name> [<scheme>] | cookie <name> | query <param>
 //		login_path | refresh_path | logout_path | decrypt_path | phone_path | session_path | jwks_path <path>
 //		wechat_timeout <duration>
@@ -95,6 +96,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Optional = true
+		case "forward_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ForwardToken = true
 		case "token_from":
 			args := d.RemainingArgs()
 			if len(args) < 2 || len(args) > 3 || (len(args) == 3 && args[0] != "header") {

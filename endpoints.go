@@ -47,7 +47,7 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpo
 	}
 	var id *identity
 	if ep.auth {
-		tok := h.guard.find(r)
+		tok, _ := h.guard.find(r)
 		if tok == "" {
 			return writeError(w, errMissingToken)
 		}

@@ -47,6 +47,7 @@ type guardConfig struct {
 	strip         []string          // client headers removed besides X-Wx-*
 	claimHeaders  map[string]string // claim -> header name
 	optional      bool
+	forwardToken  bool          // keep the credential on the request for next
 	cacheSize     int           // 0: DefaultCacheSize
 	lookupTimeout time.Duration // 0: defaultLookupTimeout
 	logger        *zap.Logger
@@ -86,7 +87,7 @@ func (g *guard) close() { g.ended.unregister(g) }
 // serve is the protected path.
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripIdentity(r.Header, g.strip)
-	tok := g.find(r)
+	tok, src := g.find(r)
 	if tok == "" {
 		if g.optional {
 			metrics.checkAnonymous.Inc()
@@ -101,18 +102,33 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		metrics.checkInvalid.Inc()
 		return writeError(w, err)
 	}
+	if !g.forwardToken {
+		g.removeToken(r, src)
+	}
 	id.user.view.Load().apply(r)
 	return next.ServeHTTP(w, r)
 }
 
-// find returns the request's token from the first source that has one.
-func (g *guard) find(r *http.Request) string {
+// find returns the request's token from the first source that has one,
+// and that source's index.
+func (g *guard) find(r *http.Request) (string, int) {
 	for i := range g.sources {
 		if t := g.sources[i].extract(r); t != "" {
-			return t
+			return t, i
 		}
 	}
-	return ""
+	return "", -1
+}
+
+// removeToken takes the checked token out of r, from source i, and any
+// token a later source holds: a second credential must not slip through.
+func (g *guard) removeToken(r *http.Request, i int) {
+	g.sources[i].remove(r)
+	for j := i + 1; j < len(g.sources); j++ {
+		if g.sources[j].extract(r) != "" {
+			g.sources[j].remove(r)
+		}
+	}
 }
 
 // check verifies tok, from the cache when it was verified before.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"net/url"
 	"strings"
 )
 
@@ -65,4 +66,87 @@ func (s *TokenSource) extract(r *http.Request) string {
 		return r.URL.Query().Get(s.Name)
 	}
 	return ""
+}
+
+// remove takes this source's token out of r, so the credential reaches no
+// later handler, upstream or log: the whole header, every cookie of the
+// name (other cookies kept as sent), every query parameter of the name
+// (other parameters kept as sent, and RequestURI kept equal to the URL).
+func (s *TokenSource) remove(r *http.Request) {
+	switch s.From {
+	case "header":
+		delete(r.Header, s.Name)
+	case "cookie":
+		removeCookie(r.Header, s.Name)
+	case "query":
+		removeQueryParam(r, s.Name)
+	}
+}
+
+// removeCookie drops the name=value pairs of name from every Cookie line,
+// and a line that is left empty.
+func removeCookie(h http.Header, name string) {
+	lines := h["Cookie"]
+	kept := lines[:0]
+	for _, line := range lines {
+		if !strings.Contains(line, name) {
+			kept = append(kept, line)
+			continue
+		}
+		var b strings.Builder
+		for pair := range strings.SplitSeq(line, ";") {
+			pair = textproto.TrimString(pair)
+			if pair == "" {
+				continue
+			}
+			if k, _, _ := strings.Cut(pair, "="); textproto.TrimString(k) == name {
+				continue
+			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(pair)
+		}
+		if b.Len() > 0 {
+			kept = append(kept, b.String())
+		}
+	}
+	if len(kept) == 0 {
+		delete(h, "Cookie")
+		return
+	}
+	h["Cookie"] = kept
+}
+
+// removeQueryParam drops the parameters named name from r's query.
+func removeQueryParam(r *http.Request, name string) {
+	raw := r.URL.RawQuery
+	if raw == "" {
+		return
+	}
+	var b strings.Builder
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if uk, err := url.QueryUnescape(k); err == nil {
+			k = uk
+		}
+		if k == name {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(pair)
+	}
+	if b.Len() == len(raw) {
+		return // not there
+	}
+	r.URL.RawQuery = b.String()
+	// The request line is what {http.request.uri} and some handlers read.
+	if path, _, ok := strings.Cut(r.RequestURI, "?"); ok {
+		r.RequestURI = path
+		if r.URL.RawQuery != "" {
+			r.RequestURI += "?" + r.URL.RawQuery
+		}
+	}
 }

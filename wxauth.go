@@ -80,6 +80,11 @@ type Handler struct {
 	// Where tokens are read from, tried in order. Default: the
 	// Authorization header with the Bearer scheme.
 	TokenSources []TokenSource `json:"token_from,omitempty"`
+	// When true, the token stays on the request for the next handler, for
+	// upstreams that verify it themselves (see jwks_path). By default it is
+	// removed once checked (the header, the cookie or the query parameter it
+	// came from), so it reaches no upstream and no later handler's log.
+	ForwardToken bool `json:"forward_token,omitempty"`
 
 	// Path of the login endpoint (wx.login code in, token out). Default /wx/login.
 	LoginPath string `json:"login_path,omitempty"`
@@ -358,6 +363,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		claimHeaders: h.claimHeaders(),
 		optional:     h.Optional,
 		cacheSize:    h.CacheSize,
+		forwardToken: h.ForwardToken,
 		logger:       h.logger,
 	})
 	h.logins = newLoginFlight(store, prefix, h.liveSession)

@@ -1,0 +1,184 @@
+package wxauth
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// passRequest runs req through g and returns what the next handler saw.
+func passRequest(t *testing.T, g *guard, req *http.Request) *http.Request {
+	t.Helper()
+	var seen *http.Request
+	w := httptest.NewRecorder()
+	err := g.serve(w, req, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		seen = r
+		return nil
+	}))
+	if err != nil || seen == nil {
+		t.Fatalf("refused: %v %d %s", err, w.Code, w.Body)
+	}
+	return seen
+}
+
+func TestTokenRemovedBeforeNext(t *testing.T) {
+	cases := []struct {
+		name    string
+		sources []TokenSource
+		forward bool
+		target  string
+		header  http.Header
+		// What the next handler must see.
+		wantURI    string
+		wantHeader http.Header
+	}{
+		{
+			name:       "Authorization header",
+			target:     "/api?x=1",
+			header:     http.Header{"Authorization": {"Bearer tok-s1"}, "Accept": {"*/*"}},
+			wantURI:    "/api?x=1",
+			wantHeader: http.Header{"Accept": {"*/*"}},
+		},
+		{
+			name:       "custom header without a scheme",
+			sources:    []TokenSource{{From: "header", Name: "Authentication"}},
+			target:     "/api",
+			header:     http.Header{"Authentication": {"tok-s1"}, "Authorization": {"Basic dXNlcjpwdw=="}},
+			wantURI:    "/api",
+			wantHeader: http.Header{"Authorization": {"Basic dXNlcjpwdw=="}},
+		},
+		{
+			name:    "cookie, other cookies kept",
+			sources: []TokenSource{{From: "cookie", Name: "wxtoken"}},
+			target:  "/api",
+			header: http.Header{
+				"Cookie":        {"a=1; wxtoken=tok-s1;b=\"two\"", "wxtoken=tok-s1", "c=3"},
+				"Authorization": {"Basic dXNlcjpwdw=="},
+			},
+			wantURI:    "/api",
+			wantHeader: http.Header{"Cookie": {`a=1; b="two"`, "c=3"}, "Authorization": {"Basic dXNlcjpwdw=="}},
+		},
+		{
+			name:       "cookie, the only one",
+			sources:    []TokenSource{{From: "cookie", Name: "wxtoken"}},
+			target:     "/api",
+			header:     http.Header{"Cookie": {"wxtoken=tok-s1"}},
+			wantURI:    "/api",
+			wantHeader: http.Header{},
+		},
+		{
+			name:       "query, other parameters kept as sent",
+			sources:    []TokenSource{{From: "query", Name: "access_token"}},
+			target:     "/a%2Fb/c?x=1&access_token=tok-s1&y=%20z&access%5Ftoken=tok-s1&tail",
+			header:     http.Header{},
+			wantURI:    "/a%2Fb/c?x=1&y=%20z&tail",
+			wantHeader: http.Header{},
+		},
+		{
+			name:       "query, the only parameter",
+			sources:    []TokenSource{{From: "query", Name: "access_token"}},
+			target:     "/api?access_token=tok-s1",
+			header:     http.Header{},
+			wantURI:    "/api",
+			wantHeader: http.Header{},
+		},
+		{
+			name: "a second source's token goes too",
+			sources: []TokenSource{
+				{From: "header", Name: "Authorization", Scheme: "Bearer"},
+				{From: "cookie", Name: "wxtoken"},
+				{From: "query", Name: "t"},
+			},
+			target:     "/api?t=tok-s2&k=v",
+			header:     http.Header{"Authorization": {"Bearer tok-s1"}, "Cookie": {"wxtoken=tok-s2; k=v"}},
+			wantURI:    "/api?k=v",
+			wantHeader: http.Header{"Cookie": {"k=v"}},
+		},
+		{
+			name:       "forward_token keeps it",
+			forward:    true,
+			target:     "/api?x=1",
+			header:     http.Header{"Authorization": {"Bearer tok-s1"}},
+			wantURI:    "/api?x=1",
+			wantHeader: http.Header{"Authorization": {"Bearer tok-s1"}},
+		},
+		{
+			name:       "forward_token keeps a query token",
+			sources:    []TokenSource{{From: "query", Name: "access_token"}},
+			forward:    true,
+			target:     "/api?access_token=tok-s1",
+			header:     http.Header{},
+			wantURI:    "/api?access_token=tok-s1",
+			wantHeader: http.Header{},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGuardFixture(t, func(c *guardConfig) {
+				if tc.sources != nil {
+					c.sources = tc.sources
+					for i := range c.sources {
+						if err := c.sources[i].validate(); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				c.forwardToken = tc.forward
+			})
+			f.login("s1", "alice", nil)
+			f.login("s2", "alice", nil)
+			req := httptest.NewRequest(http.MethodGet, tc.target, nil)
+			req.Header = tc.header.Clone()
+			seen := passRequest(t, f.g, req)
+			if seen.Header.Get("X-Wx-Openid") != "alice" {
+				t.Fatalf("not the token's identity: %v", seen.Header)
+			}
+			seen.Header.Del("X-Wx-Openid")
+			if !reflect.DeepEqual(seen.Header, tc.wantHeader) {
+				t.Errorf("headers = %v, want %v", seen.Header, tc.wantHeader)
+			}
+			if seen.RequestURI != tc.wantURI || seen.URL.RequestURI() != tc.wantURI {
+				t.Errorf("RequestURI = %q, URL = %q, want %q", seen.RequestURI, seen.URL.RequestURI(), tc.wantURI)
+			}
+		})
+	}
+}
+
+// A refused request keeps nothing from reaching next; an anonymous one
+// (optional, no token) is left as it was.
+func TestTokenKeptWhenNotChecked(t *testing.T) {
+	f := newGuardFixture(t, func(c *guardConfig) {
+		c.optional = true
+		c.sources = []TokenSource{{From: "cookie", Name: "wxtoken"}}
+	})
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Cookie", "other=1")
+	req.Header.Set("Authorization", "Bearer not-ours")
+	seen := passRequest(t, f.g, req)
+	if seen.Header.Get("Cookie") != "other=1" || seen.Header.Get("Authorization") != "Bearer not-ours" {
+		t.Fatalf("anonymous request changed: %v", seen.Header)
+	}
+}
+
+// Removing a header token is a map delete: nothing on the hot path allocates.
+func TestTokenRemovalAllocatesNothing(t *testing.T) {
+	f := newGuardFixture(t)
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	vals := []string{"Bearer tok-s1"}
+	allocs := testing.AllocsPerRun(100, func() {
+		req.Header["Authorization"] = vals
+		if _, i := f.g.find(req); i != 0 {
+			t.Fatal("token not found")
+		}
+		f.g.removeToken(req, 0)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per removal", allocs)
+	}
+	if _, ok := req.Header["Authorization"]; ok {
+		t.Fatal("header kept")
+	}
+}
