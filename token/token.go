@@ -175,11 +175,31 @@ func (t *Tokens) Keyring() *Keyring { return t.ring.Load() }
 // configured TTL. unionid and extra are optional. It returns the token and
 // its expiry (whole seconds, as in the token).
 func (t *Tokens) Issue(openid, unionid, sid string, extra map[string]any, now time.Time) (string, time.Time, error) {
+	return t.IssueUntil(openid, unionid, sid, extra, now, time.Time{})
+}
+
+// ErrNoLifetime is returned by IssueUntil when notAfter leaves the token
+// no whole second to live.
+var ErrNoLifetime = errors.New("token: the expiry cap is not after the issue time")
+
+// IssueUntil is Issue for a session with an age limit: the token expires at
+// now + TTL or at notAfter, whichever is earlier. exp and iat are whole
+// seconds (now and notAfter rounded down), so exp never passes notAfter; the
+// token's lifetime is exp - iat. A zero notAfter caps nothing.
+func (t *Tokens) IssueUntil(openid, unionid, sid string, extra map[string]any, now, notAfter time.Time) (string, time.Time, error) {
 	if openid == "" || sid == "" {
 		return "", time.Time{}, errors.New("token: issue needs an openid and a session id")
 	}
 	now = now.Truncate(time.Second)
 	exp := now.Add(t.cfg.TTL)
+	if !notAfter.IsZero() {
+		if limit := notAfter.Truncate(time.Second); limit.Before(exp) {
+			exp = limit
+		}
+		if !exp.After(now) {
+			return "", time.Time{}, ErrNoLifetime
+		}
+	}
 	claims := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    t.cfg.Issuer,

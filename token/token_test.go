@@ -355,3 +355,45 @@ func BenchmarkIssue(b *testing.B) {
 		})
 	}
 }
+
+func TestIssueUntil(t *testing.T) {
+	tk := mustTokens(t, Config{TTL: 2 * time.Hour}, mustRing(t, mustKey(t, HS256, "k1")))
+	at := time.Date(2026, 12, 1, 8, 0, 0, 700_000_000, time.UTC) // 08:00:00.7
+	iat := time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name     string
+		notAfter time.Time
+		want     time.Time // zero: refused
+	}{
+		{"no cap", time.Time{}, iat.Add(2 * time.Hour)},
+		{"cap later than the ttl", at.Add(30 * 24 * time.Hour), iat.Add(2 * time.Hour)},
+		{"cap exactly at the ttl", iat.Add(2 * time.Hour), iat.Add(2 * time.Hour)},
+		{"cap earlier, rounded down", iat.Add(90*time.Minute + 999*time.Millisecond), iat.Add(90 * time.Minute)},
+		{"one second left", iat.Add(time.Second + 500*time.Millisecond), iat.Add(time.Second)},
+		{"less than a second left", at.Add(200 * time.Millisecond), time.Time{}},
+		{"cap in the past", at.Add(-time.Hour), time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok, exp, err := tk.IssueUntil("openid-1", "", "sid-1", nil, at, tc.notAfter)
+			if tc.want.IsZero() {
+				if !errors.Is(err, ErrNoLifetime) || tok != "" {
+					t.Fatalf("issued %q, %v; want ErrNoLifetime", tok, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !exp.Equal(tc.want) {
+				t.Fatalf("exp %v, want %v", exp, tc.want)
+			}
+			var c Claims
+			if _, _, err := jwt.NewParser().ParseUnverified(tok, &c); err != nil {
+				t.Fatal(err)
+			}
+			if !c.ExpiresAt.Equal(tc.want) || !c.IssuedAt.Equal(iat) {
+				t.Fatalf("token claims exp %v iat %v, want %v %v", c.ExpiresAt, c.IssuedAt, tc.want, iat)
+			}
+		})
+	}
+}
