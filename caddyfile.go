@@ -32,6 +32,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		app_secret   <secret>
 //		api_base     <url>
 //		token_ttl    <duration>
+//		session_max_age <duration>
 //		signing_key  <base64> [<id>]
 //		signing_alg  HS256|EdDSA
 //		key_rotation <duration>
@@ -73,6 +74,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = arg(d, &h.APIBase)
 		case "token_ttl":
 			err = durationArg(d, &h.TokenTTL)
+		case "session_max_age":
+			err = durationArg(d, &h.SessionMaxAge)
 		case "wechat_timeout":
 			err = durationArg(d, &h.WeChatTimeout)
 		case "key_rotation":

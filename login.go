@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/token"
 )
 
 // storeTimeout bounds each store operation of an endpoint.
@@ -117,20 +118,26 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 	return h.callerSessionOf(sctx, s.ID)
 }
 
-// issue signs a token for s.
+// issue signs a token for s, which expires after token_ttl or at the
+// session's age limit, whichever comes first.
 func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 	t, err := h.signer()
 	if err != nil {
 		return nil, err
 	}
-	tok, exp, err := t.Issue(s.OpenID, s.UnionID, s.ID, s.Claims, time.Now())
+	now := time.Now()
+	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, s.Claims, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
+	if errors.Is(err, token.ErrNoLifetime) {
+		return nil, invalidToken("the session has reached session_max_age; call wx.login and log in again")
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &loginReply{
 		Token:     tok,
 		TokenType: "Bearer",
-		ExpiresIn: int64(time.Until(exp).Round(time.Second) / time.Second),
+		// exp - iat, both whole seconds: token_ttl exactly unless capped.
+		ExpiresIn: exp.Unix() - now.Unix(),
 		OpenID:    s.OpenID,
 		UnionID:   s.UnionID,
 	}, nil
@@ -164,6 +171,10 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	}
 	ttl := time.Duration(h.TokenTTL)
 	if err := h.sessions.Extend(ctx, s, ttl); err != nil {
+		if errors.Is(err, session.ErrNotFound) {
+			// Ended meanwhile, or at its age limit.
+			return invalidToken("the session has ended")
+		}
 		return storeUnavailable()
 	}
 	if key, err := h.sessions.SessionKey(ctx, s.OpenID); err == nil {

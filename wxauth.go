@@ -39,6 +39,9 @@ const (
 	DefaultAPIBase = wechat.DefaultBaseURL
 	// DefaultTokenTTL is how long an issued token is valid unless token_ttl is set.
 	DefaultTokenTTL = token.DefaultTTL
+	// DefaultSessionMaxAge is how long a session may be refreshed after its
+	// login unless session_max_age is set.
+	DefaultSessionMaxAge = 30 * 24 * time.Hour
 )
 
 // Handler is the wxauth middleware: it serves the login, refresh, logout,
@@ -56,6 +59,10 @@ type Handler struct {
 	APIBase string `json:"api_base,omitempty"`
 	// How long an issued token is valid. Default 2h.
 	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+	// How long a session lasts from its login however often it is
+	// refreshed: no token expires later than login + session_max_age. At
+	// least token_ttl. Default 30 days.
+	SessionMaxAge caddy.Duration `json:"session_max_age,omitempty"`
 	// Timeout of each call to WeChat. Default 5s.
 	WeChatTimeout caddy.Duration `json:"wechat_timeout,omitempty"`
 
@@ -160,6 +167,9 @@ func (h *Handler) setDefaults() {
 	if h.TokenTTL == 0 {
 		h.TokenTTL = caddy.Duration(DefaultTokenTTL)
 	}
+	if h.SessionMaxAge == 0 {
+		h.SessionMaxAge = caddy.Duration(DefaultSessionMaxAge)
+	}
 	if h.WeChatTimeout == 0 {
 		h.WeChatTimeout = caddy.Duration(wechat.DefaultTimeout)
 	}
@@ -210,6 +220,10 @@ func (h *Handler) validate() error {
 	}
 	if h.TokenTTL < caddy.Duration(time.Minute) {
 		return fmt.Errorf("wxauth: token_ttl must be at least 1m")
+	}
+	if h.SessionMaxAge < h.TokenTTL {
+		return fmt.Errorf("wxauth: session_max_age %s is shorter than token_ttl %s; it must be at least token_ttl",
+			time.Duration(h.SessionMaxAge), time.Duration(h.TokenTTL))
 	}
 	if h.WeChatTimeout < 0 || h.KeyRotation < 0 {
 		return fmt.Errorf("wxauth: durations must not be negative")
@@ -304,6 +318,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.prefix, h.store = prefix, store
 	h.sessions = session.NewManager(store, prefix)
+	h.sessions.SetMaxAge(time.Duration(h.SessionMaxAge))
 
 	// Events of the app: a logout, a user's sessions ended, a claim change.
 	// Ended records are kept as long as a token can live.

@@ -42,12 +42,32 @@ type Session struct {
 type Manager struct {
 	store  Store
 	prefix string
+	maxAge time.Duration    // 0: sessions may be extended forever
+	now    func() time.Time // the clock; time.Now but in tests
 }
 
 // NewManager returns a Manager keeping its keys under prefix, such as
 // "wxauth/<appid>".
 func NewManager(s Store, prefix string) *Manager {
-	return &Manager{store: s, prefix: strings.TrimSuffix(prefix, "/")}
+	return &Manager{store: s, prefix: strings.TrimSuffix(prefix, "/"), now: time.Now}
+}
+
+// SetMaxAge caps every session at maxAge from its creation (the login):
+// Create and Extend never set Expires, or the store's expiry, past
+// Created+maxAge, and Get refuses a session that is older. 0 (the default)
+// caps nothing. Call it before the Manager is used.
+func (m *Manager) SetMaxAge(maxAge time.Duration) { m.maxAge = max(maxAge, 0) }
+
+// until returns when a session created at created and kept for ttl from
+// now ends: now+ttl, or its age limit if that is earlier.
+func (m *Manager) until(created, now time.Time, ttl time.Duration) time.Time {
+	exp := now.Add(ttl)
+	if m.maxAge > 0 {
+		if limit := created.Add(m.maxAge); limit.Before(exp) {
+			return limit
+		}
+	}
+	return exp
 }
 
 // Store returns the Store the Manager uses.
@@ -61,16 +81,16 @@ func (m *Manager) Create(ctx context.Context, openid, unionid string, claims map
 	if ttl <= 0 {
 		return nil, errors.New("session: session lifetime must be positive")
 	}
-	now := time.Now().UTC()
+	now := m.now().UTC()
 	s := &Session{
 		ID:      NewID(),
 		OpenID:  openid,
 		UnionID: unionid,
 		Created: now,
-		Expires: now.Add(ttl),
+		Expires: m.until(now, now, ttl),
 		Claims:  claims,
 	}
-	if err := m.put(ctx, s, ttl); err != nil {
+	if err := m.put(ctx, s, s.Expires.Sub(now)); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -105,15 +125,17 @@ func (m *Manager) Get(ctx context.Context, id string) (*Session, error) {
 	}
 	// The store's expiry may be coarser than Expires; a copied file could
 	// carry another id.
-	if s.ID != id || !time.Now().Before(s.Expires) {
+	now := m.now()
+	if s.ID != id || !now.Before(s.Expires) || (m.maxAge > 0 && !now.Before(s.Created.Add(m.maxAge))) {
 		return nil, ErrNotFound
 	}
 	return &s, nil
 }
 
-// Extend makes s last ttl from now (for token refresh) and stores it. It
-// returns ErrNotFound, and stores nothing, when s has ended meanwhile: a
-// refresh racing a logout must not bring the session back.
+// Extend makes s last ttl from now (for token refresh), but not past its
+// age limit (SetMaxAge), and stores it. It returns ErrNotFound, and stores
+// nothing, when s has ended meanwhile: a refresh racing a logout must not
+// bring the session back.
 func (m *Manager) Extend(ctx context.Context, s *Session, ttl time.Duration) error {
 	if !validID(s.ID) {
 		return ErrNotFound
@@ -126,12 +148,17 @@ func (m *Manager) Extend(ctx context.Context, s *Session, ttl time.Duration) err
 		return err
 	}
 	defer unlock()
-	if _, err := m.Get(ctx, s.ID); err != nil {
+	cur, err := m.Get(ctx, s.ID)
+	if err != nil {
 		return err
 	}
+	now := m.now().UTC()
 	next := *s
-	next.Expires = time.Now().UTC().Add(ttl)
-	if err := m.put(ctx, &next, ttl); err != nil {
+	next.Expires = m.until(cur.Created, now, ttl)
+	if !next.Expires.After(now) {
+		return ErrNotFound // its age limit is reached
+	}
+	if err := m.put(ctx, &next, next.Expires.Sub(now)); err != nil {
 		return err
 	}
 	s.Expires = next.Expires
