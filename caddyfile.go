@@ -47,6 +47,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		wechat_timeout <duration>
 //		max_body     <size>
 //		login_limit  <logins> <window>
+//		phone_limit  <calls> <window>
 //		app_hook     <url> { secret <whsec_...>; events login phone decrypt logout; timeout <duration>; claim_header <claim> <Header-Name> }
 //		app_api      <path>
 //		cache_size   <tokens>
@@ -139,6 +140,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("login_limit: %q %q is not <logins> <window>", args[0], args[1])
 			}
 			h.LoginLimit = &LoginLimit{Events: n, Window: caddy.Duration(win)}
+		case "phone_limit":
+			args := d.RemainingArgs()
+			if len(args) != 2 {
+				return d.Errf("phone_limit wants: <calls> <window>, e.g. phone_limit 5 10m")
+			}
+			n, aerr := strconv.Atoi(args[0])
+			win, derr := caddy.ParseDuration(args[1])
+			if aerr != nil || derr != nil || n < 1 {
+				return d.Errf("phone_limit: %q %q is not <calls> <window>", args[0], args[1])
+			}
+			h.PhoneLimit = &PhoneLimit{Calls: n, Window: caddy.Duration(win)}
 		case "app_hook":
 			err = h.unmarshalHook(d)
 		case "app_api":

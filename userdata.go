@@ -96,12 +96,22 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 		cancel()
 	}
 	if rec == nil {
+		// Only a call that goes to WeChat counts; a kept answer does not.
+		refund, err := h.phone.reserve(r.Context(), id.openid)
+		if err != nil {
+			return err
+		}
 		var info json.RawMessage
+		sent := false
 		err = h.access.Do(r.Context(), func(tok string) error {
+			sent = true
 			var err error
 			info, err = h.wx.PhoneNumber(r.Context(), tok, code, id.openid)
 			return err
 		})
+		if !sent {
+			refund() // no access_token: WeChat was not asked
+		}
 		if err != nil {
 			log.Info("phone number refused", zap.Error(err))
 			return wechatError(err)
@@ -169,16 +179,22 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 	case err != nil:
 		return storeUnavailable()
 	default:
-		err = h.access.Do(r.Context(), func(tok string) error {
-			return h.wx.CheckSession(r.Context(), tok, s.OpenID, key)
+		valid, err := h.sessionKeyValid(r.Context(), s, key, func() (bool, error) {
+			err := h.access.Do(r.Context(), func(tok string) error {
+				return h.wx.CheckSession(r.Context(), tok, s.OpenID, key)
+			})
+			switch {
+			case err == nil:
+				return true, nil
+			case wechat.IsSessionKeyInvalid(err):
+				return false, nil
+			}
+			return false, wechatError(err)
 		})
-		switch {
-		case err == nil:
-			reply.SessionKeyValid = true
-		case wechat.IsSessionKeyInvalid(err):
-		default:
-			return wechatError(err)
+		if err != nil {
+			return err
 		}
+		reply.SessionKeyValid = valid
 	}
 	return writeJSON(w, http.StatusOK, reply)
 }

@@ -118,6 +118,11 @@ type Handler struct {
 
 	// Optional per-client-IP cap on logins; off by default.
 	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
+	// Cap on the WeChat phone number calls each user (openid) causes,
+	// counted in the store across sessions and instances; over it the phone
+	// endpoint answers 429 without calling WeChat, which bills each call.
+	// Default 5 per 10 minutes.
+	PhoneLimit *PhoneLimit `json:"phone_limit,omitempty"`
 
 	// How many verified tokens each wxauth handler keeps cached. When full,
 	// tokens not used lately make room one at a time. Default 100000.
@@ -138,6 +143,7 @@ type Handler struct {
 	guard    *guard
 	logins   *loginFlight
 	limiter  *limiter
+	phone    *phoneQuota
 	routes   map[string]endpoint
 	release  func() error
 	unshare  func() // releases app
@@ -175,6 +181,9 @@ func (h *Handler) setDefaults() {
 	}
 	if h.SigningAlg == "" {
 		h.SigningAlg = token.HS256
+	}
+	if h.PhoneLimit == nil {
+		h.PhoneLimit = &PhoneLimit{Calls: DefaultPhoneCalls, Window: caddy.Duration(DefaultPhoneWindow)}
 	}
 	if h.MaxBodyBytes == 0 {
 		h.MaxBodyBytes = 64 << 10
@@ -236,6 +245,9 @@ func (h *Handler) validate() error {
 	}
 	if h.CacheSize < 0 {
 		return fmt.Errorf("wxauth: cache_size must not be negative")
+	}
+	if l := h.PhoneLimit; l.Calls < 1 || l.Window < caddy.Duration(time.Second) {
+		return fmt.Errorf("wxauth: phone_limit needs at least 1 call per window of at least 1s")
 	}
 	if h.MaxBodyBytes < 0 {
 		return fmt.Errorf("wxauth: max_body_bytes must not be negative")
@@ -383,6 +395,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	})
 	h.logins = newLoginFlight(store, prefix, h.liveSession)
 	h.limiter = newLimiter(h.LoginLimit)
+	h.phone = &phoneQuota{store: store, prefix: prefix, calls: h.PhoneLimit.Calls, window: time.Duration(h.PhoneLimit.Window), now: time.Now}
 	h.routes = h.buildRoutes()
 	return nil
 }

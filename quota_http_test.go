@@ -1,0 +1,73 @@
+package wxauth_test
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// /wx/session asks WeChat's checksession once per session per minute,
+// however many requests ask, one after another or together.
+func TestSessionCheckAskedOncePerMinute(t *testing.T) {
+	h := start(t, "")
+	tok := h.token("sara")
+	before := h.stats("checksession")
+	check := func() {
+		r := h.do(http.MethodGet, appURL+"/wx/session", nil, bearer(tok)...)
+		if r.status != 200 || r.json["session_key_valid"] != true {
+			t.Errorf("session: %d %s", r.status, r.body)
+		}
+	}
+	for range 20 {
+		check()
+	}
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(check)
+	}
+	wg.Wait()
+	if n := h.stats("checksession") - before; n != 1 {
+		t.Fatalf("%d checksession calls for 30 requests of one session, want 1", n)
+	}
+	// Another session of another user is asked about on its own.
+	other := h.token("saul")
+	if r := h.do(http.MethodGet, appURL+"/wx/session", nil, bearer(other)...); r.status != 200 {
+		t.Fatalf("other session: %d %s", r.status, r.body)
+	}
+	if n := h.stats("checksession") - before; n != 2 {
+		t.Fatalf("%d checksession calls for two sessions, want 2", n)
+	}
+}
+
+// phone_limit counts WeChat calls per openid across sessions; over it the
+// endpoint answers 429 without calling WeChat.
+func TestPhoneLimit(t *testing.T) {
+	h := start(t, "phone_limit 3 10m")
+	tok := h.token("tess")
+	phone := func(tok, user string) reply {
+		code := h.mock(http.MethodGet, "/wxmock/phonecode?user="+user).str("code")
+		return h.postJSON(appURL+"/wx/phone", map[string]string{"code": code}, bearer(tok)...)
+	}
+	before := h.stats("getuserphonenumber")
+	// A malformed code never reaches WeChat, so it does not count.
+	expectError(t, h.postJSON(appURL+"/wx/phone", map[string]string{"code": "a b"}, bearer(tok)...), 400, "invalid_request")
+	for i := range 3 {
+		if r := phone(tok, "tess"); r.status != 200 {
+			t.Fatalf("call %d: %d %s", i, r.status, r.body)
+		}
+	}
+	r := phone(tok, "tess")
+	expectError(t, r, 429, "rate_limited")
+	if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s < 1 || s > 600 {
+		t.Fatalf("Retry-After = %q", r.header.Get("Retry-After"))
+	}
+	// A new session of the same user shares the count; another user does not.
+	expectError(t, phone(h.token("tess"), "tess"), 429, "rate_limited")
+	if r := phone(h.token("theo"), "theo"); r.status != 200 {
+		t.Fatalf("another user: %d %s", r.status, r.body)
+	}
+	if n := h.stats("getuserphonenumber") - before; n != 4 {
+		t.Fatalf("%d getuserphonenumber calls, want 4 (3 + another user's 1)", n)
+	}
+}
