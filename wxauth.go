@@ -207,6 +207,33 @@ func (h *Handler) setDefaults() {
 	}
 }
 
+// replacePlaceholders replaces the {env.*} and {file.*} placeholders of
+// app_id, app_secret (into h.secret, so the config keeps the placeholder)
+// and the signing keys. A value that expands to nothing is an error that
+// names it, not a "required" one: the variable is unset or the file empty.
+func (h *Handler) replacePlaceholders(repl *caddy.Replacer) error {
+	expand := func(name, v string) (string, error) {
+		out := repl.ReplaceKnown(v, "")
+		if v != "" && out == "" {
+			return "", fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q", name, v)
+		}
+		return out, nil
+	}
+	var err error
+	if h.AppID, err = expand("app_id", h.AppID); err != nil {
+		return err
+	}
+	if h.secret, err = expand("app_secret", h.AppSecret); err != nil {
+		return err
+	}
+	for i := range h.SigningKeys {
+		if h.SigningKeys[i].Key, err = expand(fmt.Sprintf("signing_key %d", i+1), h.SigningKeys[i].Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // validate checks the configuration after defaults and placeholders are
 // applied; Provision runs it before opening anything.
 func (h *Handler) validate() error {
@@ -237,8 +264,16 @@ func (h *Handler) validate() error {
 	if h.WeChatTimeout < 0 || h.KeyRotation < 0 {
 		return fmt.Errorf("wxauth: durations must not be negative")
 	}
+	if least := token.MinRotation(time.Duration(h.TokenTTL)); h.KeyRotation > 0 && len(h.SigningKeys) == 0 && time.Duration(h.KeyRotation) < least {
+		return fmt.Errorf("wxauth: key_rotation %s is too short for token_ttl %s: a key is kept until its tokens have expired, "+
+			"at most 32 keys are kept, so key_rotation must be at least %s (e.g. 24h)", time.Duration(h.KeyRotation), time.Duration(h.TokenTTL), least)
+	}
 	if h.SigningAlg != "HS256" && h.SigningAlg != "EdDSA" {
 		return fmt.Errorf("wxauth: signing_alg must be HS256 or EdDSA, not %q", h.SigningAlg)
+	}
+	if h.JWKSPath != "" && (len(h.SigningKeys) > 0 || h.SigningAlg != token.EdDSA) {
+		return fmt.Errorf("wxauth: jwks_path publishes EdDSA public keys, but the tokens are signed with HS256 secrets, which are never published: " +
+			"use signing_alg EdDSA with generated keys, or remove jwks_path")
 	}
 	if l := h.LoginLimit; l != nil && (l.Events < 1 || l.Window < caddy.Duration(time.Second)) {
 		return fmt.Errorf("wxauth: login_limit needs at least 1 login per window of at least 1s")
@@ -282,13 +317,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	h.setDefaults()
 	repl := caddy.NewReplacer()
-	h.secret = repl.ReplaceKnown(h.AppSecret, "")
-	h.AppID = repl.ReplaceKnown(h.AppID, "")
-	if err := h.Store.replacePlaceholders(repl); err != nil {
+	if err := h.replacePlaceholders(repl); err != nil {
 		return err
 	}
-	for i := range h.SigningKeys {
-		h.SigningKeys[i].Key = repl.ReplaceKnown(h.SigningKeys[i].Key, "")
+	if err := h.Store.replacePlaceholders(repl); err != nil {
+		return err
 	}
 	if err := h.validate(); err != nil {
 		return err

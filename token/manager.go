@@ -48,6 +48,16 @@ const keyMargin = 5 * time.Minute
 // once per period): Rotate must not be tiny next to TTL.
 const maxRingKeys = 32
 
+// MinRotation returns the shortest rotation period a Manager accepts for
+// tokens that live ttl: every key is kept until the tokens it signed have
+// expired (ttl and a margin after its period), and a ring holds at most
+// 32 keys, counting the current and the next one.
+func MinRotation(ttl time.Duration) time.Duration {
+	span := int64((ttl + keyMargin + time.Second - 1) / time.Second)
+	earlier := int64(maxRingKeys - 2)
+	return time.Duration(max((span+earlier-1)/earlier, 1)) * time.Second
+}
+
 // Manager provides the keyring of an app from the shared store, so that
 // every instance signs and verifies with the same keys and a restart
 // keeps them. It is safe for concurrent use.

@@ -348,3 +348,22 @@ func base(id string) string {
 	}
 	return id
 }
+
+// MinRotation is the boundary of the Manager's own rule.
+func TestMinRotation(t *testing.T) {
+	for _, ttl := range []time.Duration{time.Minute, 2 * time.Hour, 7*time.Hour + 13*time.Second, 30 * 24 * time.Hour} {
+		low := MinRotation(ttl)
+		kv := newFakeKV()
+		ok := NewManager(ManagerConfig{KV: kv, Prefix: "p", Rotate: low, TTL: ttl})
+		if err := ok.check(); err != nil {
+			t.Errorf("ttl %s: MinRotation %s refused: %v", ttl, low, err)
+		}
+		short := NewManager(ManagerConfig{KV: kv, Prefix: "p", Rotate: low - time.Second, TTL: ttl})
+		if low > time.Second && short.check() == nil {
+			t.Errorf("ttl %s: %s, under MinRotation %s, accepted", ttl, low-time.Second, low)
+		}
+	}
+	if got := MinRotation(2 * time.Hour); got != 250*time.Second {
+		t.Errorf("MinRotation(2h) = %s, want 4m10s ((2h + 5m) / 30 keys)", got)
+	}
+}

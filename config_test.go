@@ -1,0 +1,96 @@
+package wxauth
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// checkConfig runs what Provision runs before it opens anything.
+func checkConfig(h *Handler) error {
+	h.setDefaults()
+	if err := h.replacePlaceholders(caddy.NewReplacer()); err != nil {
+		return err
+	}
+	return h.validate()
+}
+
+// TestConfigErrors: a config that cannot work fails at load, saying what
+// is wrong, instead of loading and failing every request.
+func TestConfigErrors(t *testing.T) {
+	const unset = "WXAUTH_TEST_NEVER_SET"
+	if _, ok := os.LookupEnv(unset); ok {
+		t.Fatalf("%s is set", unset)
+	}
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := func(mod func(h *Handler)) *Handler {
+		h := &Handler{AppID: "wx0123456789abcdef", AppSecret: "secret"}
+		mod(h)
+		return h
+	}
+	key := "dGVzdC1zaWduaW5nLWtleS0wMTIzNDU2Nzg5YWJjZGVm"
+	for _, tc := range []struct {
+		name string
+		mod  func(h *Handler)
+		want string // "" = valid
+	}{
+		{"valid", func(h *Handler) {}, ""},
+		{"app_id from an unset variable", func(h *Handler) { h.AppID = "{env." + unset + "}" },
+			`app_id is empty after replacing placeholders in "{env.` + unset + `}"`},
+		{"app_id from an empty file", func(h *Handler) { h.AppID = "{file." + empty + "}" }, "app_id is empty after replacing placeholders"},
+		{"app_id absent", func(h *Handler) { h.AppID = "" }, "app_id is required"},
+		{"app_secret from an unset variable", func(h *Handler) { h.AppSecret = "{env." + unset + "}" }, "app_secret is empty after replacing placeholders"},
+		{"signing_key from an unset variable", func(h *Handler) {
+			h.SigningKeys = []SigningKey{{Key: key}, {Key: "{env." + unset + "}"}}
+		}, "signing_key 2 is empty after replacing placeholders"},
+
+		{"key_rotation too short for the default token_ttl", func(h *Handler) { h.KeyRotation = caddy.Duration(time.Minute) },
+			"key_rotation 1m0s is too short for token_ttl 2h0m0s"},
+		{"key_rotation says the shortest", func(h *Handler) { h.KeyRotation = caddy.Duration(time.Minute) }, "at least 4m10s"},
+		{"key_rotation at the shortest", func(h *Handler) { h.KeyRotation = caddy.Duration(250 * time.Second) }, ""},
+		{"key_rotation for a short token_ttl", func(h *Handler) {
+			h.KeyRotation, h.TokenTTL = caddy.Duration(time.Minute), caddy.Duration(10*time.Minute)
+		}, ""},
+		{"key_rotation 24h", func(h *Handler) { h.KeyRotation = caddy.Duration(24 * time.Hour) }, ""},
+
+		{"jwks_path with generated HS256 keys", func(h *Handler) { h.JWKSPath = "/jwks" }, "jwks_path publishes EdDSA public keys"},
+		{"jwks_path with fixed keys", func(h *Handler) {
+			h.JWKSPath, h.SigningAlg, h.SigningKeys = "/jwks", "EdDSA", []SigningKey{{Key: key}}
+		}, "jwks_path publishes EdDSA public keys"},
+		{"jwks_path with EdDSA", func(h *Handler) { h.JWKSPath, h.SigningAlg = "/jwks", "EdDSA" }, ""},
+
+		{"session_max_age below token_ttl", func(h *Handler) { h.SessionMaxAge = caddy.Duration(time.Hour) },
+			"session_max_age 1h0m0s is shorter than token_ttl 2h0m0s"},
+		{"session_max_age equal to token_ttl", func(h *Handler) { h.SessionMaxAge = caddy.Duration(2 * time.Hour) }, ""},
+		{"phone_limit of no calls", func(h *Handler) { h.PhoneLimit = &PhoneLimit{Calls: 0, Window: caddy.Duration(time.Minute)} }, "phone_limit"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkConfig(base(tc.mod))
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted; want %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// Defaults of the second round's options.
+func TestLimitDefaults(t *testing.T) {
+	h := &Handler{}
+	h.setDefaults()
+	if time.Duration(h.SessionMaxAge) != 30*24*time.Hour || h.PhoneLimit == nil ||
+		h.PhoneLimit.Calls != 5 || time.Duration(h.PhoneLimit.Window) != 10*time.Minute || h.ForwardToken {
+		t.Fatalf("defaults: session_max_age %v, phone_limit %+v, forward_token %v", time.Duration(h.SessionMaxAge), h.PhoneLimit, h.ForwardToken)
+	}
+}
