@@ -130,27 +130,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "jwks_path":
 			err = arg(d, &h.JWKSPath)
 		case "login_limit":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Errf("login_limit wants: <logins> <window>, e.g. login_limit 20 1m")
+			var n int
+			var win caddy.Duration
+			if n, win, err = countPerWindow(d, "logins", "login_limit 20 1m"); err == nil {
+				h.LoginLimit = &LoginLimit{Events: n, Window: win}
 			}
-			n, aerr := strconv.Atoi(args[0])
-			win, derr := caddy.ParseDuration(args[1])
-			if aerr != nil || derr != nil || n < 1 {
-				return d.Errf("login_limit: %q %q is not <logins> <window>", args[0], args[1])
-			}
-			h.LoginLimit = &LoginLimit{Events: n, Window: caddy.Duration(win)}
 		case "phone_limit":
-			args := d.RemainingArgs()
-			if len(args) != 2 {
-				return d.Errf("phone_limit wants: <calls> <window>, e.g. phone_limit 5 10m")
+			var n int
+			var win caddy.Duration
+			if n, win, err = countPerWindow(d, "calls", "phone_limit 5 10m"); err == nil {
+				h.PhoneLimit = &PhoneLimit{Calls: n, Window: win}
 			}
-			n, aerr := strconv.Atoi(args[0])
-			win, derr := caddy.ParseDuration(args[1])
-			if aerr != nil || derr != nil || n < 1 {
-				return d.Errf("phone_limit: %q %q is not <calls> <window>", args[0], args[1])
-			}
-			h.PhoneLimit = &PhoneLimit{Calls: n, Window: caddy.Duration(win)}
 		case "app_hook":
 			err = h.unmarshalHook(d)
 		case "app_api":
@@ -404,6 +394,22 @@ func arg(d *caddyfile.Dispenser, dst *string) error {
 		return d.Errf("%s wants exactly one value", name)
 	}
 	return nil
+}
+
+// countPerWindow reads the "<n> <window>" of a limit subdirective; what
+// names the counted things in messages, example is a whole valid line.
+func countPerWindow(d *caddyfile.Dispenser, what, example string) (int, caddy.Duration, error) {
+	name := d.Val()
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return 0, 0, d.Errf("%s wants: <%s> <window>, e.g. %s", name, what, example)
+	}
+	n, aerr := strconv.Atoi(args[0])
+	win, derr := caddy.ParseDuration(args[1])
+	if aerr != nil || derr != nil || n < 1 {
+		return 0, 0, d.Errf("%s: %q %q is not <%s> <window>", name, args[0], args[1], what)
+	}
+	return n, caddy.Duration(win), nil
 }
 
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
