@@ -103,9 +103,10 @@ func TestDecryptUsesNewestSessionKey(t *testing.T) {
 }
 
 func TestPhoneNumber(t *testing.T) {
-	// An app of its own, so no access_token is kept from other tests.
+	// An app of its own, so no access_token is kept from other tests; a
+	// phone_limit above the calls made here.
 	const app = "wxphone000000001"
-	h := startConfig(t, configFor(app, ""))
+	h := startConfig(t, configFor(app, "phone_limit 20 10m"))
 	tok := h.token("jack")
 	phone := appURL + "/wx/phone"
 	for i := 0; i < 5; i++ {
@@ -145,7 +146,7 @@ func TestPhoneNumber(t *testing.T) {
 
 	// Concurrent calls share one access_token too.
 	h.mock(http.MethodPost, "/wxmock/reset")
-	h2 := startConfig(t, configFor(app, "")) // a reload
+	h2 := startConfig(t, configFor(app, "phone_limit 20 10m")) // a reload
 	var wg sync.WaitGroup
 	codes := make([]string, 8)
 	for i := range codes {
@@ -192,7 +193,10 @@ func TestSessionEndpoint(t *testing.T) {
 	if r := h.do(http.MethodGet, appURL+"/wx/session", nil, bearer(tok)...); r.json["session_key_valid"] != true {
 		t.Fatalf("after a newer login: %s", r.body)
 	}
-	// A code exchanged elsewhere replaces the key at WeChat: ours is stale now.
+	// A code exchanged elsewhere replaces the key at WeChat: ours is stale now,
+	// which a session that has not asked within the minute is told (one that
+	// has keeps WeChat's answer for 60 s).
+	tok = h.token("kate")
 	q := url.Values{"appid": {testApp}, "secret": {"test-secret"}, "js_code": {h.code("kate")}, "grant_type": {"authorization_code"}}
 	if r := h.do(http.MethodGet, mockURL+"/sns/jscode2session?"+q.Encode(), nil); r.str("openid") == "" {
 		t.Fatalf("direct code2Session: %s", r.body)
