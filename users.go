@@ -27,13 +27,7 @@ type userRecord struct {
 // userTTL bounds how long a user record outlives its last change: an
 // ended_at must outlive every session it ends, and claims a user's tokens.
 func (h *Handler) userTTL() time.Duration {
-	return h.maxSessionAge() + time.Duration(h.TokenTTL)
-}
-
-// maxSessionAge is the longest a session lasts; issue 13's session_max_age
-// will bound it, until then a refreshed session lives on.
-func (h *Handler) maxSessionAge() time.Duration {
-	return 30 * 24 * time.Hour
+	return time.Duration(h.SessionMaxAge) + time.Duration(h.TokenTTL)
 }
 
 // userKey names openid's record.

@@ -69,8 +69,10 @@ node_tests examples/miniprogram test
 echo "== example apps (events and app_api against Caddy + wxmock)"
 (cd examples/app/node && npm ci --no-audit --no-fund --loglevel=error)
 node_tests examples/app/node test test:e2e
+golog=$(mktemp)
 (cd examples/app/go && go vet ./... && go vet -tags e2e ./... && staticcheck ./... &&
-	go test -count=1 ./... && go test -tags e2e -run E2E -count=1 -v ./... | tee /dev/stderr | grep -q -- '--- PASS: TestE2E')
+	go test -count=1 ./... && go test -tags e2e -run E2E -count=1 -v ./...) 2>&1 | tee "$golog"
+if [ "${PIPESTATUS[0]}" != 0 ] || ! grep -q -- '--- PASS: TestE2E' "$golog"; then echo "the Go example app's end-to-end test did not pass"; exit 1; fi
 (cd examples/app/python && python3 -m unittest -v)
 
 echo "go: $passed passed, 0 failed"
