@@ -75,29 +75,15 @@ func (m *Manager) Store() Store { return m.store }
 
 // Create starts a session for openid that lasts ttl (which must be positive).
 func (m *Manager) Create(ctx context.Context, openid, unionid string, claims map[string]any, ttl time.Duration) (*Session, error) {
-	if !validID(openid) {
-		return nil, ErrInvalidID
-	}
-	if ttl <= 0 {
-		return nil, errors.New("session: session lifetime must be positive")
-	}
-	now := m.now().UTC()
-	s := &Session{
-		ID:      NewID(),
-		OpenID:  openid,
-		UnionID: unionid,
-		Created: now,
-		Expires: m.until(now, now, ttl),
-		Claims:  claims,
-	}
-	if err := m.put(ctx, s, s.Expires.Sub(now)); err != nil {
+	s := &Session{ID: NewID(), OpenID: openid, UnionID: unionid, Created: m.now().UTC(), Claims: claims}
+	if err := m.Add(ctx, s, ttl); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
 // Add stores s, made by the caller (ID from NewID, Created when the login
-// began), for ttl.
+// began), for ttl (which must be positive), within the age limit.
 func (m *Manager) Add(ctx context.Context, s *Session, ttl time.Duration) error {
 	if !validID(s.OpenID) || !validID(s.ID) {
 		return ErrInvalidID
@@ -105,8 +91,9 @@ func (m *Manager) Add(ctx context.Context, s *Session, ttl time.Duration) error 
 	if ttl <= 0 {
 		return errors.New("session: session lifetime must be positive")
 	}
-	s.Expires = time.Now().UTC().Add(ttl)
-	return m.put(ctx, s, ttl)
+	now := m.now().UTC()
+	s.Expires = m.until(s.Created, now, ttl)
+	return m.put(ctx, s, s.Expires.Sub(now))
 }
 
 // Get returns the session id, or ErrNotFound when it is absent, expired,
