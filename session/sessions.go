@@ -75,8 +75,9 @@ func (m *Manager) Store() Store { return m.store }
 
 // Create starts a session for openid that lasts ttl (which must be positive).
 func (m *Manager) Create(ctx context.Context, openid, unionid string, claims map[string]any, ttl time.Duration) (*Session, error) {
-	s := &Session{ID: NewID(), OpenID: openid, UnionID: unionid, Created: m.now().UTC(), Claims: claims}
-	if err := m.Add(ctx, s, ttl); err != nil {
+	now := m.now().UTC()
+	s := &Session{ID: NewID(), OpenID: openid, UnionID: unionid, Created: now, Claims: claims}
+	if err := m.add(ctx, s, ttl, now); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -85,13 +86,16 @@ func (m *Manager) Create(ctx context.Context, openid, unionid string, claims map
 // Add stores s, made by the caller (ID from NewID, Created when the login
 // began), for ttl (which must be positive), within the age limit.
 func (m *Manager) Add(ctx context.Context, s *Session, ttl time.Duration) error {
+	return m.add(ctx, s, ttl, m.now().UTC())
+}
+
+func (m *Manager) add(ctx context.Context, s *Session, ttl time.Duration, now time.Time) error {
 	if !validID(s.OpenID) || !validID(s.ID) {
 		return ErrInvalidID
 	}
 	if ttl <= 0 {
 		return errors.New("session: session lifetime must be positive")
 	}
-	now := m.now().UTC()
 	s.Expires = m.until(s.Created, now, ttl)
 	return m.put(ctx, s, s.Expires.Sub(now))
 }
