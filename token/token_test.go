@@ -397,3 +397,21 @@ func TestIssueUntil(t *testing.T) {
 		})
 	}
 }
+
+// Two tokens issued in one second for one session differ.
+func TestIssuedTokensAreUnique(t *testing.T) {
+	r, err := NewKeyring(Key{ID: "k1", Alg: HS256, Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, err := New(Config{Audience: "app"}, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	a, _, _ := tk.Issue("openid", "", "sid", nil, now)
+	b, _, _ := tk.Issue("openid", "", "sid", nil, now)
+	if a == "" || a == b {
+		t.Fatal("two tokens of one session in one second are the same")
+	}
+}
