@@ -2,6 +2,7 @@ package wxauth_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,8 +12,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/wxauth/caddy-wxauth/internal/redistest"
 )
@@ -273,8 +277,68 @@ func TestClusterSharedFileStorage(t *testing.T) {
 
 func TestClusterRedis(t *testing.T) {
 	// The URL comes from the environment, as a password would.
-	t.Setenv("WXAUTH_TEST_REDIS", redistest.Start(t))
+	url := redistest.Start(t)
+	t.Setenv("WXAUTH_TEST_REDIS", url)
 	c := newCluster(t, "", "store redis {env.WXAUTH_TEST_REDIS} {\n\t\t\tpool_size 8\n\t\t\tkey_prefix test:\n\t\t}")
 	c.exercise()
 	c.changes(time.Second)
+	c.steadyState(url, 1000)
+}
+
+// steadyState caches n tokens on both instances, then counts the commands
+// Redis gets while nothing changes: at most 2 a second per instance,
+// whatever n is.
+func (c *cluster) steadyState(url string, n int) {
+	t := c.t
+	toks := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				toks[i], _ = c.login(c.appA, fmt.Sprintf("steady%d", i))
+				for _, app := range []string{c.appA, c.appB} {
+					if st, _ := c.whoami(app, toks[i]); st != 200 {
+						t.Errorf("token %d on %s: %d", i, app, st)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	opts, _ := redis.ParseURL(url)
+	rc := redis.NewClient(opts)
+	defer rc.Close()
+	total := func() int {
+		info, err := rc.Info(context.Background(), "commandstats").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0
+		for _, line := range strings.Split(info, "\n") {
+			if !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
+				continue
+			}
+			_, rest, _ := strings.Cut(line, "calls=")
+			v, _, _ := strings.Cut(rest, ",")
+			x, _ := strconv.Atoi(v)
+			sum += x
+		}
+		return sum
+	}
+	before, began := total(), time.Now()
+	// The requests go on: every cached token is used again, on both instances.
+	for time.Since(began) < 5*time.Second {
+		for _, app := range []string{c.appA, c.appB} {
+			if st, _ := c.whoami(app, toks[int(time.Now().UnixNano())%n]); st != 200 {
+				t.Fatalf("a cached token refused: %d", st)
+			}
+		}
+	}
+	per := float64(total()-before) / time.Since(began).Seconds() / 2
+	t.Logf("%d cached tokens: %.2f store commands a second per instance at steady state", n, per)
+	if per > 2 {
+		t.Fatalf("%.2f store commands a second per instance with %d cached tokens, want at most 2", per, n)
+	}
 }
