@@ -44,7 +44,8 @@ type changes struct {
 	pending chan event // events whose publish failed, for the background retry
 	badLog  atomic.Int64
 	// onGap runs after a gap: the store may have been wiped, keys with it.
-	onGap func()
+	// Set by the newest config's handler while an older one may follow.
+	onGap atomic.Pointer[func()]
 }
 
 // feedHealth is how far the app's feed has been read, for the freshness
@@ -144,8 +145,8 @@ func (f follower) Lost(err error) {
 func (f follower) Gap() {
 	f.c.logger.Warn("the change feed was reset; cached tokens are confirmed in the store again")
 	f.c.gapped()
-	if f.c.onGap != nil {
-		f.c.onGap()
+	if fn := f.c.onGap.Load(); fn != nil {
+		(*fn)()
 	}
 }
 

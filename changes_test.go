@@ -109,7 +109,8 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 		t.Fatal("catch-up not recorded")
 	}
 	gaps := 0
-	c.onGap = func() { gaps++ }
+	count := func() { gaps++ }
+	c.onGap.Store(&count)
 	fl.Gap()
 	if c.health.gap.Load() == 0 || gaps != 1 {
 		t.Fatal("gap not recorded")

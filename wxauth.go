@@ -396,7 +396,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	if h.keys.m != nil {
 		bg.add("keys "+appKey, func(ctx context.Context) { h.keys.maintain(ctx, time.Duration(h.KeyRotation)) })
-		h.app.changes.onGap = func() { _ = h.keys.check(context.Background()) }
+		check := func() { _ = h.keys.check(context.Background()) }
+		h.app.changes.onGap.Store(&check)
 		h.keys.onWipe = h.app.changes.gapped
 	}
 
