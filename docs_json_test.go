@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/certmagic"
 
 	wxauth "github.com/wxauth/caddy-wxauth"
@@ -339,5 +340,36 @@ func TestDocsJSONFields(t *testing.T) {
 		}
 		check("http.handlers.wxauth", reflect.TypeFor[wxauth.Handler]())
 		check("http.handlers.wxmock", reflect.TypeFor[wxmock.Handler]())
+	}
+}
+
+// The Caddyfiles of docs/ are formatted as caddy fmt writes them and adapt;
+// a block that is a lone wxauth or wxmock directive adapts inside a site.
+func TestDocsCaddyfiles(t *testing.T) {
+	paths, err := filepath.Glob("docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, path := range paths {
+		for _, b := range docBlocks(t, path) {
+			if b.lang != "caddyfile" {
+				continue
+			}
+			n++
+			if got := string(caddyfile.Format([]byte(b.text))); got != b.text {
+				t.Errorf("%s:%d: not as caddy fmt writes it; it would be:\n%s", path, b.line, got)
+			}
+			text := b.text
+			if strings.HasPrefix(text, "wxauth ") || strings.HasPrefix(text, "wxmock ") {
+				text = "example.com {\n" + text + "}\n"
+			}
+			if _, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(text), nil); err != nil {
+				t.Errorf("%s:%d: does not adapt: %v", path, b.line, err)
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("%d caddyfile blocks in docs/, want at least 10", n)
 	}
 }
