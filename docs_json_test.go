@@ -2,15 +2,10 @@ package wxauth_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -26,6 +20,7 @@ import (
 	"github.com/caddyserver/certmagic"
 
 	wxauth "github.com/wxauth/caddy-wxauth"
+	"github.com/wxauth/caddy-wxauth/internal/testpki"
 	"github.com/wxauth/caddy-wxauth/wxmock"
 )
 
@@ -78,7 +73,7 @@ func docBlocks(t *testing.T, path string) []docBlock {
 func docsEnv(t *testing.T) map[string]bool {
 	t.Helper()
 	ca := filepath.Join(t.TempDir(), "redis-ca.pem")
-	if err := os.WriteFile(ca, docsCAPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(ca, testpki.CAPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	key := make([]byte, 32)
@@ -99,28 +94,6 @@ func docsEnv(t *testing.T) map[string]bool {
 		names[k] = true
 	}
 	return names
-}
-
-// docsCAPEM returns a throwaway CA certificate in PEM, for tls_ca.
-func docsCAPEM(t *testing.T) []byte {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		NotBefore:             time.Now(),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 var envPlaceholder = regexp.MustCompile(`\{env\.([A-Za-z0-9_]+)\}`)

@@ -1,13 +1,7 @@
 package session
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wxauth/caddy-wxauth/internal/testpki"
 )
 
 func TestNewRedisURL(t *testing.T) {
@@ -275,7 +271,7 @@ func TestRedisConfigSentinel(t *testing.T) {
 func TestRedisConfigTLS(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(ca, selfSignedPEM(t), 0o600); err != nil {
+	if err := os.WriteFile(ca, testpki.CAPEM(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	notPEM := filepath.Join(dir, "not.pem")
@@ -313,27 +309,6 @@ func tlsOf(ro redisOptions) *tls.Config {
 		return ro.cluster.TLSConfig
 	}
 	return ro.failover.TLSConfig
-}
-
-// selfSignedPEM returns a throwaway CA certificate in PEM.
-func selfSignedPEM(t *testing.T) []byte {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		NotBefore:             time.Now(),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
 
 func TestRedisKeyTags(t *testing.T) {
