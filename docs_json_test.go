@@ -100,7 +100,7 @@ var envPlaceholder = regexp.MustCompile(`\{env\.([A-Za-z0-9_]+)\}`)
 
 // validateDocConfig loads raw as a Caddy config and provisions it without
 // starting it, as `caddy validate` does: no port is bound, no background
-// work runs. Caddy's storage is a folder of the test's own.
+// work runs. Caddy's storage is a folder of the test's own, which stays empty.
 func validateDocConfig(t *testing.T, raw string) {
 	t.Helper()
 	var generic map[string]any
@@ -110,10 +110,8 @@ func validateDocConfig(t *testing.T, raw string) {
 	if st, ok := generic["storage"].(map[string]any); ok && st["module"] != "file_system" {
 		t.Fatalf("storage module %v: the test only knows how to redirect file_system", st["module"])
 	}
-	generic["storage"] = map[string]any{"module": "file_system", "root": t.TempDir()}
-	if generic["logging"] == nil {
-		generic["logging"] = map[string]any{"logs": map[string]any{"default": map[string]any{"writer": map[string]any{"output": "discard"}}}}
-	}
+	root := t.TempDir()
+	generic["storage"] = map[string]any{"module": "file_system", "root": root}
 	b, err := json.Marshal(generic)
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +128,10 @@ func validateDocConfig(t *testing.T, raw string) {
 	defer func() { certmagic.Default.Storage = saved }()
 	if err := caddy.Validate(&cfg); err != nil {
 		t.Fatalf("does not load: %v", err)
+	}
+	// As the docs say: validating writes nothing to the store.
+	if entries, err := os.ReadDir(root); err != nil || len(entries) > 0 {
+		t.Fatalf("validating wrote to Caddy's storage: %v %v", entries, err)
 	}
 }
 
