@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# In-process Go benchmarks of caddy-wxauth (bench_test.go), -count 5, then
-# the median and range of every figure (and benchstat's table when it can be
-# fetched). Runs only the benchmarks (-run '^$'); their Caddy picks free
-# ports and has no admin endpoint, so it does not clash with the test
-# suite. About 3 minutes.
+# In-process Go benchmarks of caddy-wxauth (bench_test.go and
+# cache_bench_test.go), -count 5, then the median and range of every figure
+# (and benchstat's table when it can be fetched). Runs only the benchmarks
+# (-run '^$'); their Caddy picks free ports and has no admin endpoint, so it
+# does not clash with the test suite. About 8 minutes for all of them; the
+# token cache's at 1M tokens take about 1.5 GiB of memory.
 #
-# Usage: bash bench/gobench.sh [extra go test flags, e.g. -benchtime 2s]
+# Usage: bash bench/gobench.sh [go test flags, e.g. -bench ProtectedOverhead -count 3]
 # Output: printed, and kept under bench/out/go-<timestamp>/ (gitignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,11 +17,23 @@ mkdir -p "$OUT"
 {
 	echo "nproc: $(nproc); cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)"
 	echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo); $(go version)"
+	echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
-# Caddy's own startup lines go to stderr; the figures go to bench.txt.
-go test -run '^$' -bench . -count 5 "$@" . 2>"$OUT/stderr.txt" | tee "$OUT/bench.txt"
+# The test binary is run directly, not through go test, which would mix its
+# stderr (Caddy's and certmagic's log lines) into the figures. go test flags
+# become the binary's -test.* flags.
+go test -c -o "$OUT/wxauth.test" .
+args=()
+for a in -run '^$' -bench . -count 5 "$@"; do
+	case $a in
+	-test.*) args+=("$a") ;;
+	-*) args+=("-test.${a#-}") ;;
+	*) args+=("$a") ;;
+	esac
+done
+"$OUT/wxauth.test" "${args[@]}" 2>"$OUT/stderr.txt" | tee "$OUT/bench.txt"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 
 echo "== median [min .. max] of the runs"
