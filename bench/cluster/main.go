@@ -299,7 +299,7 @@ func printCommands(watch *redisWatch, a, b cmdStats, on []int) {
 	for _, i := range on {
 		fmt.Printf("store commands, MONITOR, instance %d: %.2f/s: %s\n", i+1, float64(total(m.perInst[i]))/secs, byName(m.perInst[i], secs))
 	}
-	fmt.Printf("store commands, MONITOR, not attributed: %d run by scripts, %d from connections no poll saw (this program's own: %d)\n",
+	fmt.Printf("store commands, MONITOR, not attributed: %d run by scripts, %d from connections no poll saw or shared by two (this program's own: %d)\n",
 		m.lua, m.unassigned, m.harness)
 }
 

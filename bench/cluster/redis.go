@@ -27,9 +27,13 @@ import (
 //     CLIENT LIST, polled every 200 ms, maps each client address to the
 //     address it connected to, so each command is attributed to the instance
 //     that sent it. A connection opened and closed between two polls stays
-//     unattributed and is reported as such. MONITOR does not show commands
-//     flagged admin (CLIENT LIST itself) and shows those run by a script as
-//     coming from "lua".
+//     unattributed and is reported as such, as is a source address shared
+//     by two connections to different addresses. MONITOR does not show
+//     commands flagged admin (CLIENT LIST itself) and shows those run by a
+//     script as coming from "lua".
+
+// ambiguous marks a client address seen on connections of two owners.
+const ambiguous = -2
 
 // harnessHost is the address this program's own Redis clients use.
 const harnessHost = "127.0.0.1"
@@ -237,6 +241,11 @@ func (w *redisWatch) pollClients(ctx context.Context) {
 				owner = i
 			}
 		}
+		if prev, ok := w.owner[addr]; ok && prev != owner {
+			// The kernel may give two connections to different addresses
+			// the same source port: MONITOR cannot tell them apart.
+			owner = ambiguous
+		}
 		w.owner[addr] = owner
 	}
 }
@@ -274,7 +283,7 @@ type monCounts struct {
 	perInst    [3]map[string]int
 	lua        int // run by scripts
 	harness    int
-	unassigned int // from clients no CLIENT LIST poll saw
+	unassigned int // from clients no CLIENT LIST poll saw, or ambiguous
 }
 
 func (w *redisWatch) counts(from, to time.Time) monCounts {
@@ -294,7 +303,7 @@ func (w *redisWatch) counts(from, to time.Time) monCounts {
 		}
 		owner, ok := w.owner[ev.addr]
 		switch {
-		case !ok:
+		case !ok || owner == ambiguous:
 			c.unassigned++
 		case owner < 0:
 			c.harness++
