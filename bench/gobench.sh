@@ -3,7 +3,7 @@
 # cache_bench_test.go), -count 5, then the median and range of every figure
 # (and benchstat's table when it can be fetched). Runs only the benchmarks
 # (-run '^$'); their Caddy picks free ports and has no admin endpoint, so it
-# does not clash with the test suite. About 8 minutes for all of them; the
+# does not clash with the test suite. About 7 minutes for all of them; the
 # token cache's at 1M tokens take about 1.5 GiB of memory.
 #
 # Usage: bash bench/gobench.sh [go test flags, e.g. -bench ProtectedOverhead -count 3]
