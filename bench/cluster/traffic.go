@@ -156,9 +156,9 @@ func (c *client) login(ctx context.Context, p *population, i int) (*user, error)
 	return u, nil
 }
 
-// loginMany logs n users in, spread over the instances in on, with conc at
-// a time.
-func (c *client) loginMany(ctx context.Context, p *population, n, conc int, on []int) error {
+// each runs fn(k) for every k in [0, n), conc at a time, and returns the
+// first error; no new work starts after an error or once ctx ends.
+func each(ctx context.Context, n, conc int, fn func(k int) error) error {
 	var (
 		next  atomic.Int64
 		wg    sync.WaitGroup
@@ -174,16 +174,15 @@ func (c *client) loginMany(ctx context.Context, p *population, n, conc int, on [
 				if k >= n || ctx.Err() != nil {
 					return
 				}
-				u, err := c.login(ctx, p, on[k%len(on)])
-				if err != nil {
+				if err := fn(k); err != nil {
 					errMu.Lock()
 					if first == nil {
 						first = err
 					}
 					errMu.Unlock()
+					next.Store(int64(n))
 					return
 				}
-				p.add(u)
 			}
 		}()
 	}
@@ -194,37 +193,35 @@ func (c *client) loginMany(ctx context.Context, p *population, n, conc int, on [
 	return first
 }
 
+// loginMany logs n users in, spread over the instances in on, with conc at
+// a time.
+func (c *client) loginMany(ctx context.Context, p *population, n, conc int, on []int) error {
+	return each(ctx, n, conc, func(k int) error {
+		u, err := c.login(ctx, p, on[k%len(on)])
+		if err == nil {
+			p.add(u)
+		}
+		return err
+	})
+}
+
 // warm uses each live token once on each instance in on, so every instance
 // has it cached; every answer must be 200.
 func (c *client) warm(ctx context.Context, p *population, conc int, on []int) error {
 	users := p.live()
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		bad  atomic.Int64
-	)
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(users) || ctx.Err() != nil {
-					return
-				}
-				for _, i := range on {
-					if st, err := c.get(ctx, i, *users[k].tok.Load()); err != nil || st != http.StatusOK {
-						bad.Add(1)
-					}
-				}
+	var bad atomic.Int64
+	err := each(ctx, len(users), conc, func(k int) error {
+		for _, i := range on {
+			if st, err := c.get(ctx, i, *users[k].tok.Load()); err != nil || st != http.StatusOK {
+				bad.Add(1)
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		return nil
+	})
 	if n := bad.Load(); n > 0 {
 		return fmt.Errorf("%d warm-up requests did not answer 200", n)
 	}
-	return ctx.Err()
+	return err
 }
 
 // mix is the share of each kind of operation in the traffic.
