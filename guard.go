@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,10 +268,7 @@ func (g *guard) attach(id *identity, unionid string, v *view) {
 		g.users[id.openid] = u
 	}
 	u.unionid = unionid
-	if u.ids == nil {
-		u.ids = map[*identity]struct{}{}
-	}
-	u.ids[id] = struct{}{}
+	u.ids = append(u.ids, id)
 	u.view.Store(v)
 	g.mu.Unlock()
 	id.user = u
@@ -280,7 +278,11 @@ func (g *guard) attach(id *identity, unionid string, v *view) {
 func (g *guard) detach(id *identity) {
 	g.mu.Lock()
 	if u := id.user; u != nil {
-		delete(u.ids, id)
+		if i := slices.Index(u.ids, id); i >= 0 {
+			last := len(u.ids) - 1
+			u.ids[i], u.ids[last] = u.ids[last], nil
+			u.ids = u.ids[:last]
+		}
 		if len(u.ids) == 0 && g.users[u.openid] == u {
 			delete(g.users, u.openid)
 		}
@@ -294,7 +296,7 @@ func (g *guard) endIf(openid string, match func(*identity) bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if u := g.users[openid]; u != nil {
-		for id := range u.ids {
+		for _, id := range u.ids {
 			if match(id) {
 				id.dead.Store(true)
 			}

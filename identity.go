@@ -54,7 +54,7 @@ type user struct {
 	openid  string
 	unionid string // guarded by the guard's users lock
 	view    atomic.Pointer[view]
-	ids     map[*identity]struct{} // cached identities of the user; guarded by the guard's users lock
+	ids     []*identity // cached identities of the user (a few); guarded by the guard's users lock
 }
 
 // newView prepares what the next handler gets for openid with claims, which
