@@ -315,17 +315,7 @@ func (c *cluster) steadyState(url string, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := 0
-		for _, line := range strings.Split(info, "\n") {
-			if !strings.HasPrefix(line, "cmdstat_") || strings.HasPrefix(line, "cmdstat_info:") {
-				continue
-			}
-			_, rest, _ := strings.Cut(line, "calls=")
-			v, _, _ := strings.Cut(rest, ",")
-			x, _ := strconv.Atoi(v)
-			sum += x
-		}
-		return sum
+		return redistest.CommandCalls(info)
 	}
 	before, began := total(), time.Now()
 	// The requests go on: every cached token is used again, on both instances.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,4 +193,25 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// CommandCalls adds up the calls of the named commands (lower case, as in
+// "xread") in the text of INFO commandstats; with no names, of every
+// command but INFO itself, so that reading the stats does not count.
+func CommandCalls(info string, names ...string) int {
+	sum := 0
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(line), "cmdstat_"), ":")
+		if !ok || !strings.HasPrefix(line, "cmdstat_") {
+			continue
+		}
+		if len(names) == 0 && name == "info" || len(names) > 0 && !slices.Contains(names, name) {
+			continue
+		}
+		_, calls, _ := strings.Cut(rest, "calls=")
+		calls, _, _ = strings.Cut(calls, ",")
+		n, _ := strconv.Atoi(calls)
+		sum += n
+	}
+	return sum
 }

@@ -99,3 +99,15 @@ func TestStartSentinel(t *testing.T) {
 		t.Fatalf("the new master refuses writes: %v", err)
 	}
 }
+
+func TestCommandCalls(t *testing.T) {
+	info := "# Commandstats\r\ncmdstat_xread:calls=7,usec=1,usec_per_call=0.1\r\ncmdstat_xinfo|stream:calls=2,usec=1\r\ncmdstat_info:calls=5,usec=1\r\ncmdstat_get:calls=3,usec=1\r\n"
+	for _, c := range []struct {
+		names []string
+		want  int
+	}{{nil, 12}, {[]string{"xread", "xinfo|stream"}, 9}, {[]string{"get"}, 3}, {[]string{"set"}, 0}} {
+		if got := CommandCalls(info, c.names...); got != c.want {
+			t.Errorf("CommandCalls(%v) = %d, want %d", c.names, got, c.want)
+		}
+	}
+}

@@ -103,7 +103,7 @@ func eventually(t *testing.T, what string, d time.Duration, p *proc, f func() bo
 			}
 			t.Fatalf("%s: not within %s%s", what, d, msg)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // the poll's interval
 	}
 }
 
