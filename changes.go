@@ -139,6 +139,7 @@ func (f follower) Deliver(payload []byte) {
 func (f follower) CaughtUp(at time.Time) { f.c.health.caught.Store(at.UnixNano()) }
 
 func (f follower) Lost(err error) {
+	metrics.storeFeed.Inc()
 	f.c.logger.Debug("change feed unreachable; retrying", zap.Error(err))
 }
 

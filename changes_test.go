@@ -3,6 +3,7 @@ package wxauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -103,6 +104,11 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	fl.Deliver(endUser)
 	if f.check(other) != "invalid_token" {
 		t.Fatal("end_user not applied")
+	}
+	lost := counterValue(metrics.storeFeed)
+	fl.Lost(errors.New("connection reset"))
+	if counterValue(metrics.storeFeed) != lost+1 {
+		t.Fatal("a lost feed read was not counted")
 	}
 	fl.CaughtUp(f.clock.Now())
 	if c.health.caught.Load() != f.clock.Now().UnixNano() {

@@ -59,6 +59,7 @@ func methodNotAllowed(allow string) *apiError {
 }
 
 func storeUnavailable() *apiError {
+	metrics.storeEndpoint.Inc()
 	return newError(http.StatusServiceUnavailable, "store_unavailable", "the session store is not reachable; try again shortly").
 		with("Retry-After", "1")
 }

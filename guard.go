@@ -250,6 +250,7 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 	case g.ctx.Err() != nil:
 		return nil, nil // the config is being unloaded
 	default:
+		metrics.storeTokenCheck.Inc()
 		g.storeTrouble.Store(g.now().UnixNano())
 		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; accepting signed token"); c != nil {
 			c.Write(zap.Error(err))

@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
@@ -297,8 +299,12 @@ func TestGuardFirstUse(t *testing.T) {
 		f := newGuardFixture(t)
 		tok := f.login("s1", "alice", nil)
 		f.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
+		before := counterValue(metrics.storeTokenCheck)
 		if got := f.check(tok); got != "" {
 			t.Fatalf("got %q", got)
+		}
+		if counterValue(metrics.storeTokenCheck) != before+1 {
+			t.Fatal("the store error was not counted")
 		}
 		f.store.set(func(s *fakeSessions) { s.err = nil; delete(s.byID, "s1") })
 		f.clock.Advance(8 * time.Second)
@@ -479,4 +485,13 @@ func (p pollFreshness) due(checked, now int64) staleness {
 		return recheckSoon
 	}
 	return recheckNow
+}
+
+// counterValue reads a counter's value.
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
 }

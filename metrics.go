@@ -18,8 +18,10 @@ var metrics = struct {
 	tokenChecks   *prometheus.CounterVec
 	wechatLatency *prometheus.HistogramVec
 	tokenRefresh  prometheus.Counter
+	storeErrors   *prometheus.CounterVec
 
 	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
+	storeEndpoint, storeTokenCheck, storeFeed                        prometheus.Counter
 }{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
@@ -38,6 +40,10 @@ var metrics = struct {
 		Namespace: "wxauth", Name: "access_token_refreshes_total",
 		Help: "access_token fetches from WeChat's stable_token API.",
 	}),
+	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "store_errors_total",
+		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token accepted on its signature while its session could not be read), feed (reading the change feed, retried).",
+	}, []string{"where"}),
 }
 
 func init() {
@@ -47,6 +53,10 @@ func init() {
 	metrics.checkMissing = c.WithLabelValues("missing")
 	metrics.checkInvalid = c.WithLabelValues("invalid")
 	metrics.checkAnonymous = c.WithLabelValues("anonymous")
+	s := metrics.storeErrors
+	metrics.storeEndpoint = s.WithLabelValues("endpoint")
+	metrics.storeTokenCheck = s.WithLabelValues("token_check")
+	metrics.storeFeed = s.WithLabelValues("feed")
 }
 
 // registerMetrics adds the collectors to a config's registry.
@@ -54,7 +64,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
