@@ -81,7 +81,7 @@ func (c *changes) publish(ctx context.Context, ev event) error {
 func (c *changes) apply(ev event) {
 	switch ev.Type {
 	case eventEndSession:
-		if ev.SID != "" {
+		if ev.SID != "" && ev.OpenID != "" {
 			c.ended.endSession(ev.OpenID, ev.SID, c.keep)
 		}
 	case eventEndUser:
@@ -158,7 +158,7 @@ func (c *changes) gapped() { c.health.gap.Store(time.Now().UnixNano()) }
 func validEvent(ev event) bool {
 	switch ev.Type {
 	case eventEndSession:
-		return ev.SID != ""
+		return ev.SID != "" && ev.OpenID != ""
 	case eventEndUser:
 		return ev.OpenID != "" && ev.At > 0
 	case eventClaims:

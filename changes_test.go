@@ -84,7 +84,7 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	}
 	fl := follower{c}
 	// What cannot be read is ignored and changes nothing.
-	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`)} {
+	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`), []byte(`{"type":"end_session","sid":"s2"}`)} {
 		fl.Deliver(p)
 	}
 	if f.check(other) != "" {
@@ -95,7 +95,7 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Role") != "admin" {
 		t.Fatalf("claims not applied: %v", r.Header)
 	}
-	end, _ := json.Marshal(event{Type: eventEndSession, SID: "s1"})
+	end, _ := json.Marshal(event{Type: eventEndSession, OpenID: "alice", SID: "s1"})
 	fl.Deliver(end)
 	if f.check(tok) != "invalid_token" {
 		t.Fatal("end_session not applied")
@@ -132,7 +132,7 @@ func TestChangesPublish(t *testing.T) {
 	if f.check(tok) != "" {
 		t.Fatal("first check refused")
 	}
-	if err := c.publish(context.Background(), event{Type: eventEndSession, SID: "s1"}); err == nil {
+	if err := c.publish(context.Background(), event{Type: eventEndSession, OpenID: "alice", SID: "s1"}); err == nil {
 		t.Fatal("a failed publish reported success")
 	}
 	if f.check(tok) != "invalid_token" {
@@ -146,7 +146,7 @@ func TestChangesPublish(t *testing.T) {
 	default:
 		t.Fatal("the failed event was not queued for the retry")
 	}
-	if err := c.publish(context.Background(), event{Type: eventEndSession, SID: "s2"}); err != nil || len(feed.published) != 1 {
+	if err := c.publish(context.Background(), event{Type: eventEndSession, OpenID: "bob", SID: "s2"}); err != nil || len(feed.published) != 1 {
 		t.Fatalf("publish: %v, %d published", err, len(feed.published))
 	}
 }

@@ -40,8 +40,8 @@ func (e *endedSet) unregister(g *guard) {
 	e.mu.Unlock()
 }
 
-// endSession records that sid (of openid, "" when unknown) ended, for
-// keep, and refuses its cached tokens in every guard.
+// endSession records that sid of openid ended, for keep, and refuses its
+// cached tokens in every guard.
 func (e *endedSet) endSession(openid, sid string, keep time.Duration) {
 	now := e.now()
 	e.mu.Lock()

@@ -8,7 +8,7 @@ import (
 func TestEndedSet(t *testing.T) {
 	clock := newFakeClock()
 	e := newEndedSet(clock.Now)
-	e.endSession("", "s1", time.Hour)
+	e.endSession("alice", "s1", time.Hour)
 	e.endUser("alice", clock.Now(), 2*time.Hour)
 	before := clock.Now().Add(-time.Minute).UnixNano()
 	after := clock.Now().Add(time.Minute).UnixNano()
@@ -42,7 +42,7 @@ func TestEndedSet(t *testing.T) {
 		t.Error("user record dropped early")
 	}
 	clock.Advance(time.Hour)
-	e.endSession("", "s9", time.Minute) // sweeps
+	e.endSession("bob", "s9", time.Minute) // sweeps
 	if e.userEnded("alice", before) || len(e.sids) != 1 || len(e.users) != 0 {
 		t.Errorf("lapsed records kept: %d sessions, %d users", len(e.sids), len(e.users))
 	}

@@ -312,16 +312,8 @@ func (g *guard) drop(tok string) {
 }
 
 // Invalidate refuses the cached tokens of session sid of openid at once.
-// Without the openid it looks through the whole cache.
 func (g *guard) Invalidate(openid, sid string) {
-	if openid != "" {
-		g.endIf(openid, func(id *identity) bool { return id.sid == sid })
-		return
-	}
-	for _, id := range g.cache.removeIf(func(id *identity) bool { return id.sid == sid }) {
-		id.dead.Store(true)
-		g.detach(id)
-	}
+	g.endIf(openid, func(id *identity) bool { return id.sid == sid })
 }
 
 // EndUser refuses the cached tokens of every session of openid that began

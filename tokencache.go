@@ -126,22 +126,6 @@ func (s *cacheShard) remove(key string) *identity {
 	return e.id
 }
 
-// removeIf removes every entry whose identity matches and returns them.
-func (c *tokenCache) removeIf(match func(*identity) bool) []*identity {
-	var out []*identity
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		for k, e := range s.m {
-			if match(e.id) {
-				out = append(out, s.remove(k))
-			}
-		}
-		s.mu.Unlock()
-	}
-	return out
-}
-
 // len returns the number of cached tokens.
 func (c *tokenCache) len() int {
 	n := 0

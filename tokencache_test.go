@@ -49,16 +49,14 @@ func TestTokenCacheDelete(t *testing.T) {
 	for i := range 100 {
 		c.put(strconv.Itoa(i), &identity{sid: strconv.Itoa(i % 3)})
 	}
-	n := c.len()
-	removed := c.removeIf(func(id *identity) bool { return id.sid == "0" })
-	if len(removed) == 0 || c.len() != n-len(removed) {
-		t.Fatalf("removeIf: %d removed, %d -> %d", len(removed), n, c.len())
-	}
 	for i := range 100 {
-		if id := c.get(strconv.Itoa(i)); id != nil && id.sid == "0" {
-			t.Fatal("removed entry still cached")
+		id := c.get(strconv.Itoa(i))
+		if got := c.del(strconv.Itoa(i)); got != id {
+			t.Fatalf("del(%d) returned another identity", i)
 		}
-		c.del(strconv.Itoa(i))
+		if c.get(strconv.Itoa(i)) != nil {
+			t.Fatal("deleted entry still cached")
+		}
 	}
 	if c.len() != 0 {
 		t.Fatalf("%d entries after deleting all", c.len())
