@@ -34,13 +34,17 @@ func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hookEvent) (m
 	return change, nil
 }
 
-// applyClaims records the app's claims change on the user and tells every
-// instance. It returns the user's record after the change.
-func (h *Handler) applyClaims(ctx context.Context, openid string, change map[string]any) (*userRecord, error) {
+// applyClaims records the app's claims change on the user, with any other
+// change to the record in the same write, and tells every instance when
+// the claims changed. It returns the user's record after the change.
+func (h *Handler) applyClaims(ctx context.Context, openid string, change map[string]any, also ...func(*userRecord)) (*userRecord, error) {
 	var before map[string]any
 	u, err := h.updateUser(ctx, openid, func(u *userRecord) {
 		before = u.Claims
 		u.Claims = mergeClaims(u.Claims, change)
+		for _, f := range also {
+			f(u)
+		}
 	})
 	if err != nil {
 		return nil, err

@@ -103,19 +103,22 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 		log.Error("storing session failed", zap.Error(err))
 		return nil, storeUnavailable()
 	}
+	// Read again after the session is stored: the app may have ended the
+	// user's sessions while it answered.
 	if !u.Seen || change != nil {
-		if _, err := h.updateUser(sctx, ws.OpenID, func(u *userRecord) { u.Seen = true }); err != nil {
-			log.Error("storing the user failed", zap.Error(err))
-			return nil, storeUnavailable()
-		}
-		if change != nil {
-			if _, err := h.applyClaims(sctx, ws.OpenID, change); err != nil {
-				return nil, storeUnavailable()
-			}
-		}
+		u, err = h.applyClaims(sctx, ws.OpenID, change, func(u *userRecord) { u.Seen = true })
+	} else {
+		u, err = h.user(sctx, ws.OpenID)
 	}
-	// The app may have ended the user's sessions while it answered.
-	return h.callerSessionOf(sctx, s.ID)
+	if err != nil {
+		log.Error("storing the user failed", zap.Error(err))
+		return nil, storeUnavailable()
+	}
+	if u.ended(s) {
+		return nil, invalidToken("the session has ended")
+	}
+	s.Claims = u.Claims
+	return s, nil
 }
 
 // issue signs a token for s, which expires after token_ttl or at the

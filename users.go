@@ -124,9 +124,14 @@ func (h *Handler) liveSession(ctx context.Context, sid string) (*session.Session
 	if err != nil {
 		return nil, err
 	}
-	if s.Created.UnixNano() < u.EndedAt {
+	if u.ended(s) {
 		return nil, session.ErrNotFound
 	}
 	s.Claims = u.Claims
 	return s, nil
+}
+
+// ended reports whether the app ended s with every session of its user.
+func (u *userRecord) ended(s *session.Session) bool {
+	return s.Created.UnixNano() < u.EndedAt
 }
