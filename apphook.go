@@ -47,6 +47,7 @@ type AppHook struct {
 	// mapped header are removed like the X-Wx-* ones.
 	ClaimHeaders map[string]string `json:"claim_headers,omitempty"`
 
+	secret string // Secret with its placeholders replaced
 	key    webhookKey
 	client *http.Client
 }
@@ -58,7 +59,7 @@ var protectedHeaders = map[string]bool{
 	"Content-Type": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
 }
 
-func (ah *AppHook) provision(secret string) error {
+func (ah *AppHook) provision() error {
 	u, err := url.Parse(ah.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("wxauth: app_hook %q is not an http(s) URL", ah.URL)
@@ -66,10 +67,7 @@ func (ah *AppHook) provision(secret string) error {
 	if ah.Secret == "" {
 		return fmt.Errorf("wxauth: app_hook needs a secret (whsec_...), so the app can tell wxauth's events from forged ones")
 	}
-	if secret == "" {
-		return fmt.Errorf("wxauth: app_hook secret is empty after replacing placeholders")
-	}
-	if ah.key, err = parseWebhookSecret(secret); err != nil {
+	if ah.key, err = parseWebhookSecret(ah.secret); err != nil {
 		return fmt.Errorf("wxauth: app_hook secret: %v", err)
 	}
 	if len(ah.Events) == 0 {

@@ -231,6 +231,11 @@ func (h *Handler) replacePlaceholders(repl *caddy.Replacer) error {
 			return err
 		}
 	}
+	if h.AppHook != nil {
+		if h.AppHook.secret, err = expand("app_hook secret", h.AppHook.Secret); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -246,9 +251,6 @@ func (h *Handler) validate() error {
 	}
 	if h.AppSecret == "" {
 		return fmt.Errorf("wxauth: app_secret is required")
-	}
-	if h.secret == "" {
-		return fmt.Errorf("wxauth: app_secret is empty after replacing placeholders")
 	}
 	u, err := url.Parse(h.APIBase)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -330,7 +332,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wxauth: app_api needs app_hook, whose secret signs the app's calls")
 	}
 	if h.AppHook != nil {
-		if err := h.AppHook.provision(repl.ReplaceKnown(h.AppHook.Secret, "")); err != nil {
+		if err := h.AppHook.provision(); err != nil {
 			return err
 		}
 		for _, name := range h.AppHook.ClaimHeaders {
