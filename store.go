@@ -140,17 +140,19 @@ func (c *StoreConfig) replacePlaceholders(repl *caddy.Replacer) error {
 		{"key_prefix", &c.KeyPrefix},
 	}
 	for _, f := range fields {
-		if *f.v == "" {
-			continue
-		}
-		if *f.v = repl.ReplaceKnown(*f.v, ""); *f.v == "" {
-			return fmt.Errorf("wxauth: store %s is empty after replacing placeholders", f.name)
+		var err error
+		if *f.v, err = expandPlaceholders(repl, "store "+f.name, *f.v); err != nil {
+			return err
 		}
 	}
 	var addrs []string
 	for _, a := range c.Addrs {
-		if a = repl.ReplaceKnown(a, ""); a == "" {
-			return fmt.Errorf("wxauth: store address is empty after replacing placeholders")
+		a, err := expandPlaceholders(repl, "store address", a)
+		if err != nil {
+			return err
+		}
+		if a == "" {
+			return fmt.Errorf("wxauth: store address is empty")
 		}
 		addrs = append(addrs, strings.FieldsFunc(a, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })...)
 	}

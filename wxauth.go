@@ -212,13 +212,7 @@ func (h *Handler) setDefaults() {
 // and the signing keys. A value that expands to nothing is an error that
 // names it, not a "required" one: the variable is unset or the file empty.
 func (h *Handler) replacePlaceholders(repl *caddy.Replacer) error {
-	expand := func(name, v string) (string, error) {
-		out := repl.ReplaceKnown(v, "")
-		if v != "" && out == "" {
-			return "", fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q", name, v)
-		}
-		return out, nil
-	}
+	expand := func(name, v string) (string, error) { return expandPlaceholders(repl, name, v) }
 	var err error
 	if h.AppID, err = expand("app_id", h.AppID); err != nil {
 		return err
@@ -237,6 +231,17 @@ func (h *Handler) replacePlaceholders(repl *caddy.Replacer) error {
 		}
 	}
 	return nil
+}
+
+// expandPlaceholders replaces the {env.*} and {file.*} placeholders of the
+// config field name; a field that held something and comes out empty (an
+// unset variable, an empty file) is an error, not a silent default.
+func expandPlaceholders(repl *caddy.Replacer, name, v string) (string, error) {
+	out := repl.ReplaceKnown(v, "")
+	if v != "" && out == "" {
+		return "", fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q", name, v)
+	}
+	return out, nil
 }
 
 // validate checks the configuration after defaults and placeholders are
