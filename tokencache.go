@@ -13,8 +13,11 @@ const DefaultCacheSize = 100_000
 // on each other.
 const cacheShards = 64
 
-// tokenCache maps verified token strings to their identities. It is
-// bounded: when a shard is full, CLOCK (second chance) evicts one entry not
+// tokenCache maps verified token strings to their identities. A token is
+// hashed once per lookup: the hash picks the shard and is the shard map's
+// key, and the entry keeps the whole token, which a lookup compares. Two
+// tokens whose 64-bit hashes collide (with a seed random per process) share
+// one slot and evict each other. It is bounded: when a shard is full, CLOCK (second chance) evicts one entry not
 // used since the hand last passed it, so a full cache sheds cold tokens one
 // at a time and hot ones stay.
 type tokenCache struct {
@@ -24,7 +27,7 @@ type tokenCache struct {
 
 type cacheShard struct {
 	mu   sync.RWMutex
-	m    map[string]*cacheEntry
+	m    map[uint64]*cacheEntry // by the key's hash
 	ring []*cacheEntry
 	hand int
 	max  int
@@ -32,6 +35,7 @@ type cacheShard struct {
 
 type cacheEntry struct {
 	key  string
+	hash uint64
 	id   *identity
 	used atomic.Bool
 	pos  int // index in ring; guarded by the shard lock
@@ -42,23 +46,27 @@ func newTokenCache(size int) *tokenCache {
 	c := &tokenCache{seed: maphash.MakeSeed()}
 	per := max(size/cacheShards, 1)
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*cacheEntry)
+		c.shards[i].m = make(map[uint64]*cacheEntry)
 		c.shards[i].max = per
 	}
 	return c
 }
 
-func (c *tokenCache) shard(key string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, key)%cacheShards]
+// shard returns key's shard and hash. A token is a few hundred bytes:
+// hashing it once instead of twice (for the shard, then by a string-keyed
+// map) is a measurable part of a cache hit.
+func (c *tokenCache) shard(key string) (*cacheShard, uint64) {
+	h := maphash.String(c.seed, key)
+	return &c.shards[h%cacheShards], h
 }
 
 // get returns the identity cached for key, or nil.
 func (c *tokenCache) get(key string) *identity {
-	s := c.shard(key)
+	s, h := c.shard(key)
 	s.mu.RLock()
-	e := s.m[key]
+	e := s.m[h]
 	s.mu.RUnlock()
-	if e == nil {
+	if e == nil || e.key != key {
 		return nil
 	}
 	if !e.used.Load() { // a load first: hot entries then cost no cache-line write
@@ -69,19 +77,20 @@ func (c *tokenCache) get(key string) *identity {
 
 // put caches id under key and returns the identity it evicted, if any.
 func (c *tokenCache) put(key string, id *identity) (evicted *identity) {
-	s := c.shard(key)
+	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[key]; e != nil {
+	if e := s.m[h]; e != nil {
+		// The same token, or one whose hash collides: it is evicted.
 		old := e.id
-		e.id = id
+		e.key, e.id = key, id
 		return old
 	}
-	e := &cacheEntry{key: key, id: id}
+	e := &cacheEntry{key: key, hash: h, id: id}
 	if len(s.ring) < s.max {
 		e.pos = len(s.ring)
 		s.ring = append(s.ring, e)
-		s.m[key] = e
+		s.m[h] = e
 		return nil
 	}
 	// Second chance: clear used bits until an unused entry comes up.
@@ -92,10 +101,10 @@ func (c *tokenCache) put(key string, id *identity) (evicted *identity) {
 			s.hand = (s.hand + 1) % len(s.ring)
 			continue
 		}
-		delete(s.m, v.key)
+		delete(s.m, v.hash)
 		e.pos = s.hand
 		s.ring[s.hand] = e
-		s.m[key] = e
+		s.m[h] = e
 		s.hand = (s.hand + 1) % len(s.ring)
 		return v.id
 	}
@@ -103,18 +112,18 @@ func (c *tokenCache) put(key string, id *identity) (evicted *identity) {
 
 // del removes key and returns the identity it held, or nil.
 func (c *tokenCache) del(key string) *identity {
-	s := c.shard(key)
+	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.remove(key)
+	return s.remove(key, h)
 }
 
-func (s *cacheShard) remove(key string) *identity {
-	e := s.m[key]
-	if e == nil {
+func (s *cacheShard) remove(key string, h uint64) *identity {
+	e := s.m[h]
+	if e == nil || e.key != key {
 		return nil
 	}
-	delete(s.m, key)
+	delete(s.m, h)
 	last := len(s.ring) - 1
 	s.ring[e.pos] = s.ring[last]
 	s.ring[e.pos].pos = e.pos
