@@ -322,6 +322,14 @@ func BenchmarkClock(b *testing.B) {
 		}
 		benchNanos = s
 	})
+	b.Run("tickClock", func(b *testing.B) {
+		var c tickClock
+		var s int64
+		for b.Loop() {
+			s += c.nanosNow()
+		}
+		benchNanos = s
+	})
 	b.Run("time.Now/parallel", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			var s int64

@@ -423,7 +423,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		ctx:          ctx,
 		verify:       h.verifyToken,
 		lookup:       h.liveSession,
-		now:          time.Now,
+		now:          hotClock.Now,
 		fresh:        fresh,
 		ended:        h.app.ended,
 		sources:      h.TokenSources,

@@ -1,0 +1,48 @@
+package wxauth
+
+import (
+	"testing"
+	"time"
+)
+
+// The guard's clock is never ahead of time.Now, and behind it by no more
+// than a tick (and the scheduler's delay); it stops ticking when idle and
+// starts again on the next read.
+func TestGuardClock(t *testing.T) {
+	var c tickClock
+	// Generous for a loaded machine: the ticker may run late.
+	const slack = 250 * time.Millisecond
+	check := func() {
+		t.Helper()
+		before := time.Now().UnixNano()
+		got := c.nanosNow()
+		after := time.Now().UnixNano()
+		if got > after || got < before-int64(clockTick+slack) {
+			t.Fatalf("clock read %v, time.Now %v", time.Unix(0, got), time.Unix(0, before))
+		}
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		check()
+		time.Sleep(time.Millisecond)
+	}
+	if !c.running.Load() {
+		t.Fatal("the ticker is not running while the clock is read")
+	}
+	// Idle: the ticker stops after at most two ticks.
+	for i := 0; c.running.Load(); i++ {
+		if i > 1000 {
+			t.Fatal("the ticker still runs with nobody reading the clock")
+		}
+		time.Sleep(clockTick)
+	}
+	// The first read after idling is exact, and starts the ticker again.
+	before := time.Now().UnixNano()
+	if got := c.nanosNow(); got < before {
+		t.Fatalf("first read after idle %v is behind time.Now %v", got, before)
+	}
+	if !c.running.Load() {
+		t.Fatal("reading the clock did not start the ticker again")
+	}
+	check()
+}
