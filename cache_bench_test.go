@@ -21,9 +21,11 @@ import (
 // The guard's cache benchmarks: guard.check on fakes (no Caddy, no store),
 // so the figures are the token cache and the guard's own work.
 //
-// Tokens are "tok-<sid>.<padding>", as long as a real token of the default
-// config, so the cache's keys weigh what real ones do; each token is its
-// own session and its own user (one openid each), the heaviest case. The
+// Tokens are "tok-<sid>.<padding>.<sid>", as long as a real token of the
+// default config, so the cache's keys weigh what real ones do, and like one
+// they end in a part of their own (a real token's signature), which is what
+// the cache hashes. Each token is its own session and its own user (one
+// openid each), the heaviest case. The
 // fake verify and lookup make fresh strings as decoding would, and cost
 // about a microsecond together, far less than a real signature check and a
 // store round trip: the miss figures are the guard's part of a miss.
@@ -103,7 +105,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 		cacheSize: size,
 	})
 
-	pad := max(realTokenLen(b)-4-benchSidLen-1, 0)
+	pad := max(realTokenLen(b)-4-2*benchSidLen-2, 0)
 	filled := min(n, size)
 	var ms runtime.MemStats
 	runtime.GC()
@@ -113,7 +115,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 		// Made in the measured span for the cached ones: the cache keeps the
 		// request's token string alive, so its bytes are part of a cached token.
 		sid := fmt.Sprintf("%0*d", benchSidLen, i)
-		c.tokens[i] = "tok-" + sid + "." + strings.Repeat("x", pad)
+		c.tokens[i] = "tok-" + sid + "." + strings.Repeat("x", pad) + "." + sid
 		if i < filled {
 			if _, err := c.g.check(context.Background(), c.tokens[i]); err != nil {
 				b.Fatalf("filling the cache: %s", err.Message)

@@ -13,11 +13,18 @@ const DefaultCacheSize = 100_000
 // on each other.
 const cacheShards = 64
 
+// hashedTail is how much of a token's end the cache hashes.
+const hashedTail = 64
+
 // tokenCache maps verified token strings to their identities. A token is
 // hashed once per lookup: the hash picks the shard and is the shard map's
-// key, and the entry keeps the whole token, which a lookup compares. Two
-// tokens whose 64-bit hashes collide (with a seed random per process) share
-// one slot and evict each other. It is bounded: when a shard is full, CLOCK (second chance) evicts one entry not
+// key, and the entry keeps the whole token, which a lookup compares. Only
+// the token's last hashedTail bytes are hashed: a token ends in its
+// signature (43 characters for HS256, 86 for EdDSA), which differs from
+// every other token's, and hashing the whole of a 350-byte token was a
+// fifth of a cache hit. Two tokens whose hashes collide (the same last 64
+// bytes, or 64-bit hashes with a seed random per process) share one slot and
+// evict each other: a miss, never a wrong answer. It is bounded: when a shard is full, CLOCK (second chance) evicts one entry not
 // used since the hand last passed it, so a full cache sheds cold tokens one
 // at a time and hot ones stay.
 type tokenCache struct {
@@ -52,11 +59,13 @@ func newTokenCache(size int) *tokenCache {
 	return c
 }
 
-// shard returns key's shard and hash. A token is a few hundred bytes:
-// hashing it once instead of twice (for the shard, then by a string-keyed
-// map) is a measurable part of a cache hit.
+// shard returns key's shard and hash.
 func (c *tokenCache) shard(key string) (*cacheShard, uint64) {
-	h := maphash.String(c.seed, key)
+	tail := key
+	if len(tail) > hashedTail {
+		tail = tail[len(tail)-hashedTail:]
+	}
+	h := maphash.String(c.seed, tail)
 	return &c.shards[h%cacheShards], h
 }
 
