@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,12 @@ type guard struct {
 	users map[string]*user // openid -> the cached state its identities share
 
 	storeTrouble atomic.Int64 // unix nanos of the last lookup the store failed; 0 after one it answered
+
+	// lead is the header of the first token source when that is a header
+	// source (the usual Authorization: Bearer), else "": serve reads it, and
+	// takes it out, in the pass over the header map that strips the client's
+	// identity headers, instead of two more map operations.
+	lead string
 }
 
 func newGuard(cfg guardConfig) *guard {
@@ -78,6 +85,9 @@ func newGuard(cfg guardConfig) *guard {
 		cfg.logger = zap.NewNop()
 	}
 	g := &guard{guardConfig: cfg, cache: newTokenCache(cfg.cacheSize), users: map[string]*user{}}
+	if len(cfg.sources) > 0 && cfg.sources[0].From == "header" {
+		g.lead = cfg.sources[0].Name
+	}
 	cfg.ended.register(g)
 	return g
 }
@@ -87,8 +97,14 @@ func (g *guard) close() { g.ended.unregister(g) }
 
 // serve is the protected path.
 func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	stripIdentity(r.Header, g.strip)
-	tok, src := g.find(r)
+	tok, src := g.scrub(r.Header), 0
+	if tok == "" {
+		from := 0
+		if g.lead != "" {
+			from = 1 // scrub read the first source
+		}
+		tok, src = g.findFrom(r, from)
+	}
 	if tok == "" {
 		if g.optional {
 			metrics.checkAnonymous.Inc()
@@ -104,16 +120,49 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		return writeError(w, err)
 	}
 	if !g.forwardToken {
-		g.removeToken(r, src)
+		if src == 0 && g.lead != "" {
+			g.removeAfter(r, 0) // scrub took the lead header out
+		} else {
+			g.removeToken(r, src)
+		}
 	}
 	id.user.view.Load().apply(r)
 	return next.ServeHTTP(w, r)
 }
 
+// scrub removes every client-sent identity header, X-Wx-* and the headers
+// that claims are mapped to, and returns the token that the lead header
+// holds, if any, read in the same pass over the header map. Unless tokens
+// are forwarded, the lead header goes too when it holds a token: before
+// the check, which is no different for a refused token, whose request goes
+// no further.
+func (g *guard) scrub(h http.Header) (tok string) {
+	for k, v := range h {
+		switch {
+		case strings.HasPrefix(k, identityPrefix):
+			delete(h, k)
+		case g.lead != "" && k == g.lead:
+			if tok = g.sources[0].fromHeader(v); tok != "" && !g.forwardToken {
+				delete(h, k)
+			}
+		}
+	}
+	for _, k := range g.strip {
+		delete(h, k)
+		if k == g.lead {
+			tok = ""
+		}
+	}
+	return tok
+}
+
 // find returns the request's token from the first source that has one,
 // and that source's index.
-func (g *guard) find(r *http.Request) (string, int) {
-	for i := range g.sources {
+func (g *guard) find(r *http.Request) (string, int) { return g.findFrom(r, 0) }
+
+// findFrom is find from source i on.
+func (g *guard) findFrom(r *http.Request, i int) (string, int) {
+	for ; i < len(g.sources); i++ {
 		if t := g.sources[i].extract(r); t != "" {
 			return t, i
 		}
@@ -125,6 +174,11 @@ func (g *guard) find(r *http.Request) (string, int) {
 // token a later source holds: a second credential must not slip through.
 func (g *guard) removeToken(r *http.Request, i int) {
 	g.sources[i].remove(r)
+	g.removeAfter(r, i)
+}
+
+// removeAfter takes out the tokens that sources after i hold.
+func (g *guard) removeAfter(r *http.Request, i int) {
 	for j := i + 1; j < len(g.sources); j++ {
 		if g.sources[j].extract(r) != "" {
 			g.sources[j].remove(r)

@@ -2,7 +2,6 @@ package wxauth
 
 import (
 	"net/http"
-	"strings"
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
@@ -110,18 +109,5 @@ func (v *view) apply(r *http.Request) {
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		repl.Map(v.replFn)
-	}
-}
-
-// stripIdentity removes every client-sent identity header: X-Wx-* and the
-// headers that claims are mapped to.
-func stripIdentity(h http.Header, also []string) {
-	for k := range h {
-		if strings.HasPrefix(k, identityPrefix) {
-			delete(h, k)
-		}
-	}
-	for _, k := range also {
-		delete(h, k)
 	}
 }

@@ -43,19 +43,7 @@ func (s *TokenSource) validate() error {
 func (s *TokenSource) extract(r *http.Request) string {
 	switch s.From {
 	case "header":
-		vals := r.Header[s.Name]
-		if len(vals) == 0 {
-			return ""
-		}
-		v := vals[0]
-		if s.Scheme == "" {
-			return strings.TrimSpace(v)
-		}
-		n := len(s.Scheme)
-		if len(v) <= n || v[n] != ' ' || !strings.EqualFold(v[:n], s.Scheme) {
-			return ""
-		}
-		return strings.TrimSpace(v[n+1:])
+		return s.fromHeader(r.Header[s.Name])
 	case "cookie":
 		c, err := r.Cookie(s.Name)
 		if err != nil {
@@ -66,6 +54,23 @@ func (s *TokenSource) extract(r *http.Request) string {
 		return r.URL.Query().Get(s.Name)
 	}
 	return ""
+}
+
+// fromHeader returns the token in vals, the values of a header source's
+// header, or "".
+func (s *TokenSource) fromHeader(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	v := vals[0]
+	if s.Scheme == "" {
+		return strings.TrimSpace(v)
+	}
+	n := len(s.Scheme)
+	if len(v) <= n || v[n] != ' ' || !strings.EqualFold(v[:n], s.Scheme) {
+		return ""
+	}
+	return strings.TrimSpace(v[n+1:])
 }
 
 // remove takes this source's token out of r, so the credential reaches no
