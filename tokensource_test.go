@@ -182,3 +182,54 @@ func TestTokenRemovalAllocatesNothing(t *testing.T) {
 		t.Fatal("header kept")
 	}
 }
+
+// serve reads the first source's header in the pass that strips identity
+// headers; what it finds is what find would find after the strip.
+func TestTokenFromLeadHeader(t *testing.T) {
+	t.Run("another scheme is no token and stays", func(t *testing.T) {
+		f := newGuardFixture(t, func(c *guardConfig) { c.optional = true })
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
+		req.Header.Set("X-Wx-Openid", "mallory")
+		seen := passRequest(t, f.g, req)
+		if seen.Header.Get("Authorization") != "Basic dXNlcjpwYXNz" || seen.Header.Get("X-Wx-Openid") != "" {
+			t.Fatalf("headers = %v", seen.Header)
+		}
+	})
+	t.Run("a stripped header holds no token", func(t *testing.T) {
+		f := newGuardFixture(t, func(c *guardConfig) {
+			c.optional = true
+			c.sources = []TokenSource{{From: "header", Name: "X-Role"}}
+			c.strip = []string{"X-Role"}
+		})
+		f.login("s1", "alice", nil)
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("X-Role", "tok-s1")
+		seen := passRequest(t, f.g, req)
+		if seen.Header.Get("X-Wx-Openid") != "" || len(seen.Header.Values("X-Role")) != 0 {
+			t.Fatalf("headers = %v", seen.Header)
+		}
+	})
+	t.Run("the next source when the first has none", func(t *testing.T) {
+		f := newGuardFixture(t, func(c *guardConfig) {
+			c.sources = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}, {From: "cookie", Name: "wxtoken"}}
+		})
+		f.login("s1", "alice", nil)
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("Cookie", "wxtoken=tok-s1")
+		seen := passRequest(t, f.g, req)
+		if seen.Header.Get("X-Wx-Openid") != "alice" || seen.Header.Get("Cookie") != "" {
+			t.Fatalf("headers = %v", seen.Header)
+		}
+	})
+	t.Run("forwarded", func(t *testing.T) {
+		f := newGuardFixture(t, func(c *guardConfig) { c.forwardToken = true })
+		f.login("s1", "alice", nil)
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("Authorization", "Bearer tok-s1")
+		seen := passRequest(t, f.g, req)
+		if seen.Header.Get("X-Wx-Openid") != "alice" || seen.Header.Get("Authorization") != "Bearer tok-s1" {
+			t.Fatalf("headers = %v", seen.Header)
+		}
+	})
+}
