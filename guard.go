@@ -199,7 +199,7 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 	if s != nil {
 		unionid, extra = s.UnionID, s.Claims
 	}
-	g.attach(id, unionid, newView(id.openid, unionid, extra, g.claimHeaders))
+	g.attach(id, unionid, newView(id.openid, unionid, extra, g.claimHeaders, g.logger))
 	if old := g.cache.put(tok, id); old != nil && old != id {
 		g.detach(old)
 	}
@@ -333,6 +333,6 @@ func (g *guard) SetClaims(openid string, claims map[string]any) {
 	}
 	g.mu.Unlock()
 	if u != nil {
-		u.view.Store(newView(openid, unionid, claims, g.claimHeaders))
+		u.view.Store(newView(openid, unionid, claims, g.claimHeaders, g.logger))
 	}
 }

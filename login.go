@@ -129,7 +129,7 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 		return nil, err
 	}
 	now := time.Now()
-	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, s.Claims, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
+	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, tokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
 		return nil, invalidToken("the session has reached session_max_age; call wx.login and log in again")
 	}

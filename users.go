@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -96,11 +98,17 @@ func mergeClaims(cur, change map[string]any) map[string]any {
 }
 
 // checkClaims refuses claims the app may not set: reserved names (in any
-// case, since headers are case-insensitive) and names that are not plain.
+// case, since headers are case-insensitive), names that are not plain, and
+// values that could not travel as a header (see claimText).
 func checkClaims(claims map[string]any) error {
-	for k := range claims {
+	// In name order, so the message names the same claim every time.
+	for _, k := range slices.Sorted(maps.Keys(claims)) {
+		v := claims[k]
 		if reservedClaims[strings.ToLower(k)] || !isPlainName(k) {
-			return fmt.Errorf("claim %q is reserved or not a valid name", k)
+			return fmt.Errorf("claim %s is reserved or not a valid name", quoteName(k))
+		}
+		if err := checkClaimValue(k, v); err != nil {
+			return err
 		}
 	}
 	return nil
