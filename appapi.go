@@ -1,9 +1,7 @@
 package wxauth
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -27,6 +25,9 @@ type appCall struct {
 	Claims map[string]any `json:"claims"`
 }
 
+// appCallFields are appCall's JSON names, the only ones a call may use.
+var appCallFields = []string{"action", "openid", "claims"}
+
 // errAppSignature answers an app_api call whose signature does not hold.
 var errAppSignature = newError(http.StatusUnauthorized, "invalid_signature",
 	"the call is not signed with the app_hook secret, its timestamp is over 5 minutes off, or its webhook-id was used before")
@@ -46,10 +47,8 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 		return errAppSignature
 	}
 	var call appCall
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&call); err != nil {
-		return invalidRequest("the body is not a JSON object")
+	if err := decodeStrict(body, &call, appCallFields...); err != nil {
+		return invalidRequest(err.Error())
 	}
 	if !isPlainName(call.OpenID) {
 		return invalidRequest(`"openid" is missing or malformed`)

@@ -126,8 +126,8 @@ type hookEvent struct {
 var errHook = errors.New("app hook failed")
 
 // send posts ev and returns the claims change the app answered (nil for
-// none). Any answer but 2xx with nothing, or a JSON object of valid claims,
-// is an error.
+// none). Any answer but 2xx with nothing, or one JSON object of valid
+// claims, each named once, is an error.
 func (ah *AppHook) send(ctx context.Context, ev *hookEvent) (map[string]any, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -164,10 +164,8 @@ func (ah *AppHook) send(ctx context.Context, ev *hookEvent) (map[string]any, err
 		return nil, nil
 	}
 	var claims map[string]any
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil || claims == nil {
-		return nil, fmt.Errorf("%w: the answer is not a JSON object", errHook)
+	if err := decodeStrict(raw, &claims); err != nil {
+		return nil, fmt.Errorf("%w: the answer: %v", errHook, err)
 	}
 	if err := checkClaims(claims); err != nil {
 		return nil, fmt.Errorf("%w: %v", errHook, err)

@@ -166,3 +166,62 @@ func TestBadStoredClaimIsLeftOut(t *testing.T) {
 		t.Fatalf("after set_claims: %s", r.body)
 	}
 }
+
+// app_api reads a call strictly: names spelled exactly, each once, none
+// unknown; anything else is 400 and changes nothing.
+func TestAppAPIStrictFields(t *testing.T) {
+	a := newAppHook(t)
+	a.answer("login", 200, `{"tier": "gold", "roles": "member", "uid": 7}`)
+	h := startHooked(t, a, "login")
+	login := h.login("xavi")
+	tok, openid := login.str("token"), login.str("openid")
+	for name, body := range map[string]string{
+		"folded case":    `{"Action":"set_claims","openid":"` + openid + `","claims":{"tier":"hacked"}}`,
+		"repeated field": `{"action":"set_claims","openid":"` + openid + `","openid":"` + openid + `","claims":{"tier":"hacked"}}`,
+		"unknown field":  `{"action":"set_claims","openid":"` + openid + `","claims":{"tier":"hacked"},"reason":"x"}`,
+		"repeated claim": `{"action":"set_claims","openid":"` + openid + `","claims":{"tier":"hacked","tier":"x"}}`,
+		"a second value": `{"action":"set_claims","openid":"` + openid + `","claims":{"tier":"hacked"}} {}`,
+		"end, folded":    `{"action":"end_sessions","OpenID":"` + openid + `"}`,
+	} {
+		r := signedCall(h, body, newCallID(), time.Now(), hookSecret)
+		expectError(t, r, 400, "invalid_request")
+		if name == "folded case" && !strings.Contains(r.str("message"), `"Action"`) {
+			t.Errorf("the message does not name the field: %s", r.body)
+		}
+	}
+	if r := claimsUpstream(h, tok); r.str("path") != "gold|member|7" {
+		t.Fatalf("a refused call changed the claims or ended the session: %s", r.body)
+	}
+}
+
+// A hook answer is read as strictly: a claim named twice or anything after
+// the object is the app's failure, 502 hook_failed, and no token.
+func TestAppHookStrictAnswer(t *testing.T) {
+	a := newAppHook(t)
+	a.answer("login", 200, `{"uid": 7, "tier": "gold", "roles": "member"}`)
+	h := startHooked(t, a, "login")
+	tok := h.token("yuki")
+	for name, body := range map[string]string{
+		"repeated claim":   `{"uid": 8, "uid": 9}`,
+		"claims wrapped":   `{"uid": 8, "claims": {"tier": "x"}}`,
+		"a second object":  `{"uid": 8} {"uid": 9}`,
+		"trailing garbage": `{"uid": 8} x`,
+	} {
+		a.answer("login", 200, body)
+		r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("yuki")})
+		expectError(t, r, 502, "hook_failed")
+		if r.str("token") != "" {
+			t.Fatalf("%s: a token after a bad answer: %s", name, r.body)
+		}
+	}
+	if r := claimsUpstream(h, tok); r.str("path") != "gold|member|7" {
+		t.Fatalf("a bad answer changed the claims: %s", r.body)
+	}
+	// 204 and an empty 200 still change nothing and let the login through.
+	for _, status := range []int{204, 200} {
+		a.answer("login", status, "")
+		if r := claimsUpstream(h, h.token("yuki")); r.str("path") != "gold|member|7" {
+			t.Fatalf("empty %d answer: %s", status, r.body)
+		}
+	}
+}
