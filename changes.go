@@ -1,8 +1,11 @@
 package wxauth
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -124,7 +127,7 @@ type follower struct{ c *changes }
 
 func (f follower) Deliver(payload []byte) {
 	var ev event
-	if payload == nil || json.Unmarshal(payload, &ev) != nil || !validEvent(ev) {
+	if payload == nil || decodeEvent(payload, &ev) != nil || !validEvent(ev) {
 		// Foreign, forged or from a newer version: ignored, logged at
 		// most once a minute.
 		now := time.Now().UnixNano()
@@ -134,6 +137,21 @@ func (f follower) Deliver(payload []byte) {
 		return
 	}
 	f.c.apply(ev)
+}
+
+// decodeEvent reads an event with its claims' numbers as json.Number: as
+// float64 a large integer id (a uid) would reach the upstream rounded.
+func decodeEvent(payload []byte, ev *event) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(ev); err != nil {
+		return err
+	}
+	// Nothing may follow, as json.Unmarshal (used before) made sure.
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("wxauth: data after the event")
+	}
+	return nil
 }
 
 func (f follower) CaughtUp(at time.Time) { f.c.health.caught.Store(at.UnixNano()) }

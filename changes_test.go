@@ -84,7 +84,7 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	}
 	fl := follower{c}
 	// What cannot be read is ignored and changes nothing.
-	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`), []byte(`{"type":"end_session","sid":"s2"}`)} {
+	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`), []byte(`{"type":"end_session","sid":"s2"}`), []byte(`{"type":"end_user","openid":"bob","at":4102444800000000000} {}`)} {
 		fl.Deliver(p)
 	}
 	if f.check(other) != "" {
@@ -94,6 +94,11 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	fl.Deliver(claims)
 	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Role") != "admin" {
 		t.Fatalf("claims not applied: %v", r.Header)
+	}
+	// A large integer id arrives as written, not rounded through float64.
+	fl.Deliver([]byte(`{"type":"claims","openid":"alice","claims":{"uid":12345678901234567890}}`))
+	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Uid") != "12345678901234567890" {
+		t.Fatalf("a large claim number from the feed: %v", r.Header)
 	}
 	end, _ := json.Marshal(event{Type: eventEndSession, OpenID: "alice", SID: "s1"})
 	fl.Deliver(end)

@@ -75,7 +75,7 @@ func claimText(v any) (string, error) {
 		s = x.String()
 	case bool:
 		return strconv.FormatBool(x), nil
-	case float64: // numbers of a change-feed event
+	case float64: // a number decoded without UseNumber
 		s = strconv.FormatFloat(x, 'f', -1, 64)
 	default:
 		return "", errClaimType

@@ -40,7 +40,7 @@ func TestClaimText(t *testing.T) {
 		{"long number", json.Number(strings.Repeat("9", 1025)), "", errClaimLong},
 		{"true", true, "true", nil},
 		{"false", false, "false", nil},
-		{"feed number", float64(1001), "1001", nil},
+		{"float64 number", float64(1001), "1001", nil},
 		{"array", []any{"buyer", "vip"}, "", errClaimType},
 		{"object", map[string]any{"a": json.Number("1")}, "", errClaimType},
 		{"null", nil, "", errClaimType},
