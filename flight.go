@@ -28,7 +28,7 @@ const (
 
 // errCodeReplayed answers a code already used by a login without the same nonce.
 var errCodeReplayed = newError(http.StatusUnauthorized, "invalid_code",
-	"this code was already used; call wx.login for a new one").withErrCode(40163)
+	"this code was already used; call wx.login for a new one")
 
 // codeRecord is what the store keeps of a used code, under the code's hash.
 type codeRecord struct {

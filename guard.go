@@ -155,8 +155,10 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 				go g.recheck(id)
 			}
 		case recheckNow:
-			// Not confirmed for too long: the session may have ended.
-			if _, err := g.confirm(ctx, id); err != nil {
+			// Not confirmed for too long: the session may have ended. A
+			// store that does not answer keeps a token this instance
+			// confirmed before: only the feed can end it then.
+			if _, err := g.confirm(ctx, id); err != nil && err != errUnconfirmed {
 				id.dead.Store(true)
 				g.drop(tok)
 				return nil, err
@@ -191,7 +193,13 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 	if claims.ExpiresAt != nil {
 		id.expNanos = claims.ExpiresAt.Add(leeway).UnixNano()
 	}
+	// A signature proves the token was issued, not that its session is
+	// alive: a token this instance never confirmed waits for the store.
 	s, aerr := g.confirm(ctx, id)
+	if aerr == errUnconfirmed && g.ended.confirmedAlive(id.sid) {
+		// Confirmed by a config of this process before a reload.
+		aerr = nil
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -216,14 +224,20 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 // recheck confirms a cached token's session off the request path.
 func (g *guard) recheck(id *identity) {
 	defer id.checking.Store(false)
-	if _, err := g.confirm(g.ctx, id); err != nil {
+	if _, err := g.confirm(g.ctx, id); err != nil && err != errUnconfirmed {
 		id.dead.Store(true)
 	}
 }
 
-// confirm looks the token's session up in the store and returns it. A store
-// that cannot be reached does not break issued tokens: the signature stands,
-// the session is returned as nil, and the freshness policy asks again later.
+// errUnconfirmed is confirm's answer when the store could not say whether a
+// session is alive. A token confirmed before keeps working on it (the
+// freshness policy asks again later); a token seen for the first time is
+// refused with it, since only the store knows whether it was logged out.
+var errUnconfirmed = newError(http.StatusServiceUnavailable, "store_unavailable",
+	"the session store is not reachable; try again shortly").with("Retry-After", "1")
+
+// confirm looks the token's session up in the store and returns it, or
+// errUnconfirmed when the store does not answer.
 func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *apiError) {
 	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
 		return nil, invalidToken("the session has ended")
@@ -245,16 +259,18 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 		if g.ended.userEnded(id.openid, id.created) {
 			return nil, invalidToken("the session has ended")
 		}
+		g.ended.confirm(id.sid, id.expNanos)
 	case errors.Is(err, session.ErrNotFound):
 		return nil, invalidToken("the session has ended")
 	case g.ctx.Err() != nil:
-		return nil, nil // the config is being unloaded
+		return nil, errUnconfirmed // the config is being unloaded
 	default:
 		metrics.storeTokenCheck.Inc()
 		g.storeTrouble.Store(g.now().UnixNano())
-		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; accepting signed token"); c != nil {
+		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; only tokens confirmed before are accepted"); c != nil {
 			c.Write(zap.Error(err))
 		}
+		return nil, errUnconfirmed
 	}
 	id.checked.Store(g.now().UnixNano())
 	return s, nil
