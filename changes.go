@@ -95,9 +95,8 @@ func (c *changes) apply(ev event) {
 	}
 }
 
-// follow reads the feed until ctx ends, and retries failed publishes.
+// follow reads the feed until ctx ends.
 func (c *changes) follow(ctx context.Context) {
-	go c.retry(ctx)
 	c.feed.Follow(ctx, follower{c})
 }
 

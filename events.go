@@ -80,13 +80,13 @@ func (h *Handler) sendLogout(s *session.Session, claims map[string]any) {
 		return
 	}
 	ev := h.newHookEvent(hookLogout, s, claims)
-	go func() {
+	h.bg.Go("event logout", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.AppHook.Timeout))
 		defer cancel()
 		if _, err := h.AppHook.send(ctx, ev); err != nil {
 			h.logger.Info("app hook did not take a logout event (not retried)", zap.Error(err))
 		}
-	}()
+	})
 }
 
 // phoneRetryWindow is how long a phone code's answer is kept when the app

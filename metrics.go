@@ -3,6 +3,7 @@ package wxauth
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,7 @@ var metrics = struct {
 	wechatLatency *prometheus.HistogramVec
 	tokenRefresh  prometheus.Counter
 	storeErrors   *prometheus.CounterVec
+	panics        *prometheus.CounterVec
 
 	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
 	storeEndpoint, storeTokenCheck, storeFeed                        prometheus.Counter
@@ -44,6 +46,10 @@ var metrics = struct {
 		Namespace: "wxauth", Name: "store_errors_total",
 		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token accepted on its signature while its session could not be read), feed (reading the change feed, retried).",
 	}, []string{"where"}),
+	panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "background_panics_total",
+		Help: "Panics recovered in background work, by job (feed, retry, sweep, keys, recheck, event); a long-running job is started again after a backoff.",
+	}, []string{"job"}),
 }
 
 func init() {
@@ -64,7 +70,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors, metrics.panics} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -104,4 +110,11 @@ func countLogin(err error) {
 		}
 	}
 	metrics.logins.WithLabelValues(result, code).Inc()
+}
+
+// countPanic counts a recovered panic of a background job, labelled by the
+// job's kind (its name's first word), never by an app's store key.
+func countPanic(job string) {
+	kind, _, _ := strings.Cut(job, " ")
+	metrics.panics.WithLabelValues(kind).Inc()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -148,6 +149,7 @@ type Handler struct {
 	release  func() error
 	unshare  func() // releases app
 	logger   *zap.Logger
+	bg       background.Runner // one-shot background work
 }
 
 // SigningKey is one fixed token signing key.
@@ -398,6 +400,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	bg := appMod.(*App)
 	bg.add("feed "+appKey, h.app.changes.follow)
+	bg.add("retry "+appKey, h.app.changes.retry)
+	h.bg = bg.run
 	if opened.sweep != nil {
 		bg.add("sweep "+appKey, sweeper(opened.Store, prefix, opened.sweep))
 	}
