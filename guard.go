@@ -126,8 +126,11 @@ func (g *guard) find(r *http.Request) (string, int) {
 func (g *guard) removeToken(r *http.Request, i int) {
 	g.sources[i].remove(r)
 	for j := i + 1; j < len(g.sources); j++ {
-		if g.sources[j].extract(r) != "" {
-			g.sources[j].remove(r)
+		// A query source's removal runs even when it found no token: it
+		// also takes out parameters whose name does not decode, which an
+		// app may read as the token's.
+		if s := &g.sources[j]; s.From == "query" || s.extract(r) != "" {
+			s.remove(r)
 		}
 	}
 }
