@@ -436,7 +436,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	})
 	h.logins = newLoginFlight(store, prefix, h.liveSession)
 	h.limiter = newLimiter(h.LoginLimit)
-	h.phone = &phoneQuota{store: store, prefix: prefix, calls: h.PhoneLimit.Calls, window: time.Duration(h.PhoneLimit.Window), now: time.Now}
+	h.phone = &phoneQuota{prefix: prefix, windowCounter: windowCounter{
+		store: store, limit: h.PhoneLimit.Calls, window: time.Duration(h.PhoneLimit.Window), now: time.Now}}
 	h.routes = h.buildRoutes()
 	return nil
 }
