@@ -64,9 +64,9 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 }
 
 // login exchanges code at WeChat and makes the session. With the app
-// hook's login event, the app answers before anything is stored, so a
+// hook's login event, the app answers before anything else is stored, so a
 // failing hook leaves no session behind.
-func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*session.Session, error) {
+func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (_ *session.Session, err error) {
 	begun := time.Now().UTC()
 	ws, err := h.wx.Code2Session(ctx, code)
 	if err != nil {
@@ -74,16 +74,29 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 		return nil, wechatError(err)
 	}
 	s := &session.Session{ID: session.NewID(), OpenID: ws.OpenID, UnionID: ws.UnionID, Created: begun}
+	hooked := h.AppHook.wants(hookLogin)
+	var u *userRecord
+	var first bool
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	u, err := h.user(sctx, ws.OpenID)
+	if hooked {
+		u, first, err = h.claimFirst(sctx, ws.OpenID, s.ID)
+	} else {
+		u, err = h.user(sctx, ws.OpenID)
+	}
 	cancel()
 	if err != nil {
 		return nil, storeUnavailable()
 	}
+	if first {
+		defer func() {
+			if err != nil {
+				h.giveBackFirstOf(ctx, log, s)
+			}
+		}()
+	}
 	var change map[string]any
-	if h.AppHook.wants(hookLogin) {
+	if hooked {
 		ev := h.newHookEvent(hookLogin, s, u.Claims)
-		first := !u.Seen
 		ev.FirstLogin = &first
 		if change, err = h.askApp(ctx, log, ev); err != nil {
 			return nil, err
@@ -105,8 +118,8 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 	}
 	// Read again after the session is stored: the app may have ended the
 	// user's sessions while it answered.
-	if !u.Seen || change != nil {
-		u, err = h.applyClaims(sctx, ws.OpenID, change, func(u *userRecord) { u.Seen = true })
+	if first || !u.Seen || change != nil {
+		u, err = h.applyClaims(sctx, ws.OpenID, change, seenBy(s.ID))
 	} else {
 		u, err = h.user(sctx, ws.OpenID)
 	}
@@ -119,6 +132,16 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 	}
 	s.Claims = u.Claims
 	return s, nil
+}
+
+// giveBackFirstOf gives back the first-login claim of s, whose login
+// failed. It runs even when the client hung up, which may be why it failed.
+func (h *Handler) giveBackFirstOf(ctx context.Context, log *zap.Logger, s *session.Session) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := h.giveBackFirst(ctx, s.OpenID, s.ID); err != nil {
+		log.Warn("giving back a failed first login failed; no later login of the user will be the first", zap.Error(err))
+	}
 }
 
 // issue signs a token for s, which expires after token_ttl or at the

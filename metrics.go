@@ -23,7 +23,7 @@ var metrics = struct {
 	panics        *prometheus.CounterVec
 
 	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
-	storeEndpoint, storeTokenCheck, storeFeed                        prometheus.Counter
+	storeEndpoint, storeTokenCheck, storeFeed, storeLoginLimit       prometheus.Counter
 }{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
@@ -44,7 +44,7 @@ var metrics = struct {
 	}),
 	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "store_errors_total",
-		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token accepted on its signature while its session could not be read), feed (reading the change feed, retried).",
+		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token accepted on its signature while its session could not be read), feed (reading the change feed, retried), login_limit (a login counted by this instance alone).",
 	}, []string{"where"}),
 	panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "background_panics_total",
@@ -63,6 +63,7 @@ func init() {
 	metrics.storeEndpoint = s.WithLabelValues("endpoint")
 	metrics.storeTokenCheck = s.WithLabelValues("token_check")
 	metrics.storeFeed = s.WithLabelValues("feed")
+	metrics.storeLoginLimit = s.WithLabelValues("login_limit")
 }
 
 // registerMetrics adds the collectors to a config's registry.

@@ -13,7 +13,8 @@ import (
 func newTestQuota(clock *fakeClock) *phoneQuota {
 	// The memory store expires entries on the real clock; the windows here
 	// are far longer than the test.
-	return &phoneQuota{store: session.NewMemory(), prefix: "wxauth/app", calls: 3, window: 10 * time.Minute, now: clock.Now}
+	return &phoneQuota{prefix: "wxauth/app", windowCounter: windowCounter{
+		store: session.NewMemory(), limit: 3, window: 10 * time.Minute, now: clock.Now}}
 }
 
 // reserveCode returns "" or the refusal's code and Retry-After.

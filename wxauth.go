@@ -143,7 +143,7 @@ type Handler struct {
 	access   *wechat.AccessTokens
 	guard    *guard
 	logins   *loginFlight
-	limiter  *limiter
+	limiter  *loginLimit
 	phone    *phoneQuota
 	routes   map[string]endpoint
 	release  func() error
@@ -439,8 +439,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		logger:       h.logger,
 	})
 	h.logins = newLoginFlight(store, prefix, h.liveSession)
-	h.limiter = newLimiter(h.LoginLimit)
-	h.phone = &phoneQuota{store: store, prefix: prefix, calls: h.PhoneLimit.Calls, window: time.Duration(h.PhoneLimit.Window), now: time.Now}
+	h.limiter = newLoginLimit(h.LoginLimit, store, prefix, time.Now)
+	h.phone = &phoneQuota{prefix: prefix, windowCounter: windowCounter{
+		store: store, limit: h.PhoneLimit.Calls, window: time.Duration(h.PhoneLimit.Window), now: time.Now}}
 	h.routes = h.buildRoutes()
 	return nil
 }
