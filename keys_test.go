@@ -40,7 +40,7 @@ func (c *countingStore) Set(ctx context.Context, key string, v []byte, ttl time.
 // sets it up, on a fake clock.
 func keyHandler(t *testing.T, store session.Store, clock *fakeClock) *Handler {
 	t.Helper()
-	h := &Handler{AppID: "wxkeys", TokenTTL: 3600e9, SigningAlg: token.HS256, store: store, prefix: "wxauth/wxkeys",
+	h := &Handler{Config: Config{AppID: "wxkeys", TokenTTL: 3600e9, SigningAlg: token.HS256}, store: store, prefix: "wxauth/wxkeys",
 		app: &appState{ended: newEndedSet(clock.Now)}, logger: zap.NewNop()}
 	if err := h.provisionTokens(context.Background()); err != nil {
 		t.Fatal(err)
