@@ -1,14 +1,13 @@
 package wxauth
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/session"
-	"github.com/wxauth/caddy-wxauth/token"
 )
 
 // appStates holds what the handlers of one app share in this process, kept
@@ -21,8 +20,8 @@ var appStates = caddy.NewUsagePool()
 // appState is one app's shared state in this process.
 type appState struct {
 	ended   *endedSet
-	changes *changes                      // events of the app, published and followed
-	ring    atomic.Pointer[token.Keyring] // the last keyring loaded from the store
+	changes *changes  // events of the app, published and followed
+	ring    keys.Last // the last keyring loaded from the store
 }
 
 // Destruct implements caddy.Destructor; the state holds nothing to close.

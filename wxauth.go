@@ -10,7 +10,6 @@
 package wxauth
 
 import (
-	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/background"
+	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -53,7 +53,7 @@ type Handler struct {
 	app      *appState // shared with this app's other handlers in the process
 	store    session.Store
 	strip    []string // extra client headers to remove, from claim_headers
-	keys     *keySource
+	keys     *keys.Source
 	sessions *session.Manager
 	wx       *wechat.Client
 	access   *wechat.AccessTokens
@@ -136,11 +136,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if opened.sweep != nil {
 		bg.add("sweep "+appKey, sweeper(opened.Store, prefix, opened.sweep))
 	}
-	if h.keys.m != nil {
-		bg.add("keys "+appKey, func(ctx context.Context) { h.keys.maintain(ctx, time.Duration(h.KeyRotation)) })
-		check := func() { _ = h.keys.check(context.Background()) }
-		h.app.changes.onGap.Store(&check)
-		h.keys.onWipe = h.app.changes.gapped
+	if h.keys.Generated() {
+		bg.add("keys "+appKey, h.keys.Maintain)
 	}
 
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
