@@ -97,7 +97,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	}
 	if rec == nil {
 		// Only a call that goes to WeChat counts; a kept answer does not.
-		refund, err := h.phone.reserve(r.Context(), id.openid)
+		refund, err := h.reservePhone(r.Context(), id.openid)
 		if err != nil {
 			return err
 		}

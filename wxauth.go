@@ -22,6 +22,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
+	"github.com/wxauth/caddy-wxauth/internal/quota"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -59,8 +60,8 @@ type Handler struct {
 	access   *wechat.AccessTokens
 	guard    *guard
 	logins   *loginFlight
-	limiter  *loginLimit
-	phone    *phoneQuota
+	limiter  *quota.Login
+	phone    *quota.Phone
 	routes   map[string]endpoint
 	release  func() error
 	unshare  func() // releases app
@@ -167,9 +168,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		logger:       h.logger,
 	})
 	h.logins = newLoginFlight(store, prefix, h.liveSession)
-	h.limiter = newLoginLimit(h.LoginLimit, store, prefix, time.Now)
-	h.phone = &phoneQuota{prefix: prefix, windowCounter: windowCounter{
-		store: store, limit: h.PhoneLimit.Calls, window: time.Duration(h.PhoneLimit.Window), now: time.Now}}
+	if l := h.LoginLimit; l != nil {
+		h.limiter = quota.NewLogin(quota.Config{Store: store, Prefix: prefix, Limit: l.Events, Window: time.Duration(l.Window), Timeout: storeTimeout})
+	}
+	h.phone = quota.NewPhone(quota.Config{Store: store, Prefix: prefix, Limit: h.PhoneLimit.Calls, Window: time.Duration(h.PhoneLimit.Window), Timeout: storeTimeout})
 	h.routes = h.buildRoutes()
 	return nil
 }
