@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/token"
@@ -26,8 +28,8 @@ const keyLoadTimeout = 5 * time.Second
 const keyLoadEvery = time.Second
 
 // errKeysNotLoaded answers while the generated keys could not be loaded.
-var errKeysNotLoaded = newError(http.StatusServiceUnavailable, "store_unavailable",
-	"the signing keys are not loaded yet: the session store is not reachable; try again shortly").with("Retry-After", "1")
+var errKeysNotLoaded = apierr.New(http.StatusServiceUnavailable, "store_unavailable",
+	"the signing keys are not loaded yet: the session store is not reachable; try again shortly").WithHeader("Retry-After", "1")
 
 // fixedTokens returns the signer/verifier of the configured signing_keys.
 func (h *Handler) fixedTokens(cfg token.Config) (*token.Tokens, error) {

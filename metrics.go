@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -108,7 +110,7 @@ func countLogin(err error) {
 		return
 	}
 	result, code := "error", ""
-	var ae *apiError
+	var ae *apierr.Error
 	if errors.As(err, &ae) {
 		result = ae.Code
 		if ae.ErrCode != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -56,7 +58,7 @@ func (q *phoneQuota) reserve(ctx context.Context, openid string) (refund func(),
 	key := q.key(openid)
 	reset, wait, err := q.take(ctx, key)
 	if err != nil {
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	if wait > 0 {
 		return nil, rateLimited("this user asked for a phone number too often; try again later", wait)
@@ -72,7 +74,7 @@ func (q *phoneQuota) reserve(ctx context.Context, openid string) (refund func(),
 // obeys it never comes back before the window ends.
 func rateLimited(msg string, wait time.Duration) error {
 	secs := max(int64((wait+time.Second-1)/time.Second), 1)
-	return newError(http.StatusTooManyRequests, "rate_limited", msg).with("Retry-After", strconv.FormatInt(secs, 10))
+	return apierr.New(http.StatusTooManyRequests, "rate_limited", msg).WithHeader("Retry-After", strconv.FormatInt(secs, 10))
 }
 
 // windowCounter counts events per key in fixed windows kept in the store,
@@ -170,7 +172,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 	defer cancel()
 	unlock, err := h.store.Lock(lctx, name)
 	if err != nil {
-		return false, storeUnavailable()
+		return false, apierr.StoreUnavailable
 	}
 	defer unlock()
 	sum := hash(key)[:16]
@@ -178,7 +180,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		return false, storeUnavailable()
+		return false, apierr.StoreUnavailable
 	default:
 		var rec checkRecord
 		if json.Unmarshal(b, &rec) == nil && rec.Key == sum {

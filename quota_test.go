@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
@@ -22,14 +24,14 @@ func reserveCode(t *testing.T, q *phoneQuota, openid string) (string, string, fu
 	t.Helper()
 	refund, err := q.reserve(context.Background(), openid)
 	if err != nil {
-		ae, ok := err.(*apiError)
+		ae, ok := err.(*apierr.Error)
 		if !ok {
 			t.Fatalf("reserve: %v", err)
 		}
-		if ae.header[0] != "Retry-After" {
+		if func() string { n, _ := ae.Header(); return n }() != "Retry-After" {
 			t.Fatalf("%s without Retry-After", ae.Code)
 		}
-		return ae.Code, ae.header[1], nil
+		return ae.Code, func() string { _, v := ae.Header(); return v }(), nil
 	}
 	return "", "", refund
 }
