@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wxauth/caddy-wxauth/internal/background"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 )
 
 func init() {
@@ -98,7 +99,7 @@ func (a *App) Stop() error {
 
 // every runs fn at once and then every period until ctx ends.
 func every(ctx context.Context, period time.Duration, fn func(now time.Time)) {
-	fn(time.Now())
+	fn(clock.Real())
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {

@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/session"
 )
@@ -31,7 +32,7 @@ func (*appState) Destruct() error { return nil }
 // store of this process alone) when new, and a function that releases it.
 func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
 	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
-		a := &appState{ended: newEndedSet(time.Now)}
+		a := &appState{ended: newEndedSet(clock.Real)}
 		a.changes = &changes{
 			feed:    feed,
 			ended:   a.ended,

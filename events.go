@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -65,7 +67,7 @@ func (h *Handler) afterHook(ctx context.Context, s *session.Session, change map[
 	defer cancel()
 	if change != nil {
 		if _, err := h.applyClaims(sctx, s.OpenID, change); err != nil {
-			return storeUnavailable()
+			return apierr.StoreUnavailable
 		}
 	}
 	if _, err := h.callerSessionOf(sctx, s.ID); err != nil {

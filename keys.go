@@ -6,13 +6,15 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
 // errKeysNotLoaded answers while the generated keys could not be loaded.
-var errKeysNotLoaded = newError(http.StatusServiceUnavailable, "store_unavailable",
-	"the signing keys are not loaded yet: the session store is not reachable; try again shortly").with("Retry-After", "1")
+var errKeysNotLoaded = apierr.New(http.StatusServiceUnavailable, "store_unavailable",
+	"the signing keys are not loaded yet: the session store is not reachable; try again shortly").WithHeader("Retry-After", "1")
 
 // provisionTokens sets up the signer/verifier from fixed keys, or from keys
 // generated once per app_id and kept (and rotated) in the store. When the

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -31,7 +33,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *identity
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
@@ -44,10 +46,10 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	}
 	code, nonce := f[0], f[1]
 	if !validCode(code) {
-		return nil, invalidRequest(`"code" from wx.login is missing or malformed`)
+		return nil, apierr.InvalidRequest(`"code" from wx.login is missing or malformed`)
 	}
 	if nonce != "" && !validNonce(nonce) {
-		return nil, invalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
+		return nil, apierr.InvalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
 	}
 	// Without keys the token could not be signed: keep the user's code.
 	if _, err := h.signer(); err != nil {
@@ -85,7 +87,7 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (_ *s
 	}
 	cancel()
 	if err != nil {
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	if first {
 		defer func() {
@@ -110,11 +112,11 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (_ *s
 	// first: a failure after this leaves no session, only the current key.
 	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
 		log.Error("storing session_key failed", zap.Error(err))
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	if err := h.sessions.Add(sctx, s, ttl); err != nil {
 		log.Error("storing session failed", zap.Error(err))
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	// Read again after the session is stored: the app may have ended the
 	// user's sessions while it answered.
@@ -125,10 +127,10 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (_ *s
 	}
 	if err != nil {
 		log.Error("storing the user failed", zap.Error(err))
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	if u.ended(s) {
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	s.Claims = u.Claims
 	return s, nil
@@ -154,7 +156,7 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 	now := time.Now()
 	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, s.Claims, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
-		return nil, invalidToken("the session has reached session_max_age; call wx.login and log in again")
+		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")
 	}
 	if err != nil {
 		return nil, err
@@ -179,10 +181,10 @@ func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Ses
 func (h *Handler) callerSessionOf(ctx context.Context, sid string) (*session.Session, error) {
 	s, err := h.liveSession(ctx, sid)
 	if errors.Is(err, session.ErrNotFound) {
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	if err != nil {
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	return s, nil
 }
@@ -199,9 +201,9 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	if err := h.sessions.Extend(ctx, s, ttl); err != nil {
 		if errors.Is(err, session.ErrNotFound) {
 			// Ended meanwhile, or at its age limit.
-			return invalidToken("the session has ended")
+			return apierr.InvalidToken("the session has ended")
 		}
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	if key, err := h.sessions.SessionKey(ctx, s.OpenID); err == nil {
 		// Keep the newest session_key as long as the session that may use it.
@@ -211,7 +213,7 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 // serveLogout ends the caller's session everywhere.
@@ -224,12 +226,12 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 	}
 	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
 	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, OpenID: id.openid, SID: id.sid}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	h.sendLogout(s, s.Claims)
 	w.Header().Set("Cache-Control", "no-store")

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -46,7 +46,7 @@ func (h *Handler) reservePhone(ctx context.Context, openid string) (refund func(
 	refund, wait, err := h.phone.Reserve(ctx, openid)
 	switch {
 	case err != nil:
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	case wait > 0:
 		return nil, rateLimited("this user asked for a phone number too often; try again later", wait)
 	}
@@ -56,8 +56,7 @@ func (h *Handler) reservePhone(ctx context.Context, openid string) (refund func(
 // rateLimited is the 429 answer; Retry-After rounds up, so a client that
 // obeys it never comes back before the window ends.
 func rateLimited(msg string, wait time.Duration) error {
-	secs := max(int64((wait+time.Second-1)/time.Second), 1)
-	return newError(http.StatusTooManyRequests, "rate_limited", msg).with("Retry-After", strconv.FormatInt(secs, 10))
+	return apierr.RateLimited(msg, int64((wait+time.Second-1)/time.Second))
 }
 
 // checkRecord is WeChat's checksession answer for one session.
@@ -77,7 +76,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 	defer cancel()
 	unlock, err := h.store.Lock(lctx, name)
 	if err != nil {
-		return false, storeUnavailable()
+		return false, apierr.StoreUnavailable
 	}
 	defer unlock()
 	sum := hash(key)[:16]
@@ -85,7 +84,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		return false, storeUnavailable()
+		return false, apierr.StoreUnavailable
 	default:
 		var rec checkRecord
 		if json.Unmarshal(b, &rec) == nil && rec.Key == sum {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/wxauth/caddy-wxauth/internal/quota"
 	"github.com/wxauth/caddy-wxauth/session"
 )
@@ -15,15 +17,16 @@ func reserveCode(t *testing.T, h *Handler, openid string) (string, string) {
 	t.Helper()
 	_, err := h.reservePhone(context.Background(), openid)
 	if err != nil {
-		ae, ok := err.(*apiError)
+		ae, ok := err.(*apierr.Error)
 		if !ok {
 			t.Fatalf("reserve: %v", err)
 		}
-		if ae.Code == "rate_limited" && (ae.Status != http.StatusTooManyRequests || ae.header[0] != "Retry-After") {
-			t.Fatalf("%s: status %d, header %v", ae.Code, ae.Status, ae.header)
+		name, value := ae.Header()
+		if ae.Code == "rate_limited" && (ae.Status != http.StatusTooManyRequests || name != "Retry-After") {
+			t.Fatalf("%s: status %d, header %s", ae.Code, ae.Status, name)
 		}
 		if ae.Code == "rate_limited" {
-			return ae.Code, ae.header[1]
+			return ae.Code, value
 		}
 		return ae.Code, ""
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -59,8 +61,8 @@ func TestLoginLimitFallsBackToMemory(t *testing.T) {
 	}
 	expectLimited := func(step string, err error, retry string) {
 		t.Helper()
-		ae, ok := err.(*apiError)
-		if !ok || ae.Code != "rate_limited" || ae.Status != http.StatusTooManyRequests || ae.header[1] != retry {
+		ae, ok := err.(*apierr.Error)
+		if !ok || ae.Code != "rate_limited" || ae.Status != http.StatusTooManyRequests || func() string { _, v := ae.Header(); return v }() != retry {
 			t.Fatalf("%s: %v, want 429 rate_limited with Retry-After %s", step, err, retry)
 		}
 	}
