@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wxauth/caddy-wxauth/internal/background"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 )
 
 func init() {
@@ -21,6 +24,8 @@ func init() {
 type App struct {
 	mu      sync.Mutex
 	jobs    map[string]func(context.Context) // by name: two handlers of one app add one job
+	ctx     context.Context                  // the config's; jobs end with it at the latest
+	run     background.Runner
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 }
@@ -31,6 +36,18 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 		ID:  "wxauth",
 		New: func() caddy.Module { return new(App) },
 	}
+}
+
+// redisLoggerOnce sets go-redis's process-wide logger the first time a
+// wxauth app is provisioned, not when the package is imported.
+var redisLoggerOnce sync.Once
+
+// Provision prepares the app's logger and panic accounting.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.run = background.Runner{Logger: ctx.Logger(), Panicked: countPanic}
+	redisLoggerOnce.Do(setRedisLogger)
+	return nil
 }
 
 // add registers a job, unless one of that name was added already. A job
@@ -46,23 +63,28 @@ func (a *App) add(name string, job func(context.Context)) {
 	}
 }
 
-// Start runs every job.
+// Start runs every job; a job that panics is started again after a backoff.
 func (a *App) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
+	parent := a.ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	a.cancel = cancel
-	for _, job := range a.jobs {
+	for name, job := range a.jobs {
 		a.running.Add(1)
 		go func() {
 			defer a.running.Done()
-			job(ctx)
+			a.run.Supervise(ctx, name, job)
 		}()
 	}
 	return nil
 }
 
-// Stop ends every job and waits a little for them to return.
+// Stop ends every job and waits for them: each ends with its context, and
+// every store call a job makes is bounded by a timeout.
 func (a *App) Stop() error {
 	a.mu.Lock()
 	cancel := a.cancel
@@ -71,18 +93,13 @@ func (a *App) Stop() error {
 		return nil
 	}
 	cancel()
-	done := make(chan struct{})
-	go func() { a.running.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	a.running.Wait()
 	return nil
 }
 
 // every runs fn at once and then every period until ctx ends.
 func every(ctx context.Context, period time.Duration, fn func(now time.Time)) {
-	fn(time.Now())
+	fn(clock.Real())
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -97,6 +114,7 @@ func every(ctx context.Context, period time.Duration, fn func(now time.Time)) {
 
 // Interface guards
 var (
-	_ caddy.App    = (*App)(nil)
-	_ caddy.Module = (*App)(nil)
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Module      = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
 )

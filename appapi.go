@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -29,7 +31,7 @@ type appCall struct {
 var appCallFields = []string{"action", "openid", "claims"}
 
 // errAppSignature answers an app_api call whose signature does not hold.
-var errAppSignature = newError(http.StatusUnauthorized, "invalid_signature",
+var errAppSignature = apierr.New(http.StatusUnauthorized, "invalid_signature",
 	"the call is not signed with the app_hook secret, its timestamp is over 5 minutes off, or its webhook-id was used before")
 
 // serveAppAPI takes the app's signed calls: set a user's claims, or end
@@ -48,22 +50,22 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 	}
 	var call appCall
 	if err := decodeStrict(body, &call, appCallFields...); err != nil {
-		return invalidRequest(err.Error())
+		return apierr.InvalidRequest(err.Error())
 	}
 	if !isPlainName(call.OpenID) {
-		return invalidRequest(`"openid" is missing or malformed`)
+		return apierr.InvalidRequest(`"openid" is missing or malformed`)
 	}
 	switch call.Action {
 	case actionSetClaims:
 		if call.Claims == nil {
-			return invalidRequest(`set_claims needs a "claims" object`)
+			return apierr.InvalidRequest(`set_claims needs a "claims" object`)
 		}
 		if err := checkClaims(call.Claims); err != nil {
-			return invalidRequest(err.Error())
+			return apierr.InvalidRequest(err.Error())
 		}
 	case actionEndSessions:
 	default:
-		return invalidRequest(`"action" must be set_claims or end_sessions`)
+		return apierr.InvalidRequest(`"action" must be set_claims or end_sessions`)
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -72,7 +74,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*webhookTolerance)
 	switch {
 	case err != nil:
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	case !fresh:
 		log.Info("app_api call refused: webhook-id used before")
 		return errAppSignature
@@ -87,9 +89,9 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 	if err != nil {
 		log.Error("app_api call failed", zap.String("action", call.Action), zap.Error(err))
 		if errors.Is(err, session.ErrInvalidID) {
-			return invalidRequest(`"openid" is malformed`)
+			return apierr.InvalidRequest(`"openid" is malformed`)
 		}
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)

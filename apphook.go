@@ -13,6 +13,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -173,6 +175,6 @@ func (ah *AppHook) send(ctx context.Context, ev *hookEvent) (map[string]any, err
 	return claims, nil
 }
 
-func hookFailed() *apiError {
-	return newError(http.StatusBadGateway, "hook_failed", "the app did not accept this event; nothing was handed out, try again")
+func hookFailed() *apierr.Error {
+	return apierr.New(http.StatusBadGateway, "hook_failed", "the app did not accept this event; nothing was handed out, try again")
 }

@@ -1,14 +1,14 @@
 package wxauth
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/session"
-	"github.com/wxauth/caddy-wxauth/token"
 )
 
 // appStates holds what the handlers of one app share in this process, kept
@@ -21,8 +21,8 @@ var appStates = caddy.NewUsagePool()
 // appState is one app's shared state in this process.
 type appState struct {
 	ended   *endedSet
-	changes *changes                      // events of the app, published and followed
-	ring    atomic.Pointer[token.Keyring] // the last keyring loaded from the store
+	changes *changes  // events of the app, published and followed
+	ring    keys.Last // the last keyring loaded from the store
 }
 
 // Destruct implements caddy.Destructor; the state holds nothing to close.
@@ -32,7 +32,7 @@ func (*appState) Destruct() error { return nil }
 // store of this process alone) when new, and a function that releases it.
 func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
 	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
-		a := &appState{ended: newEndedSet(time.Now)}
+		a := &appState{ended: newEndedSet(clock.Real)}
 		a.changes = &changes{
 			feed:    feed,
 			ended:   a.ended,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,9 +47,30 @@ type changes struct {
 
 	pending chan event // events whose publish failed, for the background retry
 	badLog  atomic.Int64
-	// onGap runs after a gap: the store may have been wiped, keys with it.
-	// Set by the newest config's handler while an older one may follow.
-	onGap atomic.Pointer[func()]
+
+	// Told after a gap: the store may have been wiped, keys with it. The
+	// key sources of every handler of the app subscribe while provisioned.
+	listenMu  sync.Mutex
+	listeners map[gapListener]struct{}
+}
+
+// gapListener is told when the app's change feed was reset.
+type gapListener interface{ Gap() }
+
+// onGap subscribes l (a pointer, so comparable) to the feed's gaps until
+// the returned func is called.
+func (c *changes) onGap(l gapListener) (unsubscribe func()) {
+	c.listenMu.Lock()
+	defer c.listenMu.Unlock()
+	if c.listeners == nil {
+		c.listeners = map[gapListener]struct{}{}
+	}
+	c.listeners[l] = struct{}{}
+	return func() {
+		c.listenMu.Lock()
+		defer c.listenMu.Unlock()
+		delete(c.listeners, l)
+	}
 }
 
 // feedHealth is how far the app's feed has been read, for the freshness
@@ -98,9 +120,8 @@ func (c *changes) apply(ev event) {
 	}
 }
 
-// follow reads the feed until ctx ends, and retries failed publishes.
+// follow reads the feed until ctx ends.
 func (c *changes) follow(ctx context.Context) {
-	go c.retry(ctx)
 	c.feed.Follow(ctx, follower{c})
 }
 
@@ -164,14 +185,24 @@ func (f follower) Lost(err error) {
 func (f follower) Gap() {
 	f.c.logger.Warn("the change feed was reset; cached tokens are confirmed in the store again")
 	f.c.gapped()
-	if fn := f.c.onGap.Load(); fn != nil {
-		(*fn)()
+	f.c.listenMu.Lock()
+	listeners := make([]gapListener, 0, len(f.c.listeners))
+	for l := range f.c.listeners {
+		listeners = append(listeners, l)
+	}
+	f.c.listenMu.Unlock()
+	for _, l := range listeners {
+		l.Gap()
 	}
 }
 
 // gapped makes every cached token confirmed before now be confirmed in the
 // store again: events may have been lost.
 func (c *changes) gapped() { c.health.gap.Store(time.Now().UnixNano()) }
+
+// Wiped is told by the key source that the store was wiped: events may
+// have been lost with it, as in a gap.
+func (c *changes) Wiped() { c.gapped() }
 
 func validEvent(ev event) bool {
 	switch ev.Type {

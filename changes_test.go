@@ -119,14 +119,18 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	if c.health.caught.Load() != f.clock.Now().UnixNano() {
 		t.Fatal("catch-up not recorded")
 	}
-	gaps := 0
-	count := func() { gaps++ }
-	c.onGap.Store(&count)
+	gaps := new(gapCounter)
+	c.onGap(gaps)
 	fl.Gap()
-	if c.health.gap.Load() == 0 || gaps != 1 {
+	if c.health.gap.Load() == 0 || gaps.n != 1 {
 		t.Fatal("gap not recorded")
 	}
 }
+
+// gapCounter counts the gaps it is told.
+type gapCounter struct{ n int }
+
+func (g *gapCounter) Gap() { g.n++ }
 
 // A publish that fails is applied here anyway and queued for the retry.
 func TestChangesPublish(t *testing.T) {

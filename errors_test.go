@@ -43,7 +43,7 @@ func TestWeChatErrorMapping(t *testing.T) {
 		if we, ok := c.err.(*wechat.Error); ok && we.Msg != "" && strings.Contains(e.Message, we.Msg) {
 			t.Errorf("%v: WeChat's errmsg reached the client", c.err)
 		}
-		if c.status == 429 && e.header[0] != "Retry-After" {
+		if name, _ := e.Header(); c.status == 429 && name != "Retry-After" {
 			t.Errorf("%v: no Retry-After", c.err)
 		}
 	}

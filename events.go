@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -65,7 +67,7 @@ func (h *Handler) afterHook(ctx context.Context, s *session.Session, change map[
 	defer cancel()
 	if change != nil {
 		if _, err := h.applyClaims(sctx, s.OpenID, change); err != nil {
-			return storeUnavailable()
+			return apierr.StoreUnavailable
 		}
 	}
 	if _, err := h.callerSessionOf(sctx, s.ID); err != nil {
@@ -80,13 +82,13 @@ func (h *Handler) sendLogout(s *session.Session, claims map[string]any) {
 		return
 	}
 	ev := h.newHookEvent(hookLogout, s, claims)
-	go func() {
+	h.bg.Go("event logout", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.AppHook.Timeout))
 		defer cancel()
 		if _, err := h.AppHook.send(ctx, ev); err != nil {
 			h.logger.Info("app hook did not take a logout event (not retried)", zap.Error(err))
 		}
-	}()
+	})
 }
 
 // phoneRetryWindow is how long a phone code's answer is kept when the app

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
@@ -27,8 +29,8 @@ const (
 )
 
 // errCodeReplayed answers a code already used by a login without the same nonce.
-var errCodeReplayed = newError(http.StatusUnauthorized, "invalid_code",
-	"this code was already used; call wx.login for a new one").withErrCode(40163)
+var errCodeReplayed = apierr.New(http.StatusUnauthorized, "invalid_code",
+	"this code was already used; call wx.login for a new one")
 
 // codeRecord is what the store keeps of a used code, under the code's hash.
 type codeRecord struct {
@@ -108,7 +110,7 @@ func (f *loginFlight) lead(ctx context.Context, code, nonce string, login func(c
 	for {
 		ok, err := setNXJSON(ctx, f.store, key, rec)
 		if err != nil {
-			return nil, storeUnavailable()
+			return nil, apierr.StoreUnavailable
 		}
 		if ok {
 			return f.run(ctx, key, rec, login)
@@ -154,10 +156,10 @@ func (f *loginFlight) follow(ctx context.Context, key, nonce string) (*session.S
 		case errors.Is(err, session.ErrNotFound):
 			return nil, errCodeReleased
 		case err != nil:
-			return nil, storeUnavailable()
+			return nil, apierr.StoreUnavailable
 		}
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, storeUnavailable()
+			return nil, apierr.StoreUnavailable
 		}
 		if nonce == "" || subtle.ConstantTimeCompare([]byte(rec.Nonce), []byte(nonce)) != 1 {
 			return nil, errCodeReplayed
@@ -168,7 +170,7 @@ func (f *loginFlight) follow(ctx context.Context, key, nonce string) (*session.S
 				return nil, errCodeReplayed // logged out meanwhile
 			}
 			if err != nil {
-				return nil, storeUnavailable()
+				return nil, apierr.StoreUnavailable
 			}
 			return s, nil
 		}
@@ -206,6 +208,6 @@ func validNonce(n string) bool {
 	return len(n) >= 16 && len(n) <= 64 && isPlainName(n)
 }
 
-func upstreamTimeout() *apiError {
-	return newError(http.StatusBadGateway, "upstream_error", "the login with this code is still running elsewhere; try again")
+func upstreamTimeout() *apierr.Error {
+	return apierr.New(http.StatusBadGateway, "upstream_error", "the login with this code is still running elsewhere; try again")
 }

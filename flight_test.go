@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
@@ -67,7 +69,7 @@ func TestFlightReplay(t *testing.T) {
 			}
 			s2, err := fl.do(ctx, "code1", tc.again, f.login(nil))
 			if tc.wantErr {
-				var ae *apiError
+				var ae *apierr.Error
 				if !errors.As(err, &ae) || ae.Code != "invalid_code" {
 					t.Fatalf("replay: %v, want invalid_code", err)
 				}
@@ -124,7 +126,7 @@ func TestFlightMerging(t *testing.T) {
 // A failed login lets the code go, so a retry gets WeChat's own answer.
 func TestFlightFailureReleasesCode(t *testing.T) {
 	f := newFlightFixture()
-	boom := invalidRequest("wechat said no")
+	boom := apierr.InvalidRequest("wechat said no")
 	if _, err := f.a.do(context.Background(), "code1", nonceA, func(context.Context) (*session.Session, error) {
 		return nil, boom
 	}); err != boom {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -31,7 +33,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *identity
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
@@ -44,10 +46,10 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	}
 	code, nonce := f[0], f[1]
 	if !validCode(code) {
-		return nil, invalidRequest(`"code" from wx.login is missing or malformed`)
+		return nil, apierr.InvalidRequest(`"code" from wx.login is missing or malformed`)
 	}
 	if nonce != "" && !validNonce(nonce) {
-		return nil, invalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
+		return nil, apierr.InvalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
 	}
 	// Without keys the token could not be signed: keep the user's code.
 	if _, err := h.signer(); err != nil {
@@ -64,9 +66,9 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 }
 
 // login exchanges code at WeChat and makes the session. With the app
-// hook's login event, the app answers before anything is stored, so a
+// hook's login event, the app answers before anything else is stored, so a
 // failing hook leaves no session behind.
-func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*session.Session, error) {
+func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (_ *session.Session, err error) {
 	begun := time.Now().UTC()
 	ws, err := h.wx.Code2Session(ctx, code)
 	if err != nil {
@@ -74,16 +76,29 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 		return nil, wechatError(err)
 	}
 	s := &session.Session{ID: session.NewID(), OpenID: ws.OpenID, UnionID: ws.UnionID, Created: begun}
+	hooked := h.AppHook.wants(hookLogin)
+	var u *userRecord
+	var first bool
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	u, err := h.user(sctx, ws.OpenID)
+	if hooked {
+		u, first, err = h.claimFirst(sctx, ws.OpenID, s.ID)
+	} else {
+		u, err = h.user(sctx, ws.OpenID)
+	}
 	cancel()
 	if err != nil {
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
+	}
+	if first {
+		defer func() {
+			if err != nil {
+				h.giveBackFirstOf(ctx, log, s)
+			}
+		}()
 	}
 	var change map[string]any
-	if h.AppHook.wants(hookLogin) {
+	if hooked {
 		ev := h.newHookEvent(hookLogin, s, u.Claims)
-		first := !u.Seen
 		ev.FirstLogin = &first
 		if change, err = h.askApp(ctx, log, ev); err != nil {
 			return nil, err
@@ -97,28 +112,38 @@ func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*ses
 	// first: a failure after this leaves no session, only the current key.
 	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
 		log.Error("storing session_key failed", zap.Error(err))
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	if err := h.sessions.Add(sctx, s, ttl); err != nil {
 		log.Error("storing session failed", zap.Error(err))
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	// Read again after the session is stored: the app may have ended the
 	// user's sessions while it answered.
-	if !u.Seen || change != nil {
-		u, err = h.applyClaims(sctx, ws.OpenID, change, func(u *userRecord) { u.Seen = true })
+	if first || !u.Seen || change != nil {
+		u, err = h.applyClaims(sctx, ws.OpenID, change, seenBy(s.ID))
 	} else {
 		u, err = h.user(sctx, ws.OpenID)
 	}
 	if err != nil {
 		log.Error("storing the user failed", zap.Error(err))
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	if u.ended(s) {
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	s.Claims = u.Claims
 	return s, nil
+}
+
+// giveBackFirstOf gives back the first-login claim of s, whose login
+// failed. It runs even when the client hung up, which may be why it failed.
+func (h *Handler) giveBackFirstOf(ctx context.Context, log *zap.Logger, s *session.Session) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	if err := h.giveBackFirst(ctx, s.OpenID, s.ID); err != nil {
+		log.Warn("giving back a failed first login failed; no later login of the user will be the first", zap.Error(err))
+	}
 }
 
 // issue signs a token for s, which expires after token_ttl or at the
@@ -131,7 +156,7 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 	now := time.Now()
 	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, tokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
-		return nil, invalidToken("the session has reached session_max_age; call wx.login and log in again")
+		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")
 	}
 	if err != nil {
 		return nil, err
@@ -156,10 +181,10 @@ func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Ses
 func (h *Handler) callerSessionOf(ctx context.Context, sid string) (*session.Session, error) {
 	s, err := h.liveSession(ctx, sid)
 	if errors.Is(err, session.ErrNotFound) {
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	if err != nil {
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	return s, nil
 }
@@ -176,9 +201,9 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	if err := h.sessions.Extend(ctx, s, ttl); err != nil {
 		if errors.Is(err, session.ErrNotFound) {
 			// Ended meanwhile, or at its age limit.
-			return invalidToken("the session has ended")
+			return apierr.InvalidToken("the session has ended")
 		}
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	if key, err := h.sessions.SessionKey(ctx, s.OpenID); err == nil {
 		// Keep the newest session_key as long as the session that may use it.
@@ -188,7 +213,7 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 // serveLogout ends the caller's session everywhere.
@@ -201,12 +226,12 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 	}
 	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
 	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, OpenID: id.openid, SID: id.sid}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	h.sendLogout(s, s.Claims)
 	w.Header().Set("Cache-Control", "no-store")

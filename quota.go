@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -39,95 +39,24 @@ type PhoneLimit struct {
 	Window caddy.Duration `json:"window"`
 }
 
-// phoneQuota counts WeChat phone calls per openid in fixed windows kept in
-// the store. Counts change under the store's lock, so concurrent requests
-// on any instance never pass the limit together.
-type phoneQuota struct {
-	store  session.Store
-	prefix string
-	calls  int
-	window time.Duration
-	now    func() time.Time
-}
-
-// phoneWindow is the stored count of one openid's window.
-type phoneWindow struct {
-	N     int   `json:"n"`
-	Reset int64 `json:"reset"` // unix milliseconds when the window ends
-}
-
-func (q *phoneQuota) key(openid string) string { return q.prefix + "/phone_calls/" + openid }
-
-// reserve counts one call for openid, or refuses it with 429 and
-// Retry-After when the window is used up. refund takes the call back, for
-// a call that never reached WeChat.
-func (q *phoneQuota) reserve(ctx context.Context, openid string) (refund func(), err error) {
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	key := q.key(openid)
-	var win phoneWindow
-	err = q.update(ctx, key, func(w *phoneWindow, now time.Time) (bool, error) {
-		if now.UnixMilli() >= w.Reset {
-			*w = phoneWindow{Reset: now.Add(q.window).UnixMilli()}
-		}
-		if w.N >= q.calls {
-			wait := time.UnixMilli(w.Reset).Sub(now)
-			secs := max(int64((wait+time.Second-1)/time.Second), 1)
-			return false, newError(http.StatusTooManyRequests, "rate_limited",
-				"this user asked for a phone number too often; try again later").with("Retry-After", strconv.FormatInt(secs, 10))
-		}
-		w.N++
-		win = *w
-		return true, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-		defer cancel()
-		_ = q.update(rctx, key, func(w *phoneWindow, _ time.Time) (bool, error) {
-			if w.Reset != win.Reset || w.N == 0 {
-				return false, nil // a later window: nothing of ours to take back
-			}
-			w.N--
-			return true, nil
-		})
-	}, nil
-}
-
-// update runs change on openid's window under the store's lock and stores
-// the result when change says so.
-func (q *phoneQuota) update(ctx context.Context, key string, change func(w *phoneWindow, now time.Time) (bool, error)) error {
-	unlock, err := q.store.Lock(ctx, key)
-	if err != nil {
-		return storeUnavailable()
-	}
-	defer unlock()
-	var w phoneWindow
-	b, err := q.store.Get(ctx, key)
+// reservePhone counts one WeChat phone call for openid, or refuses it with
+// 429 and Retry-After when the window is used up, or 503 when the store
+// fails. refund takes the call back, for a call that never reached WeChat.
+func (h *Handler) reservePhone(ctx context.Context, openid string) (refund func(), err error) {
+	refund, wait, err := h.phone.Reserve(ctx, openid)
 	switch {
-	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		return storeUnavailable()
-	default:
-		// An unreadable record counts as a new window.
-		_ = json.Unmarshal(b, &w)
+		return nil, apierr.StoreUnavailable
+	case wait > 0:
+		return nil, rateLimited("this user asked for a phone number too often; try again later", wait)
 	}
-	now := q.now()
-	store, err := change(&w, now)
-	if err != nil || !store {
-		return err
-	}
-	ttl := time.UnixMilli(w.Reset).Sub(now)
-	if ttl <= 0 {
-		return nil
-	}
-	b, _ = json.Marshal(w)
-	if err := q.store.Set(ctx, key, b, ttl); err != nil {
-		return storeUnavailable()
-	}
-	return nil
+	return refund, nil
+}
+
+// rateLimited is the 429 answer; Retry-After rounds up, so a client that
+// obeys it never comes back before the window ends.
+func rateLimited(msg string, wait time.Duration) error {
+	return apierr.RateLimited(msg, int64((wait+time.Second-1)/time.Second))
 }
 
 // checkRecord is WeChat's checksession answer for one session.
@@ -147,7 +76,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 	defer cancel()
 	unlock, err := h.store.Lock(lctx, name)
 	if err != nil {
-		return false, storeUnavailable()
+		return false, apierr.StoreUnavailable
 	}
 	defer unlock()
 	sum := hash(key)[:16]
@@ -155,7 +84,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		return false, storeUnavailable()
+		return false, apierr.StoreUnavailable
 	default:
 		var rec checkRecord
 		if json.Unmarshal(b, &rec) == nil && rec.Key == sum {

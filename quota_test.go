@@ -2,109 +2,62 @@ package wxauth
 
 import (
 	"context"
-	"sync"
-	"sync/atomic"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
+	"github.com/wxauth/caddy-wxauth/internal/quota"
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
-func newTestQuota(clock *fakeClock) *phoneQuota {
-	// The memory store expires entries on the real clock; the windows here
-	// are far longer than the test.
-	return &phoneQuota{store: session.NewMemory(), prefix: "wxauth/app", calls: 3, window: 10 * time.Minute, now: clock.Now}
-}
-
 // reserveCode returns "" or the refusal's code and Retry-After.
-func reserveCode(t *testing.T, q *phoneQuota, openid string) (string, string, func()) {
+func reserveCode(t *testing.T, h *Handler, openid string) (string, string) {
 	t.Helper()
-	refund, err := q.reserve(context.Background(), openid)
+	_, err := h.reservePhone(context.Background(), openid)
 	if err != nil {
-		ae, ok := err.(*apiError)
+		ae, ok := err.(*apierr.Error)
 		if !ok {
 			t.Fatalf("reserve: %v", err)
 		}
-		if ae.header[0] != "Retry-After" {
-			t.Fatalf("%s without Retry-After", ae.Code)
+		name, value := ae.Header()
+		if ae.Code == "rate_limited" && (ae.Status != http.StatusTooManyRequests || name != "Retry-After") {
+			t.Fatalf("%s: status %d, header %s", ae.Code, ae.Status, name)
 		}
-		return ae.Code, ae.header[1], nil
+		if ae.Code == "rate_limited" {
+			return ae.Code, value
+		}
+		return ae.Code, ""
 	}
-	return "", "", refund
+	return "", ""
 }
 
-func TestPhoneQuota(t *testing.T) {
+// The phone quota's refusals are the contract's answers: 429 rate_limited
+// with a Retry-After rounded up, 503 store_unavailable. The counting
+// itself is tested in internal/quota.
+func TestPhoneQuotaAnswers(t *testing.T) {
 	clock := newFakeClock()
-	q := newTestQuota(clock)
+	store := &failingStore{Store: session.NewMemory()}
+	h := &Handler{phone: quota.NewPhone(quota.Config{Store: store, Prefix: "wxauth/app", Limit: 3, Window: 10 * time.Minute,
+		Timeout: storeTimeout, Now: clock.Now})}
 	for i := range 3 {
-		if code, _, _ := reserveCode(t, q, "alice"); code != "" {
+		if code, _ := reserveCode(t, h, "alice"); code != "" {
 			t.Fatalf("call %d refused: %s", i, code)
 		}
 		clock.Advance(time.Minute)
 	}
 	// The window began at the first call: 7 minutes are left.
-	code, retry, _ := reserveCode(t, q, "alice")
+	code, retry := reserveCode(t, h, "alice")
 	if code != "rate_limited" || retry != "420" {
 		t.Fatalf("4th call: %q Retry-After %q, want rate_limited 420", code, retry)
 	}
-	// A refused call does not count, and other users are not limited.
 	clock.Advance(6*time.Minute + 59*time.Second + 500*time.Millisecond)
-	if code, retry, _ := reserveCode(t, q, "alice"); code != "rate_limited" || retry != "1" {
+	if code, retry := reserveCode(t, h, "alice"); code != "rate_limited" || retry != "1" {
 		t.Fatalf("half a second before the end: %q Retry-After %q", code, retry)
 	}
-	if code, _, _ := reserveCode(t, q, "bob"); code != "" {
-		t.Fatalf("another user: %s", code)
-	}
-	clock.Advance(500 * time.Millisecond)
-	for i := range 3 {
-		if code, _, _ := reserveCode(t, q, "alice"); code != "" {
-			t.Fatalf("new window, call %d: %s", i, code)
-		}
-	}
-	if code, retry, _ := reserveCode(t, q, "alice"); code != "rate_limited" || retry != "600" {
-		t.Fatalf("new window used up: %q %q", code, retry)
-	}
-}
-
-func TestPhoneQuotaRefund(t *testing.T) {
-	clock := newFakeClock()
-	q := newTestQuota(clock)
-	reserveCode(t, q, "alice")
-	reserveCode(t, q, "alice")
-	_, _, refund := reserveCode(t, q, "alice")
-	refund() // that call never reached WeChat
-	if code, _, _ := reserveCode(t, q, "alice"); code != "" {
-		t.Fatalf("after a refund: %s", code)
-	}
-	if code, _, _ := reserveCode(t, q, "alice"); code != "rate_limited" {
-		t.Fatalf("refunded once, counted twice: %q", code)
-	}
-	// A refund that arrives in a later window leaves that window alone.
-	_, _, refund = reserveCode(t, q, "bob")
-	clock.Advance(11 * time.Minute)
-	for range 3 {
-		reserveCode(t, q, "bob")
-	}
-	refund()
-	if code, _, _ := reserveCode(t, q, "bob"); code != "rate_limited" {
-		t.Fatalf("an old window's refund freed a call: %q", code)
-	}
-}
-
-// Concurrent calls never pass the limit together.
-func TestPhoneQuotaConcurrent(t *testing.T) {
-	q := newTestQuota(newFakeClock())
-	var ok atomic.Int32
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			if _, err := q.reserve(context.Background(), "alice"); err == nil {
-				ok.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if ok.Load() != 3 {
-		t.Fatalf("%d calls allowed, want 3", ok.Load())
+	store.down.Store(true)
+	if code, _ := reserveCode(t, h, "bob"); code != "store_unavailable" {
+		t.Fatalf("with the store down: %q, want store_unavailable", code)
 	}
 }

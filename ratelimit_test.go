@@ -1,67 +1,92 @@
 package wxauth
 
 import (
-	"strconv"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/wxauth/caddy-wxauth/internal/quota"
+	"github.com/wxauth/caddy-wxauth/session"
 )
 
-func TestLimiter(t *testing.T) {
-	clock := newFakeClock()
-	l := newLimiter(&LoginLimit{Events: 2, Window: caddy.Duration(time.Minute)})
-	steps := []struct {
-		ip      string
-		advance time.Duration
-		ok      bool
-		wait    time.Duration
-	}{
-		{"a", 0, true, 0},
-		{"a", 10 * time.Second, true, 0},
-		{"a", 0, false, 50 * time.Second},
-		{"b", 0, true, 0}, // addresses are counted apart
-		{"a", 49 * time.Second, false, time.Second},
-		{"a", time.Second, true, 0}, // a new window
-		{"a", 0, true, 0},
-		{"a", 0, false, time.Minute},
-	}
-	for i, s := range steps {
-		clock.Advance(s.advance)
-		ok, wait := l.allow(s.ip, clock.Now())
-		if ok != s.ok || wait != s.wait {
-			t.Fatalf("step %d (%s): allow = %v, %v; want %v, %v", i, s.ip, ok, wait, s.ok, s.wait)
-		}
-	}
-	if newLimiter(nil) != nil {
-		t.Fatal("no limit should mean no limiter")
-	}
+// failingStore is a store that cannot be reached while down is set.
+type failingStore struct {
+	session.Store
+	down atomic.Bool
 }
 
-// A full limiter forgets the address whose window began longest ago, one
-// at a time: the others keep their counts.
-func TestLimiterEvictsOldest(t *testing.T) {
+var errStoreDown = errors.New("store down")
+
+func (f *failingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errStoreDown
+	}
+	return f.Store.Get(ctx, key)
+}
+
+func (f *failingStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Set(ctx, key, value, ttl)
+}
+
+func (f *failingStore) Lock(ctx context.Context, name string) (func(), error) {
+	if f.down.Load() {
+		return nil, errStoreDown
+	}
+	return f.Store.Lock(ctx, name)
+}
+
+// While the store fails, each instance counts on its own: never no limit.
+func TestLoginLimitFallsBackToMemory(t *testing.T) {
 	clock := newFakeClock()
-	l := newLimiter(&LoginLimit{Events: 1, Window: caddy.Duration(time.Hour)})
-	l.max = 3
-	for i := range 3 {
-		if ok, _ := l.allow("ip"+strconv.Itoa(i), clock.Now()); !ok {
-			t.Fatal("first login refused")
+	store := &failingStore{Store: session.NewMemory()}
+	core, logs := observer.New(zap.WarnLevel)
+	h := &Handler{logger: zap.New(core),
+		limiter: quota.NewLogin(quota.Config{Store: store, Prefix: "wxauth/app", Limit: 2, Window: time.Minute, Timeout: storeTimeout, Now: clock.Now})}
+	check := func(ip string) error {
+		ctx := context.WithValue(context.Background(), caddyhttp.VarsCtxKey, map[string]any{caddyhttp.ClientIPVarKey: ip})
+		return h.checkLoginLimit(httptest.NewRequestWithContext(ctx, http.MethodPost, "/wx/login", nil))
+	}
+	expectLimited := func(step string, err error, retry string) {
+		t.Helper()
+		ae, ok := err.(*apierr.Error)
+		if !ok || ae.Code != "rate_limited" || ae.Status != http.StatusTooManyRequests || func() string { _, v := ae.Header(); return v }() != retry {
+			t.Fatalf("%s: %v, want 429 rate_limited with Retry-After %s", step, err, retry)
 		}
-		clock.Advance(time.Second)
 	}
-	if ok, _ := l.allow("ip3", clock.Now()); !ok { // evicts ip0
-		t.Fatal("a new address was refused")
-	}
-	for _, ip := range []string{"ip1", "ip2", "ip3"} {
-		if ok, _ := l.allow(ip, clock.Now()); ok {
-			t.Fatalf("%s lost its count", ip)
+	for i := range 2 {
+		if err := check("2001:db8::1"); err != nil {
+			t.Fatalf("login %d with the store up: %v", i, err)
 		}
 	}
-	if ok, _ := l.allow("ip0", clock.Now()); !ok {
-		t.Fatal("the oldest address was not the one forgotten")
+	store.down.Store(true)
+	before := counterValue(metrics.storeLoginLimit)
+	clock.Advance(10 * time.Second)
+	for i := range 2 {
+		if err := check("2001:db8::2"); err != nil {
+			t.Fatalf("login %d with the store down: %v", i, err)
+		}
 	}
-	if len(l.ips) != 3 || l.order.Len() != 3 {
-		t.Fatalf("%d addresses tracked, want 3", len(l.ips))
+	expectLimited("third login with the store down", check("2001:db8::3"), "60")
+	if n := counterValue(metrics.storeLoginLimit) - before; n != 3 {
+		t.Fatalf("%v store errors counted, want 3", n)
 	}
+	if logs.FilterMessageSnippet("counting on this instance only").Len() != 3 {
+		t.Fatalf("store failures not logged: %v", logs.All())
+	}
+	// Back up, the store's count holds again: its window is not over.
+	store.down.Store(false)
+	expectLimited("with the store back", check("2001:db8::4"), "50")
 }

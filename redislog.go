@@ -10,11 +10,10 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-func init() {
-	// go-redis writes its own notes (a failed dial, a sentinel switching
-	// masters) to stderr in plain text; send them through Caddy's logs.
-	redis.SetLogger(redisLogger{})
-}
+// setRedisLogger sends go-redis's own notes (a failed dial, a sentinel
+// switching masters), which it writes to stderr in plain text by default,
+// through Caddy's logs. go-redis has one logger per process.
+func setRedisLogger() { redis.SetLogger(redisLogger{}) }
 
 // redisLogger hands go-redis's notes to Caddy's logger, at debug level:
 // wxauth reports the store errors that matter itself.

@@ -98,14 +98,20 @@ func TestTwoHandlersOneApp(t *testing.T) {
 	expectError(t, h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...), 401, "invalid_token")
 }
 
-// A reload while the store is down keeps the keys the app had loaded.
+// A reload while the store is down keeps the keys the app had loaded, and
+// what this process confirmed: a token checked before the outage still
+// works, one never checked here waits for the store.
 func TestReloadWithStoreDownKeepsKeys(t *testing.T) {
 	url, stop := redistest.StartOn(t, freePort(t))
 	h := start(t, "store redis "+url)
-	tok := h.token("dora")
+	tok, unchecked := h.token("dora"), h.token("dina")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("token before the outage: %d %s", r.status, r.body)
+	}
 	stop()
 	h = start(t, "store redis "+url)
 	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
 		t.Fatalf("token after a reload with the store down: %d %s", r.status, r.body)
 	}
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(unchecked)...), 503, "store_unavailable")
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -18,10 +20,10 @@ func (h *Handler) sessionKey(ctx context.Context, id *identity) (string, error) 
 	defer cancel()
 	key, err := h.sessions.SessionKey(ctx, id.openid)
 	if errors.Is(err, session.ErrNotFound) {
-		return "", invalidToken("no session_key is kept for this user any more; call wx.login and log in again")
+		return "", apierr.InvalidToken("no session_key is kept for this user any more; call wx.login and log in again")
 	}
 	if err != nil {
-		return "", storeUnavailable()
+		return "", apierr.StoreUnavailable
 	}
 	return key, nil
 }
@@ -41,21 +43,21 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *ident
 		return err
 	}
 	if req.EncryptedData == "" || req.IV == "" {
-		return invalidRequest(`"encryptedData" and "iv" are required`)
+		return apierr.InvalidRequest(`"encryptedData" and "iv" are required`)
 	}
 	if (req.RawData == "") != (req.Signature == "") {
-		return invalidRequest(`"rawData" and "signature" go together`)
+		return apierr.InvalidRequest(`"rawData" and "signature" go together`)
 	}
 	key, err := h.sessionKey(r.Context(), id)
 	if err != nil {
 		return err
 	}
 	if req.Signature != "" && !wechat.VerifyRawData(req.RawData, key, req.Signature) {
-		return newError(http.StatusBadRequest, "invalid_signature", "signature does not match rawData and the session_key; the data may be stale: call wx.login again")
+		return apierr.New(http.StatusBadRequest, "invalid_signature", "signature does not match rawData and the session_key; the data may be stale: call wx.login again")
 	}
 	data, err := wechat.DecryptUserData(h.AppID, key, req.EncryptedData, req.IV)
 	if err != nil {
-		return newError(http.StatusBadRequest, "decrypt_failed", decryptReason(err))
+		return apierr.New(http.StatusBadRequest, "decrypt_failed", decryptReason(err))
 	}
 	if h.AppHook.wants(hookDecrypt) {
 		s, err := h.eventSession(r.Context(), id)
@@ -85,7 +87,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	}
 	code := f[0]
 	if !validCode(code) {
-		return invalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
+		return apierr.InvalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
 	}
 	log := h.requestLogger(r)
 	wantsEvent := h.AppHook.wants(hookPhone)
@@ -97,7 +99,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	}
 	if rec == nil {
 		// Only a call that goes to WeChat counts; a kept answer does not.
-		refund, err := h.phone.reserve(r.Context(), id.openid)
+		refund, err := h.reservePhone(r.Context(), id.openid)
 		if err != nil {
 			return err
 		}
@@ -177,7 +179,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	default:
 		valid, err := h.sessionKeyValid(r.Context(), s, key, func() (bool, error) {
 			err := h.access.Do(r.Context(), func(tok string) error {
@@ -196,7 +198,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 		}
 		reply.SessionKeyValid = valid
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 // serveJWKS publishes the public EdDSA keys for upstream verification.

@@ -24,6 +24,9 @@ type userRecord struct {
 	EndedAt int64 `json:"ended_at,omitempty"`
 	// Seen is set once the user has logged in, for first_login.
 	Seen bool `json:"seen,omitempty"`
+	// FirstBy is the session id of a first login whose claim is pending:
+	// its app hook has not answered yet.
+	FirstBy string `json:"first_by,omitempty"`
 }
 
 // userTTL bounds how long a user record outlives its last change: an
@@ -58,6 +61,12 @@ func (h *Handler) user(ctx context.Context, openid string) (*userRecord, error) 
 // updateUser changes openid's record under the store's lock, so a refresh,
 // a hook answer and an app call racing each other lose no change.
 func (h *Handler) updateUser(ctx context.Context, openid string, change func(u *userRecord)) (*userRecord, error) {
+	return h.changeUser(ctx, openid, func(u *userRecord) bool { change(u); return true })
+}
+
+// changeUser is updateUser for a change that may find nothing to do: the
+// record is stored only when change reports that it changed it.
+func (h *Handler) changeUser(ctx context.Context, openid string, change func(u *userRecord) bool) (*userRecord, error) {
 	unlock, err := h.store.Lock(ctx, h.userKey(openid))
 	if err != nil {
 		return nil, err
@@ -67,7 +76,9 @@ func (h *Handler) updateUser(ctx context.Context, openid string, change func(u *
 	if err != nil {
 		return nil, err
 	}
-	change(u)
+	if !change(u) {
+		return u, nil
+	}
 	b, err := json.Marshal(u)
 	if err != nil {
 		return nil, err
@@ -76,6 +87,54 @@ func (h *Handler) updateUser(ctx context.Context, openid string, change func(u *
 		return nil, err
 	}
 	return u, nil
+}
+
+// First logins. The app's login event says first_login: true for one login
+// of each user, whatever the concurrency and however many instances share
+// the store, because the first login is claimed under the user's lock
+// before the app is asked: a login that finds the user unseen marks it seen
+// and names itself in FirstBy. Logins that run while that first login is
+// pending find the user seen and say false. A first login that fails after
+// its claim (the hook fails, or the store does) gives the claim back, if it
+// is still its own, so that the next login is the first again: the app may
+// thus see first_login: true again after a login it was told about failed.
+// A claim the store fails to give back is kept, and then no login says true.
+
+// claimFirst reads openid's record for the login of session sid and claims
+// the user's first login for it when no login has been seen. The record
+// returned is the one after the claim.
+func (h *Handler) claimFirst(ctx context.Context, openid, sid string) (u *userRecord, first bool, err error) {
+	u, err = h.changeUser(ctx, openid, func(u *userRecord) bool {
+		if u.Seen {
+			return false
+		}
+		u.Seen, u.FirstBy, first = true, sid, true
+		return true
+	})
+	return u, first, err
+}
+
+// giveBackFirst undoes claimFirst for the failed login of session sid.
+func (h *Handler) giveBackFirst(ctx context.Context, openid, sid string) error {
+	_, err := h.changeUser(ctx, openid, func(u *userRecord) bool {
+		if u.FirstBy != sid {
+			return false // the claim is no longer ours
+		}
+		u.Seen, u.FirstBy = false, ""
+		return true
+	})
+	return err
+}
+
+// seenBy marks the user seen once the login of session sid has succeeded,
+// ending its pending claim of the first login if it had one.
+func seenBy(sid string) func(u *userRecord) {
+	return func(u *userRecord) {
+		u.Seen = true
+		if u.FirstBy == sid {
+			u.FirstBy = ""
+		}
+	}
 }
 
 // mergeClaims applies a change of claims: a null value removes the claim.
