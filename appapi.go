@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 
 	"go.uber.org/zap"
 
@@ -43,13 +45,13 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 		return bodyError(err)
 	}
 	log := h.requestLogger(r)
-	callID, err := h.AppHook.key.verify(r.Header, body, time.Now())
+	callID, err := h.AppHook.key.Verify(r.Header, body, time.Now())
 	if err != nil {
 		log.Info("app_api call refused: bad signature")
 		return errAppSignature
 	}
 	var call appCall
-	if err := decodeStrict(body, &call, appCallFields...); err != nil {
+	if err := strictjson.Decode(body, &call, appCallFields...); err != nil {
 		return apierr.InvalidRequest(err.Error())
 	}
 	if !isPlainName(call.OpenID) {
@@ -71,7 +73,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	// A call is taken once: its id is kept for as long as its timestamp is good.
-	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*webhookTolerance)
+	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*hook.Tolerance)
 	switch {
 	case err != nil:
 		return apierr.StoreUnavailable

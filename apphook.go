@@ -1,12 +1,7 @@
 package wxauth
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -14,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -25,9 +21,6 @@ const (
 	hookDecrypt = "decrypt"
 	hookLogout  = "logout"
 )
-
-// hookAnswerMax bounds the app's answer.
-const hookAnswerMax = 64 << 10
 
 // AppHook sends the app behind Caddy what only wxauth can verify: logins,
 // phone numbers, decrypted data and logouts, signed the Standard Webhooks
@@ -49,9 +42,9 @@ type AppHook struct {
 	// mapped header are removed like the X-Wx-* ones.
 	ClaimHeaders map[string]string `json:"claim_headers,omitempty"`
 
-	secret string // Secret with its placeholders replaced
-	key    webhookKey
-	client *http.Client
+	secret string   // Secret with its placeholders replaced
+	key    hook.Key // checks the app's calls to app_api
+	client *hook.Client
 }
 
 // protectedHeaders cannot carry claims: wxauth's own identity headers and
@@ -69,7 +62,7 @@ func (ah *AppHook) provision() error {
 	if ah.Secret == "" {
 		return fmt.Errorf("wxauth: app_hook needs a secret (whsec_...), so the app can tell wxauth's events from forged ones")
 	}
-	if ah.key, err = parseWebhookSecret(ah.secret); err != nil {
+	if ah.key, err = hook.ParseSecret(ah.secret); err != nil {
 		return fmt.Errorf("wxauth: app_hook secret: %v", err)
 	}
 	if len(ah.Events) == 0 {
@@ -96,83 +89,13 @@ func (ah *AppHook) provision() error {
 			return fmt.Errorf("wxauth: app_hook claim_header: %q cannot carry a claim", header)
 		}
 	}
-	ah.client = &http.Client{
-		Timeout: time.Duration(ah.Timeout),
-		// The app answers; it does not send events elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	ah.client = hook.New(hook.Config{URL: ah.URL, Key: ah.key, Timeout: time.Duration(ah.Timeout), CheckClaims: checkClaims})
 	return nil
 }
 
 // wants reports whether the app asked for event.
 func (ah *AppHook) wants(event string) bool {
 	return ah != nil && slices.Contains(ah.Events, event)
-}
-
-// hookEvent is the body of an event. It never holds a secret, session_key
-// or token.
-type hookEvent struct {
-	ID         string         `json:"id"`
-	Event      string         `json:"event"`
-	Time       int64          `json:"time"`
-	AppID      string         `json:"app_id"`
-	OpenID     string         `json:"openid"`
-	UnionID    string         `json:"unionid,omitempty"`
-	SID        string         `json:"sid"`
-	FirstLogin *bool          `json:"first_login,omitempty"`
-	Claims     map[string]any `json:"claims"`
-	Phone      any            `json:"phone,omitempty"`
-	Data       any            `json:"data,omitempty"`
-}
-
-var errHook = errors.New("app hook failed")
-
-// send posts ev and returns the claims change the app answered (nil for
-// none). Any answer but 2xx with nothing, or one JSON object of valid
-// claims, each named once, is an error.
-func (ah *AppHook) send(ctx context.Context, ev *hookEvent) (map[string]any, error) {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errHook, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ah.URL, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errHook, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "caddy-wxauth")
-	req.Header.Set("X-Wxauth-Event", ev.Event)
-	ah.key.setHeaders(req.Header, ev.ID, ev.Time, body)
-	resp, err := ah.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL may carry credentials; keep it out of logs
-		}
-		return nil, fmt.Errorf("%w: %v", errHook, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, hookAnswerMax+1))
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading the answer: %v", errHook, err)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("%w: status %d", errHook, resp.StatusCode)
-	}
-	if len(raw) > hookAnswerMax {
-		return nil, fmt.Errorf("%w: the answer is over %d bytes", errHook, hookAnswerMax)
-	}
-	if resp.StatusCode == http.StatusNoContent || len(bytes.TrimSpace(raw)) == 0 {
-		return nil, nil
-	}
-	var claims map[string]any
-	if err := decodeStrict(raw, &claims); err != nil {
-		return nil, fmt.Errorf("%w: the answer: %v", errHook, err)
-	}
-	if err := checkClaims(claims); err != nil {
-		return nil, fmt.Errorf("%w: %v", errHook, err)
-	}
-	return claims, nil
 }
 
 func hookFailed() *apierr.Error {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
 
 	"go.uber.org/zap"
 
@@ -15,20 +16,20 @@ import (
 )
 
 // newHookEvent starts the event kind of session s.
-func (h *Handler) newHookEvent(kind string, s *session.Session, claims map[string]any) *hookEvent {
+func (h *Handler) newHookEvent(kind string, s *session.Session, claims map[string]any) *hook.Event {
 	if claims == nil {
 		claims = map[string]any{}
 	}
-	return &hookEvent{
-		ID: newEventID(), Event: kind, Time: time.Now().Unix(),
+	return &hook.Event{
+		ID: hook.NewEventID(), Event: kind, Time: time.Now().Unix(),
 		AppID: h.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SID: s.ID, Claims: claims,
 	}
 }
 
 // askApp sends ev to the app hook and returns the claims change it
 // answered. A failure is the contract's 502 hook_failed.
-func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hookEvent) (map[string]any, error) {
-	change, err := h.AppHook.send(ctx, ev)
+func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hook.Event) (map[string]any, error) {
+	change, err := h.AppHook.client.Send(ctx, ev)
 	if err != nil {
 		log.Warn("app hook failed", zap.String("event", ev.Event), zap.Error(err))
 		return nil, hookFailed()
@@ -85,7 +86,7 @@ func (h *Handler) sendLogout(s *session.Session, claims map[string]any) {
 	h.bg.Go("event logout", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.AppHook.Timeout))
 		defer cancel()
-		if _, err := h.AppHook.send(ctx, ev); err != nil {
+		if _, err := h.AppHook.client.Send(ctx, ev); err != nil {
 			h.logger.Info("app hook did not take a logout event (not retried)", zap.Error(err))
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
 
 	"go.uber.org/zap"
 
@@ -121,7 +122,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 		if !wantsEvent {
 			return writeRaw(w, info)
 		}
-		rec = &phoneRecord{OpenID: id.openid, EventID: newEventID(), Info: info}
+		rec = &phoneRecord{OpenID: id.openid, EventID: hook.NewEventID(), Info: info}
 		// Kept until the app took it: the code is single-use and billed.
 		if b, err := json.Marshal(rec); err == nil {
 			sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)

@@ -1,4 +1,4 @@
-package wxauth
+package strictjson
 
 import (
 	"encoding/json"
@@ -6,7 +6,17 @@ import (
 	"testing"
 )
 
-func TestDecodeStrictAppCall(t *testing.T) {
+// appCall and appCallFields have the shape of the root package's app_api
+// call body, the decoder's strictest user.
+type appCall struct {
+	Action string         `json:"action"`
+	OpenID string         `json:"openid"`
+	Claims map[string]any `json:"claims"`
+}
+
+var appCallFields = []string{"action", "openid", "claims"}
+
+func TestDecodeAppCall(t *testing.T) {
 	cases := []struct {
 		name   string
 		body   string
@@ -36,7 +46,7 @@ func TestDecodeStrictAppCall(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var call appCall
-			err := decodeStrict([]byte(c.body), &call, appCallFields...)
+			err := Decode([]byte(c.body), &call, appCallFields...)
 			switch {
 			case c.refuse == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -48,14 +58,14 @@ func TestDecodeStrictAppCall(t *testing.T) {
 		})
 	}
 	var call appCall
-	if err := decodeStrict([]byte(`{"action":"set_claims","openid":"o1","claims":{"uid":12345678901234567890}}`), &call, appCallFields...); err != nil ||
+	if err := Decode([]byte(`{"action":"set_claims","openid":"o1","claims":{"uid":12345678901234567890}}`), &call, appCallFields...); err != nil ||
 		call.Action != "set_claims" || call.OpenID != "o1" || call.Claims["uid"] != json.Number("12345678901234567890") {
 		t.Fatalf("decoded %+v, %v", call, err)
 	}
 }
 
 // A hook answer is a claims object: any name, each once.
-func TestDecodeStrictClaims(t *testing.T) {
+func TestDecodeClaims(t *testing.T) {
 	cases := []struct {
 		name   string
 		body   string
@@ -71,7 +81,7 @@ func TestDecodeStrictClaims(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var m map[string]any
-			err := decodeStrict([]byte(c.body), &m)
+			err := Decode([]byte(c.body), &m)
 			switch {
 			case c.refuse == "" && (err != nil || m == nil):
 				t.Fatalf("refused: %v", err)
@@ -81,7 +91,7 @@ func TestDecodeStrictClaims(t *testing.T) {
 		})
 	}
 	var m map[string]any
-	if err := decodeStrict([]byte(`{"uid":42}`), &m); err != nil || m["uid"] != json.Number("42") {
+	if err := Decode([]byte(`{"uid":42}`), &m); err != nil || m["uid"] != json.Number("42") {
 		t.Fatalf("numbers are not json.Number: %#v, %v", m, err)
 	}
 }

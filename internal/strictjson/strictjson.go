@@ -1,4 +1,7 @@
-package wxauth
+// Package strictjson decodes a JSON object so that every reader of the
+// same bytes reads the same thing: exact field names, no name twice, one
+// object and nothing after it, numbers as json.Number.
+package strictjson
 
 import (
 	"bytes"
@@ -10,16 +13,16 @@ import (
 	"strings"
 )
 
-// errNotObject is decodeStrict's answer to a body that is not one JSON object.
-var errNotObject = errors.New("the body is not a JSON object")
+// ErrNotObject is Decode's answer to a body that is not one JSON object.
+var ErrNotObject = errors.New("the body is not a JSON object")
 
-// decodeStrict decodes raw, which must be exactly one JSON object, into v
+// Decode decodes raw, which must be exactly one JSON object, into v
 // with numbers as json.Number. encoding/json alone would take "Action" for
 // "action" and let a repeated name win silently, so two readers of one
 // signed body could disagree on what it says; here the top-level names must
 // be exactly one of fields (any name when fields is empty, as for a claims
 // object) and no object in raw may repeat a name.
-func decodeStrict(raw []byte, v any, fields ...string) error {
+func Decode(raw []byte, v any, fields ...string) error {
 	if err := checkNames(raw, fields); err != nil {
 		return err
 	}
@@ -31,7 +34,7 @@ func decodeStrict(raw []byte, v any, fields ...string) error {
 		if errors.As(err, &te) && te.Field != "" {
 			return fmt.Errorf("field %q has the wrong type", te.Field)
 		}
-		return errNotObject
+		return ErrNotObject
 	}
 	return nil
 }
@@ -55,7 +58,7 @@ func checkNames(raw []byte, fields []string) error {
 			return nil
 		}
 		if err != nil || done {
-			return errNotObject
+			return ErrNotObject
 		}
 		if n := len(stack); n > 0 && stack[n-1].wantKey {
 			if name, ok := tok.(string); ok {
@@ -71,7 +74,7 @@ func checkNames(raw []byte, fields []string) error {
 			continue
 		case json.Delim('['):
 			if len(stack) == 0 {
-				return errNotObject
+				return ErrNotObject
 			}
 			stack = append(stack, nameFrame{})
 			continue
@@ -79,7 +82,7 @@ func checkNames(raw []byte, fields []string) error {
 			stack = stack[:len(stack)-1]
 		default:
 			if len(stack) == 0 {
-				return errNotObject
+				return ErrNotObject
 			}
 		}
 		// A value has ended: its object expects a name next.
@@ -95,12 +98,22 @@ func checkNames(raw []byte, fields []string) error {
 // level a name that is not one of fields.
 func takeName(f *nameFrame, name string, top bool, fields []string) error {
 	if top && len(fields) > 0 && !slices.Contains(fields, name) {
-		return fmt.Errorf("field %s is not known (the fields are %s, spelled exactly so)", quoteName(name), strings.Join(fields, ", "))
+		return fmt.Errorf("field %s is not known (the fields are %s, spelled exactly so)", Quote(name), strings.Join(fields, ", "))
 	}
 	if f.seen[name] {
-		return fmt.Errorf("name %s appears twice in one object", quoteName(name))
+		return fmt.Errorf("name %s appears twice in one object", Quote(name))
 	}
 	f.seen[name] = true
 	f.wantKey = false
 	return nil
+}
+
+// Quote quotes a name the caller sent, for a message, cut short: a name
+// can be as long as the body, the message should stay readable.
+func Quote(name string) string {
+	const limit = 64
+	if len(name) > limit {
+		return fmt.Sprintf("%q...", name[:limit])
+	}
+	return fmt.Sprintf("%q", name)
 }
