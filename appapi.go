@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 
@@ -106,5 +107,5 @@ func (h *Handler) endSessions(ctx context.Context, openid string) error {
 	if _, err := h.updateUser(ctx, openid, func(u *userRecord) { u.EndedAt = at.UnixNano() }); err != nil {
 		return err
 	}
-	return h.app.changes.publish(ctx, event{Type: eventEndUser, OpenID: openid, At: at.UnixNano()})
+	return h.app.changes.Publish(ctx, changes.Event{Type: changes.EndUser, OpenID: openid, At: at.UnixNano()})
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/session"
@@ -21,8 +22,8 @@ var appStates = caddy.NewUsagePool()
 // appState is one app's shared state in this process.
 type appState struct {
 	ended   *endedSet
-	changes *changes  // events of the app, published and followed
-	ring    keys.Last // the last keyring loaded from the store
+	changes *changes.Changes // events of the app, published and followed
+	ring    keys.Last        // the last keyring loaded from the store
 }
 
 // Destruct implements caddy.Destructor; the state holds nothing to close.
@@ -32,16 +33,36 @@ func (*appState) Destruct() error { return nil }
 // store of this process alone) when new, and a function that releases it.
 func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
 	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
-		a := &appState{ended: newEndedSet(clock.Real)}
-		a.changes = &changes{
-			feed:    feed,
-			ended:   a.ended,
-			health:  new(feedHealth),
-			keep:    keep,
-			logger:  logger,
-			pending: make(chan event, 1024),
-		}
-		return a, nil
+		ended := newEndedSet(clock.Real)
+		return &appState{ended: ended, changes: newChanges(feed, ended, keep, clock.Real, logger)}, nil
 	})
 	return v.(*appState), func() { _, _ = appStates.Delete(key) }
+}
+
+// newChanges returns the change feed of an app: the events it follows (and
+// publishes) are applied to ended, whose records are kept for keep.
+func newChanges(feed session.Feed, ended *endedSet, keep time.Duration, now clock.Clock, logger *zap.Logger) *changes.Changes {
+	return changes.New(changes.Config{
+		Feed:       feed,
+		Subscriber: endedSubscriber{ended: ended, keep: keep},
+		Logger:     logger,
+		Now:        now,
+		FeedLost:   func() { metrics.storeFeed.Inc() },
+	})
+}
+
+// endedSubscriber applies the feed's events to an app's ended set.
+type endedSubscriber struct {
+	ended *endedSet
+	keep  time.Duration // how long ended records are kept: a token's life
+}
+
+func (s endedSubscriber) EndSession(openid, sid string) { s.ended.endSession(openid, sid, s.keep) }
+
+func (s endedSubscriber) EndUser(openid string, at time.Time) {
+	s.ended.endUser(openid, at, s.keep)
+}
+
+func (s endedSubscriber) SetClaims(openid string, claims map[string]any) {
+	s.ended.setClaims(openid, claims)
 }

@@ -77,7 +77,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 	ended := newEndedSet(time.Now)
 	// Caught up with the feed for good: the production Redis path, where a
 	// cached token needs no lookup.
-	health := &feedHealth{}
+	health := &fakeFeedState{}
 	health.caught.Store(math.MaxInt64)
 	c.g = newGuard(guardConfig{
 		ctx: b.Context(),
@@ -97,7 +97,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 			return &session.Session{ID: sid, OpenID: openidOf(sid), Created: start.Add(-time.Minute), Claims: role}, nil
 		},
 		now:       time.Now,
-		fresh:     feedFreshness{health: health, bound: time.Second},
+		fresh:     feedFreshness{feed: health, bound: time.Second},
 		ended:     ended,
 		sources:   []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
 		cacheSize: size,

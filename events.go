@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 
 	"go.uber.org/zap"
@@ -53,7 +54,7 @@ func (h *Handler) applyClaims(ctx context.Context, openid string, change map[str
 		return nil, err
 	}
 	if !reflect.DeepEqual(before, u.Claims) {
-		if err := h.app.changes.publish(ctx, event{Type: eventClaims, OpenID: openid, Claims: u.Claims}); err != nil {
+		if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.Claims, OpenID: openid, Claims: u.Claims}); err != nil {
 			return nil, err
 		}
 	}

@@ -45,7 +45,7 @@ func (h *Handler) provisionTokens(ctx context.Context) error {
 	if src.Generated() {
 		// A gap in the feed may be a wiped store: the keys are checked,
 		// until this handler releases the app.
-		unwatch, unshare := h.app.changes.onGap(src), h.unshare
+		unwatch, unshare := h.app.changes.SubscribeGaps(src), h.unshare
 		h.unshare = func() {
 			unwatch()
 			if unshare != nil {

@@ -9,17 +9,18 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
 // keyHandler is a Handler with generated keys over store, as Provision
 // sets it up. The key source's own behaviour is tested in internal/keys.
-func keyHandler(t *testing.T, store session.Store) *Handler {
+func keyHandler(t *testing.T, store session.Store, now clock.Clock) *Handler {
 	t.Helper()
-	ended := newEndedSet(time.Now)
+	ended := newEndedSet(now)
 	h := &Handler{Config: Config{AppID: "wxkeys", TokenTTL: 3600e9, SigningAlg: token.HS256}, store: store, prefix: "wxauth/wxkeys",
-		app: &appState{ended: ended, changes: &changes{ended: ended, health: new(feedHealth), logger: zap.NewNop()}}, logger: zap.NewNop()}
+		app: &appState{ended: ended, changes: newChanges(nil, ended, time.Hour, now, zap.NewNop())}, logger: zap.NewNop()}
 	if err := h.provisionTokens(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,8 @@ func TestKeysWiring(t *testing.T) {
 	mem := session.NewMemory()
 	store := &failingStore{Store: mem}
 	store.down.Store(true)
-	h := keyHandler(t, store)
+	clk := newFakeClock()
+	h := keyHandler(t, store, clk.Now)
 	if _, err := h.signer(); !errors.Is(err, errKeysNotLoaded) || errKeysNotLoaded.Status != http.StatusServiceUnavailable || errKeysNotLoaded.Code != "store_unavailable" {
 		t.Fatalf("signer with the store down: %v, want 503 store_unavailable", err)
 	}
@@ -43,7 +45,7 @@ func TestKeysWiring(t *testing.T) {
 	// A gap in the feed makes the keys be checked: made, here.
 	store.down.Store(false)
 	const record = "wxauth/wxkeys/keys/hs256"
-	fl := follower{h.app.changes}
+	fl := h.app.changes.Follower()
 	fl.Gap()
 	if _, err := mem.Get(context.Background(), record); err != nil {
 		t.Fatalf("a gap did not make the key source check the keys: %v", err)
@@ -52,14 +54,15 @@ func TestKeysWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A wipe the key source finds makes the feed confirm cached tokens again.
-	h.app.changes.health.gap.Store(0)
+	gapAt := h.app.changes.LastGap()
+	clk.Advance(time.Second)
 	if err := mem.Delete(context.Background(), record); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.keys.Check(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if h.app.changes.health.gap.Load() == 0 {
+	if h.app.changes.LastGap() <= gapAt {
 		t.Fatal("a wiped store was not told to the change feed")
 	}
 	// Released, the handler's keys hear of no more gaps.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
 
 	"go.uber.org/zap"
 
@@ -229,7 +230,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
-	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, OpenID: id.openid, SID: id.sid}); err != nil {
+	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: id.openid, SID: id.sid}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
 		return apierr.StoreUnavailable
 	}

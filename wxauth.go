@@ -119,7 +119,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	sealID := sha256.Sum256(sealKey)
 	appKey := fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8])
 	h.app, h.unshare = loadAppState(appKey, feed, keep, h.logger)
-	fresh := feedFreshness{health: h.app.changes.health, bound: h.Store.changeBound(), lag: h.Store.feedLag()}
+	fresh := feedFreshness{feed: h.app.changes, bound: h.Store.changeBound(), lag: h.Store.feedLag()}
 	if err := h.provisionTokens(ctx); err != nil {
 		return err
 	}
@@ -131,8 +131,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("wxauth: loading the wxauth app: %w", err)
 	}
 	bg := appMod.(*App)
-	bg.add("feed "+appKey, h.app.changes.follow)
-	bg.add("retry "+appKey, h.app.changes.retry)
+	bg.add("feed "+appKey, h.app.changes.Follow)
+	bg.add("retry "+appKey, h.app.changes.Retry)
 	h.bg = bg.run
 	if opened.sweep != nil {
 		bg.add("sweep "+appKey, sweeper(opened.Store, prefix, opened.sweep))
