@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 
 	"go.uber.org/zap"
 
@@ -52,7 +53,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 	if err := decodeStrict(body, &call, appCallFields...); err != nil {
 		return apierr.InvalidRequest(err.Error())
 	}
-	if !isPlainName(call.OpenID) {
+	if !users.PlainName(call.OpenID) {
 		return apierr.InvalidRequest(`"openid" is missing or malformed`)
 	}
 	switch call.Action {
@@ -60,7 +61,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 		if call.Claims == nil {
 			return apierr.InvalidRequest(`set_claims needs a "claims" object`)
 		}
-		if err := checkClaims(call.Claims); err != nil {
+		if err := users.CheckClaims(call.Claims); err != nil {
 			return apierr.InvalidRequest(err.Error())
 		}
 	case actionEndSessions:
@@ -82,7 +83,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 
 	switch call.Action {
 	case actionSetClaims:
-		_, err = h.applyClaims(ctx, call.OpenID, call.Claims)
+		_, err = h.users.ApplyClaims(ctx, call.OpenID, call.Claims)
 	case actionEndSessions:
 		err = h.endSessions(ctx, call.OpenID)
 	}
@@ -101,7 +102,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 // endSessions ends every session of openid begun until now, on every instance.
 func (h *Handler) endSessions(ctx context.Context, openid string) error {
 	at := time.Now()
-	if _, err := h.updateUser(ctx, openid, func(u *userRecord) { u.EndedAt = at.UnixNano() }); err != nil {
+	if _, err := h.users.Update(ctx, openid, func(u *users.Record) { u.EndedAt = at.UnixNano() }); err != nil {
 		return err
 	}
 	return h.app.changes.publish(ctx, event{Type: eventEndUser, OpenID: openid, At: at.UnixNano()})
