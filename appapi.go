@@ -11,6 +11,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 
 	"go.uber.org/zap"
 
@@ -55,7 +56,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 	if err := strictjson.Decode(body, &call, appCallFields...); err != nil {
 		return apierr.InvalidRequest(err.Error())
 	}
-	if !isPlainName(call.OpenID) {
+	if !users.PlainName(call.OpenID) {
 		return apierr.InvalidRequest(`"openid" is missing or malformed`)
 	}
 	switch call.Action {
@@ -63,7 +64,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 		if call.Claims == nil {
 			return apierr.InvalidRequest(`set_claims needs a "claims" object`)
 		}
-		if err := checkClaims(call.Claims); err != nil {
+		if err := users.CheckClaims(call.Claims); err != nil {
 			return apierr.InvalidRequest(err.Error())
 		}
 	case actionEndSessions:
@@ -85,7 +86,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 
 	switch call.Action {
 	case actionSetClaims:
-		_, err = h.applyClaims(ctx, call.OpenID, call.Claims)
+		_, err = h.users.ApplyClaims(ctx, call.OpenID, call.Claims)
 	case actionEndSessions:
 		err = h.endSessions(ctx, call.OpenID)
 	}
@@ -104,7 +105,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 // endSessions ends every session of openid begun until now, on every instance.
 func (h *Handler) endSessions(ctx context.Context, openid string) error {
 	at := time.Now()
-	if _, err := h.updateUser(ctx, openid, func(u *userRecord) { u.EndedAt = at.UnixNano() }); err != nil {
+	if _, err := h.users.Update(ctx, openid, func(u *users.Record) { u.EndedAt = at.UnixNano() }); err != nil {
 		return err
 	}
 	return h.app.changes.Publish(ctx, changes.Event{Type: changes.EndUser, OpenID: openid, At: at.UnixNano()})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -82,14 +83,14 @@ func (ah *AppHook) provision() error {
 		return fmt.Errorf("wxauth: app_hook timeout must not be negative")
 	}
 	for claim, header := range ah.ClaimHeaders {
-		if checkClaims(map[string]any{claim: true}) != nil {
+		if users.CheckClaims(map[string]any{claim: true}) != nil {
 			return fmt.Errorf("wxauth: app_hook claim_header: claim %q cannot be mapped", claim)
 		}
-		if !isPlainName(header) || protectedHeaders[textproto.CanonicalMIMEHeaderKey(header)] {
+		if !users.PlainName(header) || protectedHeaders[textproto.CanonicalMIMEHeaderKey(header)] {
 			return fmt.Errorf("wxauth: app_hook claim_header: %q cannot carry a claim", header)
 		}
 	}
-	ah.client = hook.New(hook.Config{URL: ah.URL, Key: ah.key, Timeout: time.Duration(ah.Timeout), CheckClaims: checkClaims})
+	ah.client = hook.New(hook.Config{URL: ah.URL, Key: ah.key, Timeout: time.Duration(ah.Timeout), CheckClaims: users.CheckClaims})
 	return nil
 }
 

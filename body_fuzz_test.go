@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 )
 
 // FuzzLoginBody: any login body, in any content type, gives a code or a
@@ -34,6 +35,6 @@ func FuzzLoginBody(f *testing.F) {
 			}
 			return
 		}
-		_, _ = validCode(f[0]), validNonce(f[1])
+		_, _ = validCode(f[0]), login.ValidNonce(f[1])
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
 )
@@ -195,7 +196,7 @@ func (c *Config) validate() error {
 	if c.AppID == "" {
 		return fmt.Errorf("wxauth: app_id is required")
 	}
-	if !isPlainName(c.AppID) {
+	if !users.PlainName(c.AppID) {
 		// It names the app's keys in the store, so it must be a plain word.
 		return fmt.Errorf("wxauth: app_id %q must be letters, digits, '-' or '_' (e.g. wx0123456789abcdef)", c.AppID)
 	}

@@ -1,6 +1,8 @@
 package wxauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -154,4 +156,10 @@ func validCode(code string) bool {
 		}
 	}
 	return true
+}
+
+// hash names a secret (a code, a key) in store keys without keeping it.
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"reflect"
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
@@ -38,27 +37,21 @@ func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hook.Event) (
 	return change, nil
 }
 
-// applyClaims records the app's claims change on the user, with any other
-// change to the record in the same write, and tells every instance when
-// the claims changed. It returns the user's record after the change.
-func (h *Handler) applyClaims(ctx context.Context, openid string, change map[string]any, also ...func(*userRecord)) (*userRecord, error) {
-	var before map[string]any
-	u, err := h.updateUser(ctx, openid, func(u *userRecord) {
-		before = u.Claims
-		u.Claims = mergeClaims(u.Claims, change)
-		for _, f := range also {
-			f(u)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !reflect.DeepEqual(before, u.Claims) {
-		if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.Claims, OpenID: openid, Claims: u.Claims}); err != nil {
-			return nil, err
-		}
-	}
-	return u, nil
+// claimsFeed tells every instance of a user's new claims, through the
+// app's change feed.
+type claimsFeed struct{ app *appState }
+
+func (f claimsFeed) ClaimsChanged(ctx context.Context, openid string, claims map[string]any) error {
+	return f.app.changes.Publish(ctx, changes.Event{Type: changes.Claims, OpenID: openid, Claims: claims})
+}
+
+// loginHook asks the app hook about a login, for login.Flow.
+type loginHook struct{ h *Handler }
+
+func (a loginHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, claims map[string]any, first bool) (map[string]any, error) {
+	ev := a.h.newHookEvent(hookLogin, s, claims)
+	ev.FirstLogin = &first
+	return a.h.askApp(ctx, log, ev)
 }
 
 // afterHook applies the claims the app answered for the caller's session s,
@@ -68,7 +61,7 @@ func (h *Handler) afterHook(ctx context.Context, s *session.Session, change map[
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if change != nil {
-		if _, err := h.applyClaims(sctx, s.OpenID, change); err != nil {
+		if _, err := h.users.ApplyClaims(sctx, s.OpenID, change); err != nil {
 			return apierr.StoreUnavailable
 		}
 	}

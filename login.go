@@ -8,6 +8,9 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
+	"github.com/wxauth/caddy-wxauth/wechat"
 
 	"go.uber.org/zap"
 
@@ -49,102 +52,37 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	if !validCode(code) {
 		return nil, apierr.InvalidRequest(`"code" from wx.login is missing or malformed`)
 	}
-	if nonce != "" && !validNonce(nonce) {
+	if nonce != "" && !login.ValidNonce(nonce) {
 		return nil, apierr.InvalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
 	}
 	// Without keys the token could not be signed: keep the user's code.
 	if _, err := h.signer(); err != nil {
 		return nil, err
 	}
-	log := h.requestLogger(r)
-	s, err := h.logins.do(r.Context(), code, nonce, func(ctx context.Context) (*session.Session, error) {
-		return h.login(ctx, log, code)
-	})
+	s, err := h.login.Do(r.Context(), h.requestLogger(r), code, nonce)
 	if err != nil {
 		return nil, err
 	}
 	return h.issue(s)
 }
 
-// login exchanges code at WeChat and makes the session. With the app
-// hook's login event, the app answers before anything else is stored, so a
-// failing hook leaves no session behind.
-func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (_ *session.Session, err error) {
-	begun := time.Now().UTC()
-	ws, err := h.wx.Code2Session(ctx, code)
-	if err != nil {
-		log.Info("login refused by WeChat", zap.Error(err))
-		return nil, wechatError(err)
+// provisionLogin sets up the login platform (WeChat) and the login flow
+// over it.
+func (h *Handler) provisionLogin(store session.Store, prefix string) {
+	wx := wechat.NewClient(wechat.Config{
+		AppID:     h.AppID,
+		AppSecret: h.secret,
+		BaseURL:   h.APIBase,
+		Timeout:   time.Duration(h.WeChatTimeout),
+		Observe:   observeWeChat,
+	})
+	h.provider = wxlogin.New(h.AppID, wx, wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc))
+	var hook login.App
+	if h.AppHook.wants(hookLogin) {
+		hook = loginHook{h}
 	}
-	s := &session.Session{ID: session.NewID(), OpenID: ws.OpenID, UnionID: ws.UnionID, Created: begun}
-	hooked := h.AppHook.wants(hookLogin)
-	var u *userRecord
-	var first bool
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	if hooked {
-		u, first, err = h.claimFirst(sctx, ws.OpenID, s.ID)
-	} else {
-		u, err = h.user(sctx, ws.OpenID)
-	}
-	cancel()
-	if err != nil {
-		return nil, apierr.StoreUnavailable
-	}
-	if first {
-		defer func() {
-			if err != nil {
-				h.giveBackFirstOf(ctx, log, s)
-			}
-		}()
-	}
-	var change map[string]any
-	if hooked {
-		ev := h.newHookEvent(hookLogin, s, u.Claims)
-		ev.FirstLogin = &first
-		if change, err = h.askApp(ctx, log, ev); err != nil {
-			return nil, err
-		}
-	}
-	ttl := time.Duration(h.TokenTTL)
-	// The store's time starts after the hook, so a slow hook cannot use it up.
-	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	// WeChat has already replaced the user's session_key, so it is stored
-	// first: a failure after this leaves no session, only the current key.
-	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
-		log.Error("storing session_key failed", zap.Error(err))
-		return nil, apierr.StoreUnavailable
-	}
-	if err := h.sessions.Add(sctx, s, ttl); err != nil {
-		log.Error("storing session failed", zap.Error(err))
-		return nil, apierr.StoreUnavailable
-	}
-	// Read again after the session is stored: the app may have ended the
-	// user's sessions while it answered.
-	if first || !u.Seen || change != nil {
-		u, err = h.applyClaims(sctx, ws.OpenID, change, seenBy(s.ID))
-	} else {
-		u, err = h.user(sctx, ws.OpenID)
-	}
-	if err != nil {
-		log.Error("storing the user failed", zap.Error(err))
-		return nil, apierr.StoreUnavailable
-	}
-	if u.ended(s) {
-		return nil, apierr.InvalidToken("the session has ended")
-	}
-	s.Claims = u.Claims
-	return s, nil
-}
-
-// giveBackFirstOf gives back the first-login claim of s, whose login
-// failed. It runs even when the client hung up, which may be why it failed.
-func (h *Handler) giveBackFirstOf(ctx context.Context, log *zap.Logger, s *session.Session) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	if err := h.giveBackFirst(ctx, s.OpenID, s.ID); err != nil {
-		log.Warn("giving back a failed first login failed; no later login of the user will be the first", zap.Error(err))
-	}
+	h.login = login.New(login.Config{Provider: h.provider, Store: store, Prefix: prefix, Sessions: h.sessions,
+		Users: h.users, App: hook, TTL: time.Duration(h.TokenTTL), Timeout: storeTimeout})
 }
 
 // issue signs a token for s, which expires after token_ttl or at the
@@ -180,7 +118,7 @@ func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Ses
 
 // callerSessionOf loads session sid, with the user's current claims.
 func (h *Handler) callerSessionOf(ctx context.Context, sid string) (*session.Session, error) {
-	s, err := h.liveSession(ctx, sid)
+	s, err := h.users.Live(ctx, sid)
 	if errors.Is(err, session.ErrNotFound) {
 		return nil, apierr.InvalidToken("the session has ended")
 	}

@@ -9,10 +9,9 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 
-	"go.uber.org/zap"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 
 	"github.com/wxauth/caddy-wxauth/session"
-	"github.com/wxauth/caddy-wxauth/wechat"
 )
 
 // sessionKey returns the newest session_key of the caller's openid.
@@ -49,16 +48,17 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *ident
 	if (req.RawData == "") != (req.Signature == "") {
 		return apierr.InvalidRequest(`"rawData" and "signature" go together`)
 	}
+	dec, ok := h.provider.(login.Decrypter)
+	if !ok {
+		return apierr.Internal // a platform without it serves no decrypt endpoint
+	}
 	key, err := h.sessionKey(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	if req.Signature != "" && !wechat.VerifyRawData(req.RawData, key, req.Signature) {
-		return apierr.New(http.StatusBadRequest, "invalid_signature", "signature does not match rawData and the session_key; the data may be stale: call wx.login again")
-	}
-	data, err := wechat.DecryptUserData(h.AppID, key, req.EncryptedData, req.IV)
+	data, err := dec.DecryptUserData(key, login.Encrypted{Data: req.EncryptedData, IV: req.IV, RawData: req.RawData, Signature: req.Signature})
 	if err != nil {
-		return apierr.New(http.StatusBadRequest, "decrypt_failed", decryptReason(err))
+		return err
 	}
 	if h.AppHook.wants(hookDecrypt) {
 		s, err := h.eventSession(r.Context(), id)
@@ -90,6 +90,10 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	if !validCode(code) {
 		return apierr.InvalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
 	}
+	phones, ok := h.provider.(login.PhoneNumberer)
+	if !ok {
+		return apierr.Internal // a platform without it serves no phone endpoint
+	}
 	log := h.requestLogger(r)
 	wantsEvent := h.AppHook.wants(hookPhone)
 	var rec *phoneRecord
@@ -104,20 +108,12 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 		if err != nil {
 			return err
 		}
-		var info json.RawMessage
-		sent := false
-		err = h.access.Do(r.Context(), func(tok string) error {
-			sent = true
-			var err error
-			info, err = h.wx.PhoneNumber(r.Context(), tok, code, id.openid)
-			return err
-		})
-		if !sent {
-			refund() // no access_token: WeChat was not asked
+		info, asked, err := phones.PhoneNumber(r.Context(), log, code, id.openid)
+		if !asked {
+			refund() // WeChat was not asked (no access_token)
 		}
 		if err != nil {
-			log.Info("phone number refused", zap.Error(err))
-			return wechatError(err)
+			return err
 		}
 		if !wantsEvent {
 			return writeRaw(w, info)
@@ -175,24 +171,18 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 	if err != nil {
 		return err
 	}
+	// A platform that cannot be asked leaves session_key_valid false, so
+	// the client logs in again before it decrypts.
+	checker, canCheck := h.provider.(login.SessionChecker)
 	reply := sessionReply{OpenID: s.OpenID, UnionID: s.UnionID, ExpiresAt: s.Expires.Unix()}
 	key, err := h.sessions.SessionKey(ctx, s.OpenID)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
 		return apierr.StoreUnavailable
-	default:
+	case canCheck:
 		valid, err := h.sessionKeyValid(r.Context(), s, key, func() (bool, error) {
-			err := h.access.Do(r.Context(), func(tok string) error {
-				return h.wx.CheckSession(r.Context(), tok, s.OpenID, key)
-			})
-			switch {
-			case err == nil:
-				return true, nil
-			case wechat.IsSessionKeyInvalid(err):
-				return false, nil
-			}
-			return false, wechatError(err)
+			return checker.CheckSessionKey(r.Context(), s.OpenID, key)
 		})
 		if err != nil {
 			return err

@@ -22,7 +22,9 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/quota"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -56,10 +58,10 @@ type Handler struct {
 	strip    []string // extra client headers to remove, from claim_headers
 	keys     *keys.Source
 	sessions *session.Manager
-	wx       *wechat.Client
-	access   *wechat.AccessTokens
+	users    *users.Store
+	provider login.Provider // the login platform, with its optional capabilities
 	guard    *guard
-	logins   *loginFlight
+	login    *login.Flow
 	limiter  *quota.Login
 	phone    *quota.Phone
 	routes   map[string]endpoint
@@ -119,6 +121,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	sealID := sha256.Sum256(sealKey)
 	appKey := fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8])
 	h.app, h.unshare = loadAppState(appKey, feed, keep, h.logger)
+	// A user record outlives every session its ended_at ends, and the tokens
+	// its claims are in.
+	h.users = users.New(users.Config{Store: store, Prefix: prefix, Sessions: h.sessions,
+		TTL: time.Duration(h.SessionMaxAge) + time.Duration(h.TokenTTL), Announce: claimsFeed{h.app}})
 	fresh := feedFreshness{feed: h.app.changes, bound: h.Store.changeBound(), lag: h.Store.feedLag()}
 	if err := h.provisionTokens(ctx); err != nil {
 		return err
@@ -144,18 +150,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wxauth: registering metrics: %w", err)
 	}
-	h.wx = wechat.NewClient(wechat.Config{
-		AppID:     h.AppID,
-		AppSecret: h.secret,
-		BaseURL:   h.APIBase,
-		Timeout:   time.Duration(h.WeChatTimeout),
-		Observe:   observeWeChat,
-	})
-	h.access = wechat.NewAccessTokens(h.wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc)
 	h.guard = newGuard(guardConfig{
 		ctx:          ctx,
 		verify:       h.verifyToken,
-		lookup:       h.liveSession,
+		lookup:       h.users.Live,
 		now:          time.Now,
 		fresh:        fresh,
 		ended:        h.app.ended,
@@ -167,7 +165,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		forwardToken: h.ForwardToken,
 		logger:       h.logger,
 	})
-	h.logins = newLoginFlight(store, prefix, h.liveSession)
+	h.provisionLogin(store, prefix)
 	if l := h.LoginLimit; l != nil {
 		h.limiter = quota.NewLogin(quota.Config{Store: store, Prefix: prefix, Limit: l.Events, Window: time.Duration(l.Window), Timeout: storeTimeout})
 	}

@@ -1,4 +1,4 @@
-package wxauth
+package login
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 
 	"github.com/wxauth/caddy-wxauth/session"
 )
@@ -17,15 +18,15 @@ import (
 type flightFixture struct {
 	store    *session.Memory
 	sessions *session.Manager
-	a, b     *loginFlight
+	a, b     *flight
 	calls    atomic.Int32 // WeChat calls made
 }
 
 func newFlightFixture() *flightFixture {
 	f := &flightFixture{store: session.NewMemory()}
 	f.sessions = session.NewManager(f.store, "wxauth/app")
-	f.a = newLoginFlight(f.store, "wxauth/app", f.sessions.Get)
-	f.b = newLoginFlight(f.store, "wxauth/app", f.sessions.Get)
+	f.a = newFlight(f.store, "wxauth/app", f.sessions.Get, clock.Real, 3*time.Second)
+	f.b = newFlight(f.store, "wxauth/app", f.sessions.Get, clock.Real, 3*time.Second)
 	return f
 }
 
@@ -158,8 +159,8 @@ func TestValidNonce(t *testing.T) {
 		"": false, "short": false, nonceA: true, "0123456789abcdef": true,
 		"0123456789abcde!": false, string(make([]byte, 65)): false,
 	} {
-		if validNonce(n) != want {
-			t.Errorf("validNonce(%q) = %v", n, !want)
+		if ValidNonce(n) != want {
+			t.Errorf("ValidNonce(%q) = %v", n, !want)
 		}
 	}
 }
