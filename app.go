@@ -2,10 +2,20 @@ package wxauth
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/wxauth/caddy-wxauth/internal/background"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/keys"
+	"github.com/wxauth/caddy-wxauth/session"
 )
 
 func init() {
@@ -21,6 +31,8 @@ func init() {
 type App struct {
 	mu      sync.Mutex
 	jobs    map[string]func(context.Context) // by name: two handlers of one app add one job
+	ctx     context.Context                  // the config's; jobs end with it at the latest
+	run     background.Runner
 	cancel  context.CancelFunc
 	running sync.WaitGroup
 }
@@ -31,6 +43,18 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 		ID:  "wxauth",
 		New: func() caddy.Module { return new(App) },
 	}
+}
+
+// redisLoggerOnce sets go-redis's process-wide logger the first time a
+// wxauth app is provisioned, not when the package is imported.
+var redisLoggerOnce sync.Once
+
+// Provision prepares the app's logger and panic accounting.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.run = background.Runner{Logger: ctx.Logger(), Panicked: countPanic}
+	redisLoggerOnce.Do(setRedisLogger)
+	return nil
 }
 
 // add registers a job, unless one of that name was added already. A job
@@ -46,23 +70,28 @@ func (a *App) add(name string, job func(context.Context)) {
 	}
 }
 
-// Start runs every job.
+// Start runs every job; a job that panics is started again after a backoff.
 func (a *App) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
+	parent := a.ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
 	a.cancel = cancel
-	for _, job := range a.jobs {
+	for name, job := range a.jobs {
 		a.running.Add(1)
 		go func() {
 			defer a.running.Done()
-			job(ctx)
+			a.run.Supervise(ctx, name, job)
 		}()
 	}
 	return nil
 }
 
-// Stop ends every job and waits a little for them to return.
+// Stop ends every job and waits for them: each ends with its context, and
+// every store call a job makes is bounded by a timeout.
 func (a *App) Stop() error {
 	a.mu.Lock()
 	cancel := a.cancel
@@ -71,18 +100,13 @@ func (a *App) Stop() error {
 		return nil
 	}
 	cancel()
-	done := make(chan struct{})
-	go func() { a.running.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
+	a.running.Wait()
 	return nil
 }
 
 // every runs fn at once and then every period until ctx ends.
 func every(ctx context.Context, period time.Duration, fn func(now time.Time)) {
-	fn(time.Now())
+	fn(clock.Real())
 	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
@@ -97,6 +121,77 @@ func every(ctx context.Context, period time.Duration, fn func(now time.Time)) {
 
 // Interface guards
 var (
-	_ caddy.App    = (*App)(nil)
-	_ caddy.Module = (*App)(nil)
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Module      = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
 )
+
+// appStates holds what the handlers of one app share in this process, kept
+// across config reloads: a reload sees the sessions ended before it, and a
+// config loaded while the store is down keeps the keys the last one loaded.
+// Each entry is keyed by store, app and store key, so a test or a config of
+// another app never sees it.
+var appStates = caddy.NewUsagePool()
+
+// appState is one app's shared state in this process.
+type appState struct {
+	ended   *endedSet
+	changes *changes.Changes // events of the app, published and followed
+	ring    keys.Last        // the last keyring loaded from the store
+}
+
+// Destruct implements caddy.Destructor; the state holds nothing to close.
+func (*appState) Destruct() error { return nil }
+
+// loadAppState returns the state under key, made with feed (nil for a
+// store of this process alone) when new, and a function that releases it.
+func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
+	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ended := newEndedSet(clock.Real)
+		return &appState{ended: ended, changes: newChanges(feed, ended, keep, clock.Real, logger)}, nil
+	})
+	return v.(*appState), func() { _, _ = appStates.Delete(key) }
+}
+
+// newChanges returns the change feed of an app: the events it follows (and
+// publishes) are applied to ended, whose records are kept for keep.
+func newChanges(feed session.Feed, ended *endedSet, keep time.Duration, now clock.Clock, logger *zap.Logger) *changes.Changes {
+	return changes.New(changes.Config{
+		Feed:       feed,
+		Subscriber: endedSubscriber{ended: ended, keep: keep},
+		Logger:     logger,
+		Now:        now,
+		FeedLost:   func() { metrics.storeFeed.Inc() },
+	})
+}
+
+// endedSubscriber applies the feed's events to an app's ended set.
+type endedSubscriber struct {
+	ended *endedSet
+	keep  time.Duration // how long ended records are kept: a token's life
+}
+
+func (s endedSubscriber) EndSession(openid, sid string) { s.ended.endSession(openid, sid, s.keep) }
+
+func (s endedSubscriber) EndUser(openid string, at time.Time) {
+	s.ended.endUser(openid, at, s.keep)
+}
+
+func (s endedSubscriber) SetClaims(openid string, claims map[string]any) {
+	s.ended.setClaims(openid, claims)
+}
+
+// setRedisLogger sends go-redis's own notes (a failed dial, a sentinel
+// switching masters), which it writes to stderr in plain text by default,
+// through Caddy's logs. go-redis has one logger per process.
+func setRedisLogger() { redis.SetLogger(redisLogger{}) }
+
+// redisLogger hands go-redis's notes to Caddy's logger, at debug level:
+// wxauth reports the store errors that matter itself.
+type redisLogger struct{}
+
+func (redisLogger) Printf(_ context.Context, format string, v ...any) {
+	if c := caddy.Log().Named("wxauth.redis").Check(zapcore.DebugLevel, "go-redis"); c != nil {
+		c.Write(zap.String("note", fmt.Sprintf(format, v...)))
+	}
+}

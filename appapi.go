@@ -1,13 +1,17 @@
 package wxauth
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/strictjson"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 
 	"go.uber.org/zap"
 
@@ -27,8 +31,11 @@ type appCall struct {
 	Claims map[string]any `json:"claims"`
 }
 
+// appCallFields are appCall's JSON names, the only ones a call may use.
+var appCallFields = []string{"action", "openid", "claims"}
+
 // errAppSignature answers an app_api call whose signature does not hold.
-var errAppSignature = newError(http.StatusUnauthorized, "invalid_signature",
+var errAppSignature = apierr.New(http.StatusUnauthorized, "invalid_signature",
 	"the call is not signed with the app_hook secret, its timestamp is over 5 minutes off, or its webhook-id was used before")
 
 // serveAppAPI takes the app's signed calls: set a user's claims, or end
@@ -40,40 +47,38 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 		return bodyError(err)
 	}
 	log := h.requestLogger(r)
-	callID, err := h.AppHook.key.verify(r.Header, body, time.Now())
+	callID, err := h.AppHook.key.Verify(r.Header, body, time.Now())
 	if err != nil {
 		log.Info("app_api call refused: bad signature")
 		return errAppSignature
 	}
 	var call appCall
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&call); err != nil {
-		return invalidRequest("the body is not a JSON object")
+	if err := strictjson.Decode(body, &call, appCallFields...); err != nil {
+		return apierr.InvalidRequest(err.Error())
 	}
-	if !isPlainName(call.OpenID) {
-		return invalidRequest(`"openid" is missing or malformed`)
+	if !users.PlainName(call.OpenID) {
+		return apierr.InvalidRequest(`"openid" is missing or malformed`)
 	}
 	switch call.Action {
 	case actionSetClaims:
 		if call.Claims == nil {
-			return invalidRequest(`set_claims needs a "claims" object`)
+			return apierr.InvalidRequest(`set_claims needs a "claims" object`)
 		}
-		if err := checkClaims(call.Claims); err != nil {
-			return invalidRequest(err.Error())
+		if err := users.CheckClaims(call.Claims); err != nil {
+			return apierr.InvalidRequest(err.Error())
 		}
 	case actionEndSessions:
 	default:
-		return invalidRequest(`"action" must be set_claims or end_sessions`)
+		return apierr.InvalidRequest(`"action" must be set_claims or end_sessions`)
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	// A call is taken once: its id is kept for as long as its timestamp is good.
-	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*webhookTolerance)
+	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*hook.Tolerance)
 	switch {
 	case err != nil:
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	case !fresh:
 		log.Info("app_api call refused: webhook-id used before")
 		return errAppSignature
@@ -81,16 +86,16 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 
 	switch call.Action {
 	case actionSetClaims:
-		_, err = h.applyClaims(ctx, call.OpenID, call.Claims)
+		_, err = h.users.ApplyClaims(ctx, call.OpenID, call.Claims)
 	case actionEndSessions:
 		err = h.endSessions(ctx, call.OpenID)
 	}
 	if err != nil {
 		log.Error("app_api call failed", zap.String("action", call.Action), zap.Error(err))
 		if errors.Is(err, session.ErrInvalidID) {
-			return invalidRequest(`"openid" is malformed`)
+			return apierr.InvalidRequest(`"openid" is malformed`)
 		}
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
@@ -100,8 +105,8 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identit
 // endSessions ends every session of openid begun until now, on every instance.
 func (h *Handler) endSessions(ctx context.Context, openid string) error {
 	at := time.Now()
-	if _, err := h.updateUser(ctx, openid, func(u *userRecord) { u.EndedAt = at.UnixNano() }); err != nil {
+	if _, err := h.users.Update(ctx, openid, func(u *users.Record) { u.EndedAt = at.UnixNano() }); err != nil {
 		return err
 	}
-	return h.app.changes.publish(ctx, event{Type: eventEndUser, OpenID: openid, At: at.UnixNano()})
+	return h.app.changes.Publish(ctx, changes.Event{Type: changes.EndUser, OpenID: openid, At: at.UnixNano()})
 }

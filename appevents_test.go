@@ -132,7 +132,7 @@ func startHooked(t *testing.T, a *appHook, events string) *harness {
 
 func TestAppHookLogin(t *testing.T) {
 	a := newAppHook(t)
-	a.answer("login", 200, `{"uid": 1001, "roles": ["buyer","vip"], "tier": "gold"}`)
+	a.answer("login", 200, `{"uid": 1001, "roles": "buyer,vip", "tier": "gold"}`)
 	h := startHooked(t, a, "login logout")
 	first := h.login("mike")
 	ev := a.last("login")

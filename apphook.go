@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/textproto"
 	"net/url"
 	"slices"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/users"
+	"github.com/wxauth/caddy-wxauth/session"
+	"go.uber.org/zap"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -23,9 +28,6 @@ const (
 	hookDecrypt = "decrypt"
 	hookLogout  = "logout"
 )
-
-// hookAnswerMax bounds the app's answer.
-const hookAnswerMax = 64 << 10
 
 // AppHook sends the app behind Caddy what only wxauth can verify: logins,
 // phone numbers, decrypted data and logouts, signed the Standard Webhooks
@@ -47,9 +49,9 @@ type AppHook struct {
 	// mapped header are removed like the X-Wx-* ones.
 	ClaimHeaders map[string]string `json:"claim_headers,omitempty"`
 
-	secret string // Secret with its placeholders replaced
-	key    webhookKey
-	client *http.Client
+	secret string   // Secret with its placeholders replaced
+	key    hook.Key // checks the app's calls to app_api
+	client *hook.Client
 }
 
 // protectedHeaders cannot carry claims: wxauth's own identity headers and
@@ -67,7 +69,7 @@ func (ah *AppHook) provision() error {
 	if ah.Secret == "" {
 		return fmt.Errorf("wxauth: app_hook needs a secret (whsec_...), so the app can tell wxauth's events from forged ones")
 	}
-	if ah.key, err = parseWebhookSecret(ah.secret); err != nil {
+	if ah.key, err = hook.ParseSecret(ah.secret); err != nil {
 		return fmt.Errorf("wxauth: app_hook secret: %v", err)
 	}
 	if len(ah.Events) == 0 {
@@ -87,18 +89,14 @@ func (ah *AppHook) provision() error {
 		return fmt.Errorf("wxauth: app_hook timeout must not be negative")
 	}
 	for claim, header := range ah.ClaimHeaders {
-		if checkClaims(map[string]any{claim: true}) != nil {
+		if users.CheckClaims(map[string]any{claim: true}) != nil {
 			return fmt.Errorf("wxauth: app_hook claim_header: claim %q cannot be mapped", claim)
 		}
-		if !isPlainName(header) || protectedHeaders[textproto.CanonicalMIMEHeaderKey(header)] {
+		if !users.PlainName(header) || protectedHeaders[textproto.CanonicalMIMEHeaderKey(header)] {
 			return fmt.Errorf("wxauth: app_hook claim_header: %q cannot carry a claim", header)
 		}
 	}
-	ah.client = &http.Client{
-		Timeout: time.Duration(ah.Timeout),
-		// The app answers; it does not send events elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	ah.client = hook.New(hook.Config{URL: ah.URL, Key: ah.key, Timeout: time.Duration(ah.Timeout), CheckClaims: users.CheckClaims})
 	return nil
 }
 
@@ -107,74 +105,125 @@ func (ah *AppHook) wants(event string) bool {
 	return ah != nil && slices.Contains(ah.Events, event)
 }
 
-// hookEvent is the body of an event. It never holds a secret, session_key
-// or token.
-type hookEvent struct {
-	ID         string         `json:"id"`
-	Event      string         `json:"event"`
-	Time       int64          `json:"time"`
-	AppID      string         `json:"app_id"`
-	OpenID     string         `json:"openid"`
-	UnionID    string         `json:"unionid,omitempty"`
-	SID        string         `json:"sid"`
-	FirstLogin *bool          `json:"first_login,omitempty"`
-	Claims     map[string]any `json:"claims"`
-	Phone      any            `json:"phone,omitempty"`
-	Data       any            `json:"data,omitempty"`
+func hookFailed() *apierr.Error {
+	return apierr.New(http.StatusBadGateway, "hook_failed", "the app did not accept this event; nothing was handed out, try again")
 }
 
-var errHook = errors.New("app hook failed")
+// newHookEvent starts the event kind of session s.
+func (h *Handler) newHookEvent(kind string, s *session.Session, claims map[string]any) *hook.Event {
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	return &hook.Event{
+		ID: hook.NewEventID(), Event: kind, Time: time.Now().Unix(),
+		AppID: h.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SID: s.ID, Claims: claims,
+	}
+}
 
-// send posts ev and returns the claims change the app answered (nil for
-// none). Any answer but 2xx with nothing, or a JSON object of valid claims,
-// is an error.
-func (ah *AppHook) send(ctx context.Context, ev *hookEvent) (map[string]any, error) {
-	body, err := json.Marshal(ev)
+// askApp sends ev to the app hook and returns the claims change it
+// answered. A failure is the contract's 502 hook_failed.
+func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hook.Event) (map[string]any, error) {
+	change, err := h.AppHook.client.Send(ctx, ev)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errHook, err)
+		log.Warn("app hook failed", zap.String("event", ev.Event), zap.Error(err))
+		return nil, hookFailed()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ah.URL, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errHook, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "caddy-wxauth")
-	req.Header.Set("X-Wxauth-Event", ev.Event)
-	ah.key.setHeaders(req.Header, ev.ID, ev.Time, body)
-	resp, err := ah.client.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL may carry credentials; keep it out of logs
+	return change, nil
+}
+
+// claimsFeed tells every instance of a user's new claims, through the
+// app's change feed.
+type claimsFeed struct{ app *appState }
+
+func (f claimsFeed) ClaimsChanged(ctx context.Context, openid string, claims map[string]any) error {
+	return f.app.changes.Publish(ctx, changes.Event{Type: changes.Claims, OpenID: openid, Claims: claims})
+}
+
+// loginHook asks the app hook about a login, for login.Flow.
+type loginHook struct{ h *Handler }
+
+func (a loginHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, claims map[string]any, first bool) (map[string]any, error) {
+	ev := a.h.newHookEvent(hookLogin, s, claims)
+	ev.FirstLogin = &first
+	return a.h.askApp(ctx, log, ev)
+}
+
+// afterHook applies the claims the app answered for the caller's session s,
+// then checks that s is still live: an answer that arrives after the
+// session ended never brings it back.
+func (h *Handler) afterHook(ctx context.Context, s *session.Session, change map[string]any) error {
+	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	if change != nil {
+		if _, err := h.users.ApplyClaims(sctx, s.OpenID, change); err != nil {
+			return apierr.StoreUnavailable
 		}
-		return nil, fmt.Errorf("%w: %v", errHook, err)
 	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, hookAnswerMax+1))
+	if _, err := h.callerSessionOf(sctx, s.ID); err != nil {
+		return err
+	}
+	return nil
+}
+
+// sendLogout tells the app, once and in the background, that s ended.
+func (h *Handler) sendLogout(s *session.Session, claims map[string]any) {
+	if !h.AppHook.wants(hookLogout) {
+		return
+	}
+	ev := h.newHookEvent(hookLogout, s, claims)
+	h.bg.Go("event logout", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.AppHook.Timeout))
+		defer cancel()
+		if _, err := h.AppHook.client.Send(ctx, ev); err != nil {
+			h.logger.Info("app hook did not take a logout event (not retried)", zap.Error(err))
+		}
+	})
+}
+
+// phoneRetryWindow is how long a phone code's answer is kept when the app
+// hook failed, so the client can retry with the same (single-use, billed)
+// code without a second WeChat call.
+const phoneRetryWindow = 5 * time.Minute
+
+// phoneRecord is a phone answer kept for a retry.
+type phoneRecord struct {
+	OpenID  string          `json:"openid"`
+	EventID string          `json:"event_id"`
+	Info    json.RawMessage `json:"info"`
+}
+
+func (h *Handler) phoneKey(code string) string {
+	return h.prefix + "/phone_codes/" + hash(code)
+}
+
+// keptPhone returns the answer kept for code, if the caller's openid asked it.
+func (h *Handler) keptPhone(ctx context.Context, code, openid string) *phoneRecord {
+	b, err := h.store.Get(ctx, h.phoneKey(code))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the answer: %v", errHook, err)
+		return nil
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, fmt.Errorf("%w: status %d", errHook, resp.StatusCode)
+	var rec phoneRecord
+	if json.Unmarshal(b, &rec) != nil || rec.OpenID != openid {
+		return nil
 	}
-	if len(raw) > hookAnswerMax {
-		return nil, fmt.Errorf("%w: the answer is over %d bytes", errHook, hookAnswerMax)
-	}
-	if resp.StatusCode == http.StatusNoContent || len(bytes.TrimSpace(raw)) == 0 {
-		return nil, nil
-	}
-	var claims map[string]any
+	return &rec
+}
+
+// phoneEventData is the phone part of a phone event: the verified number.
+type phoneEventData struct {
+	PhoneNumber     string `json:"phoneNumber"`
+	PurePhoneNumber string `json:"purePhoneNumber"`
+	CountryCode     any    `json:"countryCode"`
+}
+
+// decryptedData is the decrypted object without its watermark.
+func decryptedData(raw []byte) map[string]any {
+	var m map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil || claims == nil {
-		return nil, fmt.Errorf("%w: the answer is not a JSON object", errHook)
+	if dec.Decode(&m) != nil {
+		return nil
 	}
-	if err := checkClaims(claims); err != nil {
-		return nil, fmt.Errorf("%w: %v", errHook, err)
-	}
-	return claims, nil
-}
-
-func hookFailed() *apiError {
-	return newError(http.StatusBadGateway, "hook_failed", "the app did not accept this event; nothing was handed out, try again")
+	delete(m, "watermark")
+	return m
 }

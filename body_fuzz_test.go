@@ -6,6 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 )
 
 // FuzzLoginBody: any login body, in any content type, gives a code or a
@@ -26,12 +29,12 @@ func FuzzLoginBody(f *testing.F) {
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 1024)
 		f, err := readFields(r, "code", "nonce")
 		if err != nil {
-			var ae *apiError
+			var ae *apierr.Error
 			if !errors.As(err, &ae) || (ae.Status != 400 && ae.Status != 413) {
 				t.Fatalf("error outside the contract: %v", err)
 			}
 			return
 		}
-		_, _ = validCode(f[0]), validNonce(f[1])
+		_, _ = validCode(f[0]), login.ValidNonce(f[1])
 	})
 }

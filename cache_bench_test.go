@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -79,7 +80,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 	ended := newEndedSet(time.Now)
 	// Caught up with the feed for good: the production Redis path, where a
 	// cached token needs no lookup.
-	health := &feedHealth{}
+	health := &fakeFeedState{}
 	health.caught.Store(math.MaxInt64)
 	c.g = newGuard(guardConfig{
 		ctx: b.Context(),
@@ -99,7 +100,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 			return &session.Session{ID: sid, OpenID: openidOf(sid), Created: start.Add(-time.Minute), Claims: role}, nil
 		},
 		now:       time.Now,
-		fresh:     feedFreshness{health: health, bound: time.Second},
+		fresh:     feedFreshness{feed: health, bound: time.Second},
 		ended:     ended,
 		sources:   []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
 		cacheSize: size,
@@ -325,10 +326,10 @@ func BenchmarkClock(b *testing.B) {
 		benchNanos = s
 	})
 	b.Run("tickClock", func(b *testing.B) {
-		var c tickClock
+		var c clock.Ticking
 		var s int64
 		for b.Loop() {
-			s += c.nanosNow()
+			s += c.NanosNow()
 		}
 		benchNanos = s
 	})

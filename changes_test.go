@@ -4,18 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
 func TestFeedFreshness(t *testing.T) {
 	clock := newFakeClock()
-	h := new(feedHealth)
-	p := feedFreshness{health: h, bound: time.Second, lag: time.Second}
+	h := new(fakeFeedState)
+	p := feedFreshness{feed: h, bound: time.Second, lag: time.Second}
 	now := clock.Now().UnixNano()
 	sec := int64(time.Second)
 	cases := []struct {
@@ -41,6 +43,12 @@ func TestFeedFreshness(t *testing.T) {
 		}
 	}
 }
+
+// fakeFeedState is a change feed read as far as a test says.
+type fakeFeedState struct{ caught, gap atomic.Int64 }
+
+func (s *fakeFeedState) CaughtUp() int64 { return s.caught.Load() }
+func (s *fakeFeedState) LastGap() int64  { return s.gap.Load() }
 
 func TestPollFreshness(t *testing.T) {
 	p := pollFreshness{soon: 5 * time.Second, stale: 7 * time.Second}
@@ -74,7 +82,7 @@ func (f *fakeFeed) Follow(ctx context.Context, _ session.Follower) {
 
 func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	f := newGuardFixture(t)
-	c := &changes{ended: f.ended, health: new(feedHealth), keep: time.Hour, logger: zap.NewNop(), pending: make(chan event, 1)}
+	c := newChanges(nil, f.ended, time.Hour, f.clock.Now, zap.NewNop())
 	tok := f.login("s1", "alice", map[string]any{"role": "member"})
 	other := f.login("s2", "bob", nil)
 	for _, tk := range []string{tok, other} {
@@ -82,25 +90,30 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 			t.Fatal("first check refused")
 		}
 	}
-	fl := follower{c}
+	fl := c.Follower()
 	// What cannot be read is ignored and changes nothing.
-	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`), []byte(`{"type":"end_session","sid":"s2"}`)} {
+	for _, p := range [][]byte{nil, []byte("{"), []byte(`{"type":"grant","openid":"bob"}`), []byte(`{"type":"end_user","openid":"bob"}`), []byte(`{"type":"end_session","sid":"s2"}`), []byte(`{"type":"end_user","openid":"bob","at":4102444800000000000} {}`)} {
 		fl.Deliver(p)
 	}
 	if f.check(other) != "" {
 		t.Fatal("a bad event ended a session")
 	}
-	claims, _ := json.Marshal(event{Type: eventClaims, OpenID: "alice", Claims: map[string]any{"role": "admin"}})
+	claims, _ := json.Marshal(changes.Event{Type: changes.Claims, OpenID: "alice", Claims: map[string]any{"role": "admin"}})
 	fl.Deliver(claims)
 	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Role") != "admin" {
 		t.Fatalf("claims not applied: %v", r.Header)
 	}
-	end, _ := json.Marshal(event{Type: eventEndSession, OpenID: "alice", SID: "s1"})
+	// A large integer id arrives as written, not rounded through float64.
+	fl.Deliver([]byte(`{"type":"claims","openid":"alice","claims":{"uid":12345678901234567890}}`))
+	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Uid") != "12345678901234567890" {
+		t.Fatalf("a large claim number from the feed: %v", r.Header)
+	}
+	end, _ := json.Marshal(changes.Event{Type: changes.EndSession, OpenID: "alice", SID: "s1"})
 	fl.Deliver(end)
 	if f.check(tok) != "invalid_token" {
 		t.Fatal("end_session not applied")
 	}
-	endUser, _ := json.Marshal(event{Type: eventEndUser, OpenID: "bob", At: f.clock.Now().UnixNano()})
+	endUser, _ := json.Marshal(changes.Event{Type: changes.EndUser, OpenID: "bob", At: f.clock.Now().UnixNano()})
 	fl.Deliver(endUser)
 	if f.check(other) != "invalid_token" {
 		t.Fatal("end_user not applied")
@@ -111,42 +124,39 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 		t.Fatal("a lost feed read was not counted")
 	}
 	fl.CaughtUp(f.clock.Now())
-	if c.health.caught.Load() != f.clock.Now().UnixNano() {
+	if c.CaughtUp() != f.clock.Now().UnixNano() {
 		t.Fatal("catch-up not recorded")
 	}
-	gaps := 0
-	count := func() { gaps++ }
-	c.onGap.Store(&count)
+	gaps := new(gapCounter)
+	c.SubscribeGaps(gaps)
 	fl.Gap()
-	if c.health.gap.Load() == 0 || gaps != 1 {
+	if c.LastGap() != f.clock.Now().UnixNano() || gaps.n != 1 {
 		t.Fatal("gap not recorded")
 	}
 }
 
-// A publish that fails is applied here anyway and queued for the retry.
+// gapCounter counts the gaps it is told.
+type gapCounter struct{ n int }
+
+func (g *gapCounter) Gap() { g.n++ }
+
+// A publish that fails is applied here anyway (its queueing for the retry
+// is tested in internal/changes).
 func TestChangesPublish(t *testing.T) {
 	f := newGuardFixture(t)
-	feed := &fakeFeed{fail: publishAttempts}
-	c := &changes{feed: feed, ended: f.ended, health: new(feedHealth), keep: time.Hour, logger: zap.NewNop(), pending: make(chan event, 1)}
+	feed := &fakeFeed{fail: changes.PublishAttempts}
+	c := newChanges(feed, f.ended, time.Hour, f.clock.Now, zap.NewNop())
 	tok := f.login("s1", "alice", nil)
 	if f.check(tok) != "" {
 		t.Fatal("first check refused")
 	}
-	if err := c.publish(context.Background(), event{Type: eventEndSession, OpenID: "alice", SID: "s1"}); err == nil {
+	if err := c.Publish(context.Background(), changes.Event{Type: changes.EndSession, OpenID: "alice", SID: "s1"}); err == nil {
 		t.Fatal("a failed publish reported success")
 	}
 	if f.check(tok) != "invalid_token" {
 		t.Fatal("the event was not applied here")
 	}
-	select {
-	case ev := <-c.pending:
-		if ev.SID != "s1" {
-			t.Fatalf("queued %+v", ev)
-		}
-	default:
-		t.Fatal("the failed event was not queued for the retry")
-	}
-	if err := c.publish(context.Background(), event{Type: eventEndSession, OpenID: "bob", SID: "s2"}); err != nil || len(feed.published) != 1 {
+	if err := c.Publish(context.Background(), changes.Event{Type: changes.EndSession, OpenID: "bob", SID: "s2"}); err != nil || len(feed.published) != 1 {
 		t.Fatalf("publish: %v, %d published", err, len(feed.published))
 	}
 }

@@ -1,12 +1,11 @@
 package wxauth
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/textproto"
 	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/wxauth/caddy-wxauth/internal/users"
+	"go.uber.org/zap"
 )
 
 // extraClaim is a claim added by the app's login hook, ready to be handed
@@ -18,16 +17,23 @@ type extraClaim struct {
 	value  string
 }
 
-// extraClaims flattens hook claims in a stable order. Arrays become
-// comma-separated lists; objects are skipped (no header form fits them).
-func extraClaims(m map[string]any, headers map[string]string) []extraClaim {
+// extraClaims flattens claims in a stable order. A value that is not a
+// valid header value (stored before claims were checked on the way in) is
+// left out, with one warning for the view: a bad claim must not cost the
+// user every request.
+func extraClaims(m map[string]any, headers map[string]string, log *zap.Logger) []extraClaim {
 	if len(m) == 0 {
 		return nil
 	}
 	out := make([]extraClaim, 0, len(m))
+	var skipped []string
 	for k, v := range m {
-		s, ok := claimString(v)
-		if !ok || !isPlainName(k) {
+		if !users.PlainName(k) {
+			continue
+		}
+		s, err := users.ClaimText(v)
+		if err != nil {
+			skipped = append(skipped, k)
 			continue
 		}
 		hdr := headers[k]
@@ -37,47 +43,29 @@ func extraClaims(m map[string]any, headers map[string]string) []extraClaim {
 		out = append(out, extraClaim{name: k, header: textproto.CanonicalMIMEHeaderKey(hdr), value: s})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	if len(skipped) > 0 {
+		sort.Strings(skipped)
+		// The names only: a value may be personal, and is what broke.
+		log.Warn("claims left out of the identity headers: not a string, number or boolean fit for a header", zap.Strings("claims", skipped))
+	}
 	return out
 }
 
-func claimString(v any) (string, bool) {
-	switch x := v.(type) {
-	case string:
-		return x, true
-	case json.Number:
-		return x.String(), true
-	case bool:
-		return strconv.FormatBool(x), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case []any:
-		parts := make([]string, 0, len(x))
-		for _, e := range x {
-			s, ok := claimString(e)
-			if !ok {
-				return "", false
-			}
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ","), true
-	case nil:
-		return "", false
-	default:
-		return fmt.Sprint(x), true
-	}
-}
-
-// isPlainName reports whether k is 1-64 letters, digits, '-' or '_': safe
-// as a header name, a placeholder, and a path element of store keys.
-func isPlainName(k string) bool {
-	if k == "" || len(k) > 64 {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
+// tokenClaims are the claims a new token carries in ext: the ones fit for
+// a header, so a token never hands on a value stored before claims were
+// checked. m itself is returned when all are fit.
+func tokenClaims(m map[string]any) map[string]any {
+	fit := make(map[string]any, len(m))
+	for k, v := range m {
+		if _, err := users.ClaimText(v); err == nil {
+			fit[k] = v
 		}
 	}
-	return true
+	switch {
+	case len(fit) == len(m):
+		return m
+	case len(fit) == 0:
+		return nil
+	}
+	return fit
 }

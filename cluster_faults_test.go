@@ -106,6 +106,7 @@ type tcpProxy struct {
 	addr string
 	mu   sync.Mutex
 	down bool
+	mute bool // connections stay open, nothing reaches the target
 	open map[net.Conn]struct{}
 }
 
@@ -124,10 +125,15 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 				return
 			}
 			p.mu.Lock()
-			down := p.down
+			down, mute := p.down, p.mute
 			p.mu.Unlock()
 			if down {
 				in.Close()
+				continue
+			}
+			if mute {
+				p.track(in)
+				go func() { _, _ = io.Copy(io.Discard, in) }()
 				continue
 			}
 			out, err := net.Dial("tcp", target)
@@ -136,11 +142,38 @@ func newTCPProxy(t *testing.T, target string) *tcpProxy {
 				continue
 			}
 			p.track(in, out)
-			go func() { _, _ = io.Copy(out, in); out.Close() }()
+			go func() { p.forward(out, in); out.Close() }()
 			go func() { _, _ = io.Copy(in, out); in.Close() }()
 		}
 	}()
 	return p
+}
+
+// forward copies what the client sends to the target, dropping it while muted.
+func (p *tcpProxy) forward(out, in net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := in.Read(buf)
+		p.mu.Lock()
+		mute := p.mute
+		p.mu.Unlock()
+		if n > 0 && !mute {
+			if _, werr := out.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// silence makes the target stop answering without closing anything, like a
+// store behind a firewall that drops packets.
+func (p *tcpProxy) silence() {
+	p.mu.Lock()
+	p.mute = true
+	p.mu.Unlock()
 }
 
 func (p *tcpProxy) track(conns ...net.Conn) {

@@ -45,8 +45,16 @@ func newClusterStores(t *testing.T, global, storeA, storeB string) *cluster {
 	c.mock = fmt.Sprintf("http://127.0.0.1:%d", mockPort)
 	c.appA = fmt.Sprintf("http://127.0.0.1:%d", pa)
 	c.appB = fmt.Sprintf("http://127.0.0.1:%d", pb)
-	app := func(port int, store string) string {
-		return fmt.Sprintf(`http://127.0.0.1:%d {
+	app := c.appConfig
+	mock := fmt.Sprintf("http://127.0.0.1:%d {\n\twxmock {\n\t\tapp_id %s\n\t\tapp_secret test-secret\n\t}\n}\n", mockPort, testApp)
+	c.a = newInstance(t, "a", global, mock+app(pa, storeA), c.appA+"/healthz")
+	c.b = newInstance(t, "b", global, app(pb, storeB), c.appB+"/healthz")
+	return c
+}
+
+// appConfig is the site block of one instance on port, with its store line.
+func (c *cluster) appConfig(port int, store string) string {
+	return fmt.Sprintf(`http://127.0.0.1:%d {
 	respond /healthz 200
 	wxauth {
 		app_id %s
@@ -62,11 +70,6 @@ func newClusterStores(t *testing.T, global, storeA, storeB string) *cluster {
 	respond "{http.auth.user.id}"
 }
 `, port, testApp, c.mock, c.hook.url, hookSecret, store)
-	}
-	mock := fmt.Sprintf("http://127.0.0.1:%d {\n\twxmock {\n\t\tapp_id %s\n\t\tapp_secret test-secret\n\t}\n}\n", mockPort, testApp)
-	c.a = newInstance(t, "a", global, mock+app(pa, storeA), c.appA+"/healthz")
-	c.b = newInstance(t, "b", global, app(pb, storeB), c.appB+"/healthz")
-	return c
 }
 
 func (c *cluster) call(method, url, tok string, body any) (int, map[string]any, string) {

@@ -31,7 +31,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := func(mod func(h *Handler)) *Handler {
-		h := &Handler{AppID: "wx0123456789abcdef", AppSecret: "secret"}
+		h := &Handler{Config: Config{AppID: "wx0123456789abcdef", AppSecret: "secret"}}
 		mod(h)
 		return h
 	}

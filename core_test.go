@@ -208,8 +208,16 @@ func TestLoginErrors(t *testing.T) {
 	if first.status != 200 || second.status != 200 || sid(t, first.str("token")) != sid(t, second.str("token")) {
 		t.Fatalf("retried code: %d %s / %d %s", first.status, first.body, second.status, second.body)
 	}
-	expectError(t, h.postJSON(login, map[string]string{"code": code}), 401, "invalid_code")
-	expectError(t, h.postJSON(login, map[string]string{"code": code, "nonce": "another-nonce-0123456789"}), 401, "invalid_code")
+	// Refused here without asking WeChat: no errcode, since WeChat sent none.
+	for _, replay := range []reply{
+		h.postJSON(login, map[string]string{"code": code}),
+		h.postJSON(login, map[string]string{"code": code, "nonce": "another-nonce-0123456789"}),
+	} {
+		expectError(t, replay, 401, "invalid_code")
+		if _, ok := replay.json["errcode"]; ok {
+			t.Errorf("a replay refused without calling WeChat has an errcode: %s", replay.body)
+		}
+	}
 	bare := h.code("frank")
 	if r := h.postJSON(login, map[string]string{"code": bare}); r.status != 200 {
 		t.Fatalf("login without a nonce: %d %s", r.status, r.body)

@@ -111,3 +111,42 @@ func TestForwardToken(t *testing.T) {
 		t.Fatalf("upstream got Authorization %q", got.Header.Get("Authorization"))
 	}
 }
+
+// Every copy of a query token goes before reverse_proxy, whatever its
+// separator or escaping, and the one checked is among those that go: the
+// upstream, which echoes the query it got, sees no token in any request.
+func TestQueryTokenNeverReachesUpstream(t *testing.T) {
+	up := newUpstream(t)
+	h := startConfig(t, proxied(t, `token_from header Authorization Bearer
+			token_from query access_token`, up))
+	login := h.login("quinn")
+	tok, openid := login.str("token"), login.str("openid")
+	other := h.token("rosa")
+	for _, tc := range []struct {
+		name, query string
+		headers     []string
+		want        string // the query the upstream must get
+	}{
+		{"after a ;", "a=1;access_token=" + tok, nil, "a=1"},
+		{"; then &", "access_token=" + tok + ";a=1&b=2", nil, "a=1&b=2"},
+		{"percent-encoded name", "a=1&access%5Ftoken=" + tok, nil, "a=1"},
+		{"two tokens", "access_token=" + tok + "&a=1;access_token=" + other, nil, "a=1"},
+		{"an empty one first", "access_token=&access_token=" + tok + "&a=1", nil, "a=1"},
+		{"a second credential behind the header", "a=1;access_token=" + other, bearer(tok), "a=1"},
+		{"a name that does not decode", "access%ZZtoken=" + other + "&a=1", bearer(tok), "a=1"},
+	} {
+		r := h.do(http.MethodGet, appURL+"/x?"+tc.query, nil, tc.headers...)
+		var got seenRequest
+		if err := json.Unmarshal(r.body, &got); r.status != 200 || err != nil {
+			t.Fatalf("%s: %d %s", tc.name, r.status, r.body)
+		}
+		if got.URI != "/x?"+tc.want || got.Header.Get("X-Wx-Openid") != openid {
+			t.Errorf("%s: upstream got %+v, want /x?%s as %s", tc.name, got, tc.want, openid)
+		}
+	}
+	for _, sig := range []string{tok[strings.LastIndex(tok, ".")+1:], other[strings.LastIndex(other, ".")+1:]} {
+		if strings.Contains(up.all(), sig) {
+			t.Fatalf("the upstream saw a token: %s", up.all())
+		}
+	}
+}

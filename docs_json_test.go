@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -263,6 +264,13 @@ func jsonFields(typ reflect.Type) (names []string, nested map[string]reflect.Typ
 	nested = map[string]reflect.Type{}
 	for i := range typ.NumField() {
 		f := typ.Field(i)
+		if f.Anonymous && f.Tag.Get("json") == "" {
+			// An embedded struct's fields are inlined in the JSON.
+			inner, in := jsonFields(f.Type)
+			names = append(names, inner...)
+			maps.Copy(nested, in)
+			continue
+		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 		if !f.IsExported() || name == "" || name == "-" {
 			continue

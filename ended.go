@@ -18,14 +18,54 @@ type endedSet struct {
 	users  map[string]userEnd  // openid -> when its sessions ended
 	guards map[*guard]struct{} // the guards to tell
 	swept  int64               // last sweep, unix nanos
+
+	// confirmed holds the sessions this process read alive in the store,
+	// sid -> until (unix nanos, the token's expiry): while the store is
+	// down, only these are accepted, also by the guards of a config
+	// loaded during the outage.
+	confirmed map[string]int64
 }
+
+// maxConfirmed bounds the confirmed record (about 100 bytes an entry);
+// past it, sessions confirmed later are refused during an outage.
+const maxConfirmed = 1 << 20
 
 type userEnd struct {
 	at, until int64 // unix nanos
 }
 
 func newEndedSet(now func() time.Time) *endedSet {
-	return &endedSet{now: now, sids: map[string]int64{}, users: map[string]userEnd{}, guards: map[*guard]struct{}{}}
+	return &endedSet{now: now, sids: map[string]int64{}, users: map[string]userEnd{},
+		guards: map[*guard]struct{}{}, confirmed: map[string]int64{}}
+}
+
+// confirm records that the store answered sid as alive, for a token that
+// expires at until (unix nanos).
+func (e *endedSet) confirm(sid string, until int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if prev, ok := e.confirmed[sid]; ok {
+		e.confirmed[sid] = max(prev, until)
+		return
+	}
+	if len(e.confirmed) >= maxConfirmed {
+		e.sweepLocked(e.now().UnixNano())
+		if len(e.confirmed) >= maxConfirmed {
+			return
+		}
+	}
+	e.confirmed[sid] = until
+}
+
+// confirmedAlive reports whether this process confirmed sid in the store
+// and has not recorded it as ended since.
+func (e *endedSet) confirmedAlive(sid string) bool {
+	now := e.now().UnixNano()
+	e.mu.Lock()
+	until, ok := e.confirmed[sid]
+	_, ended := e.sids[sid]
+	e.mu.Unlock()
+	return ok && !ended && now < until
 }
 
 func (e *endedSet) register(g *guard) {
@@ -119,6 +159,11 @@ func (e *endedSet) sweepLocked(now int64) {
 	for k, u := range e.users {
 		if u.until <= now {
 			delete(e.users, k)
+		}
+	}
+	for k, until := range e.confirmed {
+		if until <= now {
+			delete(e.confirmed, k)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package wxauth
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -63,4 +64,33 @@ func TestEndedSetTellsEveryGuard(t *testing.T) {
 	}
 	f2.g.close()
 	f1.ended.setClaims("alice", map[string]any{"x": "1"}) // no panic on closed guards
+}
+
+// During an outage a guard of a config loaded later (a reload) accepts what
+// another guard of the process confirmed, until it ends or expires.
+func TestEndedSetConfirmedAcrossGuards(t *testing.T) {
+	f1 := newGuardFixture(t)
+	f2 := newGuardFixture(t, func(c *guardConfig) { c.ended = f1.ended; c.now = f1.clock.Now })
+	kept, ended, other := f1.login("s1", "alice", nil), f1.login("s2", "alice", nil), f1.login("s3", "bob", nil)
+	if f1.check(kept) != "" || f1.check(ended) != "" {
+		t.Fatal("first checks refused")
+	}
+	f2.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
+	f1.ended.endSession("alice", "s2", time.Hour)
+	checks := []struct {
+		name, tok, want string
+	}{
+		{"confirmed by the other guard", kept, ""},
+		{"confirmed, then ended", ended, "invalid_token"},
+		{"never confirmed in this process", other, "store_unavailable"},
+	}
+	for _, c := range checks {
+		if got := f2.check(c.tok); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	f1.clock.Advance(2 * time.Hour) // past the token's expiry
+	if f1.ended.confirmedAlive("s1") {
+		t.Error("a confirmation outlived its token")
+	}
 }

@@ -1,11 +1,15 @@
 package wxauth
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -43,22 +47,25 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpo
 		if allow == http.MethodGet {
 			allow = "GET, HEAD"
 		}
-		return writeError(w, methodNotAllowed(allow))
+		return apierr.Write(w, apierr.MethodNotAllowed(allow))
 	}
 	var id *identity
 	if ep.auth {
 		tok, _ := h.guard.find(r)
 		if tok == "" {
-			return writeError(w, errMissingToken)
+			return apierr.Write(w, apierr.MissingToken)
 		}
-		var aerr *apiError
+		var aerr *apierr.Error
 		if id, aerr = h.guard.check(r.Context(), tok); aerr != nil {
-			return writeError(w, aerr)
+			return apierr.Write(w, aerr)
 		}
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.MaxBodyBytes)
 	if err := ep.serve(w, r, id); err != nil {
-		return writeError(w, err)
+		if apierr.As(err).Code == apierr.StoreUnavailable.Code {
+			metrics.storeEndpoint.Inc() // counted when answered, once
+		}
+		return apierr.Write(w, err)
 	}
 	return nil
 }
@@ -81,10 +88,10 @@ func decodeJSON(r *http.Request, v any) error {
 		return bodyError(err)
 	}
 	if len(body) == 0 {
-		return invalidRequest("the request body is empty; send a JSON object")
+		return apierr.InvalidRequest("the request body is empty; send a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return invalidRequest("the request body is not a valid JSON object")
+		return apierr.InvalidRequest("the request body is not a valid JSON object")
 	}
 	return nil
 }
@@ -122,7 +129,7 @@ func readFields(r *http.Request, names ...string) ([]string, error) {
 		}
 		s, ok := v.(string)
 		if !ok {
-			return nil, invalidRequest(`"` + n + `" must be a string`)
+			return nil, apierr.InvalidRequest(`"` + n + `" must be a string`)
 		}
 		out[i] = s
 	}
@@ -132,9 +139,9 @@ func readFields(r *http.Request, names ...string) ([]string, error) {
 func bodyError(err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return errBodyTooLarge
+		return apierr.BodyTooLarge
 	}
-	return invalidRequest("the request body could not be read")
+	return apierr.InvalidRequest("the request body could not be read")
 }
 
 // validCode reports whether a WeChat one-time code looks sane before it is
@@ -149,4 +156,10 @@ func validCode(code string) bool {
 		}
 	}
 	return true
+}
+
+// hash names a secret (a code, a key) in store keys without keeping it.
+func hash(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

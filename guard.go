@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -32,7 +34,7 @@ type guardConfig struct {
 	// ctx is the config's lifetime: background lookups end with it.
 	ctx context.Context
 	// verify checks a token's signature and claims, without I/O; it
-	// returns the verifier's clock leeway with the claims. An *apiError
+	// returns the verifier's clock leeway with the claims. An *apierr.Error
 	// (keys not loaded) is answered as it is.
 	verify func(tok string) (*token.Claims, time.Duration, error)
 	// lookup reads a session with its user's current claims; an error
@@ -112,12 +114,12 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 			return next.ServeHTTP(w, r)
 		}
 		metrics.checkMissing.Inc()
-		return writeError(w, errMissingToken)
+		return apierr.Write(w, apierr.MissingToken)
 	}
 	id, err := g.check(r.Context(), tok)
 	if err != nil {
 		metrics.checkInvalid.Inc()
-		return writeError(w, err)
+		return apierr.Write(w, err)
 	}
 	if !g.forwardToken {
 		if src == 0 && g.lead != "" {
@@ -180,23 +182,26 @@ func (g *guard) removeToken(r *http.Request, i int) {
 // removeAfter takes out the tokens that sources after i hold.
 func (g *guard) removeAfter(r *http.Request, i int) {
 	for j := i + 1; j < len(g.sources); j++ {
-		if g.sources[j].extract(r) != "" {
-			g.sources[j].remove(r)
+		// A query source's removal runs even when it found no token: it
+		// also takes out parameters whose name does not decode, which an
+		// app may read as the token's.
+		if s := &g.sources[j]; s.From == "query" || s.extract(r) != "" {
+			s.remove(r)
 		}
 	}
 }
 
 // check verifies tok, from the cache when it was verified before.
-func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
+func (g *guard) check(ctx context.Context, tok string) (*identity, *apierr.Error) {
 	if id := g.cache.get(tok); id != nil {
 		now := g.now().UnixNano()
 		switch {
 		case id.dead.Load():
 			g.drop(tok)
-			return nil, invalidToken("the session has ended")
+			return nil, apierr.InvalidToken("the session has ended")
 		case now >= id.expNanos:
 			g.drop(tok)
-			return nil, invalidToken("the token has expired")
+			return nil, apierr.InvalidToken("the token has expired")
 		}
 		due := g.fresh.due(id.checked.Load(), now)
 		if due == recheckNow && now-g.storeTrouble.Load() < int64(storeTroubleFor) {
@@ -209,8 +214,10 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 				go g.recheck(id)
 			}
 		case recheckNow:
-			// Not confirmed for too long: the session may have ended.
-			if _, err := g.confirm(ctx, id); err != nil {
+			// Not confirmed for too long: the session may have ended. A
+			// store that does not answer keeps a token this instance
+			// confirmed before: only the feed can end it then.
+			if _, err := g.confirm(ctx, id); err != nil && err != errUnconfirmed {
 				id.dead.Store(true)
 				g.drop(tok)
 				return nil, err
@@ -224,17 +231,17 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apiError) {
 
 // first verifies a token this guard has not cached, reads its session once
 // and caches it.
-func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
+func (g *guard) first(ctx context.Context, tok string) (*identity, *apierr.Error) {
 	claims, leeway, err := g.verify(tok)
 	if err != nil {
-		var ae *apiError
+		var ae *apierr.Error
 		if errors.As(err, &ae) {
 			return nil, ae
 		}
 		if c := g.logger.Check(zapcore.DebugLevel, "token refused"); c != nil {
 			c.Write(zap.String("reason", tokenReason(err)))
 		}
-		return nil, invalidToken(tokenReason(err))
+		return nil, apierr.InvalidToken(tokenReason(err))
 	}
 	id := &identity{sid: claims.SessionID, openid: claims.Subject}
 	if claims.IssuedAt != nil {
@@ -245,7 +252,13 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 	if claims.ExpiresAt != nil {
 		id.expNanos = claims.ExpiresAt.Add(leeway).UnixNano()
 	}
+	// A signature proves the token was issued, not that its session is
+	// alive: a token this instance never confirmed waits for the store.
 	s, aerr := g.confirm(ctx, id)
+	if aerr == errUnconfirmed && g.ended.confirmedAlive(id.sid) {
+		// Confirmed by a config of this process before a reload.
+		aerr = nil
+	}
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -253,7 +266,7 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 	if s != nil {
 		unionid, extra = s.UnionID, s.Claims
 	}
-	g.attach(id, unionid, newView(id.openid, unionid, extra, g.claimHeaders))
+	g.attach(id, unionid, newView(id.openid, unionid, extra, g.claimHeaders, g.logger))
 	if old := g.cache.put(tok, id); old != nil && old != id {
 		g.detach(old)
 	}
@@ -261,7 +274,7 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
 		id.dead.Store(true)
 		g.drop(tok)
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	metrics.checkOK.Inc()
 	return id, nil
@@ -270,17 +283,23 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apiError) {
 // recheck confirms a cached token's session off the request path.
 func (g *guard) recheck(id *identity) {
 	defer id.checking.Store(false)
-	if _, err := g.confirm(g.ctx, id); err != nil {
+	if _, err := g.confirm(g.ctx, id); err != nil && err != errUnconfirmed {
 		id.dead.Store(true)
 	}
 }
 
-// confirm looks the token's session up in the store and returns it. A store
-// that cannot be reached does not break issued tokens: the signature stands,
-// the session is returned as nil, and the freshness policy asks again later.
-func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *apiError) {
+// errUnconfirmed is confirm's answer when the store could not say whether a
+// session is alive. A token confirmed before keeps working on it (the
+// freshness policy asks again later); a token seen for the first time is
+// refused with it, since only the store knows whether it was logged out.
+var errUnconfirmed = apierr.New(http.StatusServiceUnavailable, "store_unavailable",
+	"the session store is not reachable; try again shortly").WithHeader("Retry-After", "1")
+
+// confirm looks the token's session up in the store and returns it, or
+// errUnconfirmed when the store does not answer.
+func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *apierr.Error) {
 	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	// Not the request's own end: a client that hangs up must not pass for
 	// an unreachable store, which would let the token through unchecked.
@@ -293,22 +312,24 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 	switch {
 	case err == nil:
 		if s.OpenID != id.openid {
-			return nil, invalidToken("the token does not match its session")
+			return nil, apierr.InvalidToken("the token does not match its session")
 		}
 		id.created = s.Created.UnixNano()
 		if g.ended.userEnded(id.openid, id.created) {
-			return nil, invalidToken("the session has ended")
+			return nil, apierr.InvalidToken("the session has ended")
 		}
+		g.ended.confirm(id.sid, id.expNanos)
 	case errors.Is(err, session.ErrNotFound):
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	case g.ctx.Err() != nil:
-		return nil, nil // the config is being unloaded
+		return nil, errUnconfirmed // the config is being unloaded
 	default:
 		metrics.storeTokenCheck.Inc()
 		g.storeTrouble.Store(g.now().UnixNano())
-		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; accepting signed token"); c != nil {
+		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; only tokens confirmed before are accepted"); c != nil {
 			c.Write(zap.Error(err))
 		}
+		return nil, errUnconfirmed
 	}
 	id.checked.Store(g.now().UnixNano())
 	return s, nil
@@ -387,6 +408,6 @@ func (g *guard) SetClaims(openid string, claims map[string]any) {
 	}
 	g.mu.Unlock()
 	if u != nil {
-		u.view.Store(newView(openid, unionid, claims, g.claimHeaders))
+		u.view.Store(newView(openid, unionid, claims, g.claimHeaders, g.logger))
 	}
 }

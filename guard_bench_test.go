@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -24,7 +25,7 @@ import (
 // that alone).
 func BenchmarkGuardServe(b *testing.B) {
 	start := time.Now()
-	health := &feedHealth{}
+	health := &fakeFeedState{}
 	health.caught.Store(math.MaxInt64) // caught up for good
 	sid := session.NewID()
 	const openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz0"
@@ -40,8 +41,8 @@ func BenchmarkGuardServe(b *testing.B) {
 		lookup: func(_ context.Context, sid string) (*session.Session, error) {
 			return &session.Session{ID: sid, OpenID: openid, Created: start.Add(-time.Minute)}, nil
 		},
-		now:     hotClock.Now,
-		fresh:   feedFreshness{health: health, bound: time.Second, lag: time.Second},
+		now:     clock.Coarse.Now,
+		fresh:   feedFreshness{feed: health, bound: time.Second, lag: time.Second},
 		ended:   newEndedSet(time.Now),
 		sources: []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
 	})

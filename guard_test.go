@@ -291,13 +291,34 @@ func TestGuardFirstUse(t *testing.T) {
 			t.Fatalf("got %q", got)
 		}
 	})
-	t.Run("store down: accepted on the signature, confirmed later", func(t *testing.T) {
+	t.Run("store down: a token never confirmed here is refused", func(t *testing.T) {
 		f := newGuardFixture(t)
 		tok := f.login("s1", "alice", nil)
 		f.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
 		before := counterValue(metrics.storeTokenCheck)
-		if got := f.check(tok); got != "" {
+		if got := f.check(tok); got != "store_unavailable" {
 			t.Fatalf("got %q", got)
+		}
+		if counterValue(metrics.storeTokenCheck) != before+1 {
+			t.Fatal("the store error was not counted")
+		}
+		// Not cached as valid: the store's answer decides once it is back.
+		f.store.set(func(s *fakeSessions) { s.err = nil; delete(s.byID, "s1") })
+		if got := f.check(tok); got != "invalid_token" {
+			t.Fatalf("after the store came back: %q", got)
+		}
+	})
+	t.Run("store down: a token confirmed before is accepted, confirmed later", func(t *testing.T) {
+		f := newGuardFixture(t)
+		tok := f.login("s1", "alice", nil)
+		if got := f.check(tok); got != "" {
+			t.Fatalf("before the outage: %q", got)
+		}
+		f.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
+		f.clock.Advance(8 * time.Second) // stale: confirmed before answering
+		before := counterValue(metrics.storeTokenCheck)
+		if got := f.check(tok); got != "" {
+			t.Fatalf("during the outage: %q", got)
 		}
 		if counterValue(metrics.storeTokenCheck) != before+1 {
 			t.Fatal("the store error was not counted")

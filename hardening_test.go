@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/redistest"
 )
 
 func TestConcurrentLoginsWithOneCodeMakeOneCall(t *testing.T) {
@@ -59,16 +61,24 @@ func TestLoginLimit(t *testing.T) {
 }
 
 func TestStoreDown(t *testing.T) {
-	// A token issued while the store works...
-	h := start(t, "signing_key "+testKey)
-	tok := h.token("tina")
-	// ...keeps working when the store cannot be reached (fixed keys need no
-	// store at start), while logins answer a quick, clear 503.
-	dead := freePort(t)
-	h = start(t, fmt.Sprintf("signing_key %s\n store redis redis://127.0.0.1:%d/0", testKey, dead))
-	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 || r.str("openid") == "" {
-		t.Fatalf("issued token broke with the store down: %d %s", r.status, r.body)
+	// A token this instance confirmed while the store worked...
+	port, dir := freePort(t), t.TempDir()
+	url, stop := redistest.StartPersistentOn(t, port, dir)
+	cfg := fmt.Sprintf("signing_key %s\n store redis %s", testKey, url)
+	h := start(t, cfg)
+	tok, unchecked := h.token("tina"), h.token("tom")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("before the outage: %d %s", r.status, r.body)
 	}
+	// ...keeps working when the store cannot be reached, also after a
+	// reload; one it never confirmed waits for the store, and logins
+	// answer a quick, clear 503.
+	stop()
+	h = start(t, cfg)
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 || r.str("openid") == "" {
+		t.Fatalf("a confirmed token broke with the store down: %d %s", r.status, r.body)
+	}
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(unchecked)...), 503, "store_unavailable")
 	began := time.Now()
 	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("tina")})
 	expectError(t, r, 503, "store_unavailable")
@@ -78,10 +88,15 @@ func TestStoreDown(t *testing.T) {
 	expectError(t, h.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(tok)...), 503, "store_unavailable")
 	expectError(t, h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...), 503, "store_unavailable")
 	// Nothing was half-made: with the store back, the same user logs in
-	// normally and the old session is intact.
-	h = start(t, "signing_key "+testKey)
-	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
-		t.Fatalf("old token after the outage: %d", r.status)
+	// normally and both sessions are intact.
+	_, stop = redistest.StartPersistentOn(t, port, dir)
+	defer stop()
+	for _, tk := range []string{tok, unchecked} {
+		if !eventually(t, 10*time.Second, func() bool {
+			return h.do(http.MethodGet, appURL+"/x", nil, bearer(tk)...).status == 200
+		}) {
+			t.Fatal("a token after the outage was refused")
+		}
 	}
 	h.login("tina")
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 )
 
 // identityPrefix is the prefix of every identity header wxauth sets; the
@@ -57,8 +58,9 @@ type user struct {
 }
 
 // newView prepares what the next handler gets for openid with claims, which
-// are mapped to headers through claimHeaders.
-func newView(openid, unionid string, claims map[string]any, claimHeaders map[string]string) *view {
+// are mapped to headers through claimHeaders; log gets the warning about
+// claims that cannot be headers.
+func newView(openid, unionid string, claims map[string]any, claimHeaders map[string]string, log *zap.Logger) *view {
 	v := &view{}
 	v.headers = append(v.headers, headerValue{identityPrefix + "Openid", openid})
 	if unionid != "" {
@@ -69,7 +71,7 @@ func newView(openid, unionid string, claims map[string]any, claimHeaders map[str
 		replValue{"http.auth.user.openid", openid},
 		replValue{"http.auth.user.unionid", unionid},
 	)
-	for _, x := range extraClaims(claims, claimHeaders) {
+	for _, x := range extraClaims(claims, claimHeaders, log) {
 		v.headers = append(v.headers, headerValue{x.header, x.value})
 		v.repl = append(v.repl, replValue{"http.auth.user." + x.name, x.value})
 	}

@@ -6,6 +6,12 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
+	"github.com/wxauth/caddy-wxauth/wechat"
+
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -31,7 +37,7 @@ func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *identity
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
@@ -44,81 +50,39 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	}
 	code, nonce := f[0], f[1]
 	if !validCode(code) {
-		return nil, invalidRequest(`"code" from wx.login is missing or malformed`)
+		return nil, apierr.InvalidRequest(`"code" from wx.login is missing or malformed`)
 	}
-	if nonce != "" && !validNonce(nonce) {
-		return nil, invalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
+	if nonce != "" && !login.ValidNonce(nonce) {
+		return nil, apierr.InvalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
 	}
 	// Without keys the token could not be signed: keep the user's code.
 	if _, err := h.signer(); err != nil {
 		return nil, err
 	}
-	log := h.requestLogger(r)
-	s, err := h.logins.do(r.Context(), code, nonce, func(ctx context.Context) (*session.Session, error) {
-		return h.login(ctx, log, code)
-	})
+	s, err := h.login.Do(r.Context(), h.requestLogger(r), code, nonce)
 	if err != nil {
 		return nil, err
 	}
 	return h.issue(s)
 }
 
-// login exchanges code at WeChat and makes the session. With the app
-// hook's login event, the app answers before anything is stored, so a
-// failing hook leaves no session behind.
-func (h *Handler) login(ctx context.Context, log *zap.Logger, code string) (*session.Session, error) {
-	begun := time.Now().UTC()
-	ws, err := h.wx.Code2Session(ctx, code)
-	if err != nil {
-		log.Info("login refused by WeChat", zap.Error(err))
-		return nil, wechatError(err)
-	}
-	s := &session.Session{ID: session.NewID(), OpenID: ws.OpenID, UnionID: ws.UnionID, Created: begun}
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	u, err := h.user(sctx, ws.OpenID)
-	cancel()
-	if err != nil {
-		return nil, storeUnavailable()
-	}
-	var change map[string]any
+// provisionLogin sets up the login platform (WeChat) and the login flow
+// over it.
+func (h *Handler) provisionLogin(store session.Store, prefix string) {
+	wx := wechat.NewClient(wechat.Config{
+		AppID:     h.AppID,
+		AppSecret: h.secret,
+		BaseURL:   h.APIBase,
+		Timeout:   time.Duration(h.WeChatTimeout),
+		Observe:   observeWeChat,
+	})
+	h.provider = wxlogin.New(h.AppID, wx, wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc))
+	var hook login.App
 	if h.AppHook.wants(hookLogin) {
-		ev := h.newHookEvent(hookLogin, s, u.Claims)
-		first := !u.Seen
-		ev.FirstLogin = &first
-		if change, err = h.askApp(ctx, log, ev); err != nil {
-			return nil, err
-		}
+		hook = loginHook{h}
 	}
-	ttl := time.Duration(h.TokenTTL)
-	// The store's time starts after the hook, so a slow hook cannot use it up.
-	sctx, cancel = context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
-	// WeChat has already replaced the user's session_key, so it is stored
-	// first: a failure after this leaves no session, only the current key.
-	if err := h.sessions.SetSessionKey(sctx, ws.OpenID, ws.SessionKey, ttl); err != nil {
-		log.Error("storing session_key failed", zap.Error(err))
-		return nil, storeUnavailable()
-	}
-	if err := h.sessions.Add(sctx, s, ttl); err != nil {
-		log.Error("storing session failed", zap.Error(err))
-		return nil, storeUnavailable()
-	}
-	// Read again after the session is stored: the app may have ended the
-	// user's sessions while it answered.
-	if !u.Seen || change != nil {
-		u, err = h.applyClaims(sctx, ws.OpenID, change, func(u *userRecord) { u.Seen = true })
-	} else {
-		u, err = h.user(sctx, ws.OpenID)
-	}
-	if err != nil {
-		log.Error("storing the user failed", zap.Error(err))
-		return nil, storeUnavailable()
-	}
-	if u.ended(s) {
-		return nil, invalidToken("the session has ended")
-	}
-	s.Claims = u.Claims
-	return s, nil
+	h.login = login.New(login.Config{Provider: h.provider, Store: store, Prefix: prefix, Sessions: h.sessions,
+		Users: h.users, App: hook, TTL: time.Duration(h.TokenTTL), Timeout: storeTimeout})
 }
 
 // issue signs a token for s, which expires after token_ttl or at the
@@ -129,9 +93,9 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 		return nil, err
 	}
 	now := time.Now()
-	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, s.Claims, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
+	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, tokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
-		return nil, invalidToken("the session has reached session_max_age; call wx.login and log in again")
+		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")
 	}
 	if err != nil {
 		return nil, err
@@ -154,12 +118,12 @@ func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Ses
 
 // callerSessionOf loads session sid, with the user's current claims.
 func (h *Handler) callerSessionOf(ctx context.Context, sid string) (*session.Session, error) {
-	s, err := h.liveSession(ctx, sid)
+	s, err := h.users.Live(ctx, sid)
 	if errors.Is(err, session.ErrNotFound) {
-		return nil, invalidToken("the session has ended")
+		return nil, apierr.InvalidToken("the session has ended")
 	}
 	if err != nil {
-		return nil, storeUnavailable()
+		return nil, apierr.StoreUnavailable
 	}
 	return s, nil
 }
@@ -176,9 +140,9 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	if err := h.sessions.Extend(ctx, s, ttl); err != nil {
 		if errors.Is(err, session.ErrNotFound) {
 			// Ended meanwhile, or at its age limit.
-			return invalidToken("the session has ended")
+			return apierr.InvalidToken("the session has ended")
 		}
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	if key, err := h.sessions.SessionKey(ctx, s.OpenID); err == nil {
 		// Keep the newest session_key as long as the session that may use it.
@@ -188,7 +152,7 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 // serveLogout ends the caller's session everywhere.
@@ -201,12 +165,12 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identi
 	}
 	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
-	if err := h.app.changes.publish(ctx, event{Type: eventEndSession, OpenID: id.openid, SID: id.sid}); err != nil {
+	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: id.openid, SID: id.sid}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
-		return storeUnavailable()
+		return apierr.StoreUnavailable
 	}
 	h.sendLogout(s, s.Claims)
 	w.Header().Set("Cache-Control", "no-store")

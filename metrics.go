@@ -3,26 +3,33 @@ package wxauth
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wxauth/caddy-wxauth/wechat"
 )
 
-// Metrics are process-wide and registered on each config's registry, so a
-// reload or several wxauth handlers share one set of series. Hot-path
-// counters are resolved once so that counting allocates nothing.
-var metrics = struct {
+// metricSet is wxauth's collectors, with the hot path's counters resolved
+// once so that counting allocates nothing.
+type metricSet struct {
 	logins        *prometheus.CounterVec
 	tokenChecks   *prometheus.CounterVec
 	wechatLatency *prometheus.HistogramVec
 	tokenRefresh  prometheus.Counter
 	storeErrors   *prometheus.CounterVec
+	panics        *prometheus.CounterVec
 
 	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
-	storeEndpoint, storeTokenCheck, storeFeed                        prometheus.Counter
-}{
+	storeEndpoint, storeTokenCheck, storeFeed, storeLoginLimit       prometheus.Counter
+}
+
+// metrics are process-wide and registered on each config's registry, so a
+// reload or several wxauth handlers share one set of series.
+var metrics = resolveCounters(metricSet{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
 		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
@@ -42,21 +49,28 @@ var metrics = struct {
 	}),
 	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "store_errors_total",
-		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token accepted on its signature while its session could not be read), feed (reading the change feed, retried).",
+		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token's session could not be read: a token this instance confirmed before is accepted, any other refused with 503), feed (reading the change feed, retried), login_limit (a login counted by this instance alone).",
 	}, []string{"where"}),
-}
+	panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "background_panics_total",
+		Help: "Panics recovered in background work, by job (feed, retry, sweep, keys, recheck, event); a long-running job is started again after a backoff.",
+	}, []string{"job"}),
+})
 
-func init() {
-	c := metrics.tokenChecks
-	metrics.checkOK = c.WithLabelValues("ok")
-	metrics.checkCached = c.WithLabelValues("cached")
-	metrics.checkMissing = c.WithLabelValues("missing")
-	metrics.checkInvalid = c.WithLabelValues("invalid")
-	metrics.checkAnonymous = c.WithLabelValues("anonymous")
-	s := metrics.storeErrors
-	metrics.storeEndpoint = s.WithLabelValues("endpoint")
-	metrics.storeTokenCheck = s.WithLabelValues("token_check")
-	metrics.storeFeed = s.WithLabelValues("feed")
+// resolveCounters resolves the hot path's labelled counters once.
+func resolveCounters(m metricSet) metricSet {
+	c := m.tokenChecks
+	m.checkOK = c.WithLabelValues("ok")
+	m.checkCached = c.WithLabelValues("cached")
+	m.checkMissing = c.WithLabelValues("missing")
+	m.checkInvalid = c.WithLabelValues("invalid")
+	m.checkAnonymous = c.WithLabelValues("anonymous")
+	s := m.storeErrors
+	m.storeEndpoint = s.WithLabelValues("endpoint")
+	m.storeTokenCheck = s.WithLabelValues("token_check")
+	m.storeFeed = s.WithLabelValues("feed")
+	m.storeLoginLimit = s.WithLabelValues("login_limit")
+	return m
 }
 
 // registerMetrics adds the collectors to a config's registry.
@@ -64,7 +78,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors, metrics.panics} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -96,7 +110,7 @@ func countLogin(err error) {
 		return
 	}
 	result, code := "error", ""
-	var ae *apiError
+	var ae *apierr.Error
 	if errors.As(err, &ae) {
 		result = ae.Code
 		if ae.ErrCode != nil {
@@ -104,4 +118,11 @@ func countLogin(err error) {
 		}
 	}
 	metrics.logins.WithLabelValues(result, code).Inc()
+}
+
+// countPanic counts a recovered panic of a background job, labelled by the
+// job's kind (its name's first word), never by an app's store key.
+func countPanic(job string) {
+	kind, _, _ := strings.Cut(job, " ")
+	metrics.panics.WithLabelValues(kind).Inc()
 }

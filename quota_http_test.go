@@ -50,7 +50,9 @@ func TestSessionCheckAskedOncePerMinute(t *testing.T) {
 // phone_limit counts WeChat calls per openid across sessions; over it the
 // endpoint answers 429 without calling WeChat.
 func TestPhoneLimit(t *testing.T) {
-	h := start(t, "phone_limit 3 10m")
+	// An app of its own: wxmock counts calls per app, and other tests' calls
+	// (a hook retry finishing late) must not reach this count.
+	h := startConfig(t, configFor("wxphonelimit", "phone_limit 3 10m"))
 	tok := h.token("tess")
 	phone := func(tok, user string) reply {
 		code := h.mock(http.MethodGet, "/wxmock/phonecode?user="+user).str("code")

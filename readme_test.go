@@ -177,7 +177,7 @@ func TestReadmeProductionExample(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			up := newUpstream(t)
 			cfg, site, mock := runnable(t, markedExample(t, path, "# example: production"), up)
-			newInstance(t, "readme", "", cfg, mock+"/wxmock/stats")
+			readmeInstance(t, "readme", cfg, mock+"/wxmock/stats")
 
 			// Every path the example's matchers name, and one they do not.
 			var paths []string
@@ -224,7 +224,7 @@ func TestReadmeTokenSourceExample(t *testing.T) {
 		t.Run(path, func(t *testing.T) {
 			up := newUpstream(t)
 			cfg, site, mock := runnable(t, markedExample(t, path, "# example: token in a custom header or the query"), up)
-			in := newInstance(t, "readme-log", "", cfg, mock+"/wxmock/stats")
+			in := readmeInstance(t, "readme-log", cfg, mock+"/wxmock/stats")
 			tok, _ := readmeLogin(t, site, mock, "ian")
 			if st := sendSpoofed(t, site+"/api/one?access_token="+tok+"&page=2"); st != 200 {
 				t.Fatalf("query token: %d", st)

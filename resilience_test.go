@@ -2,55 +2,43 @@ package wxauth_test
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/wxauth/caddy-wxauth/internal/redistest"
 )
 
-// blackhole accepts connections and never answers, like a store behind a
-// firewall that drops packets.
-func blackhole(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// A store that stops answering costs a new token one bounded lookup; cached
-// tokens keep being answered at once, also when their recheck is due.
+// A store that stops answering costs a token one bounded lookup: a token
+// never confirmed here is refused with 503, a confirmed one is answered; after
+// that, cached tokens are answered at once, also when their recheck is due.
 func TestSlowStoreDoesNotSlowCachedRequests(t *testing.T) {
-	h := start(t, "signing_key "+testKey)
-	tok := h.token("zoe")
-	h = start(t, fmt.Sprintf("signing_key %s\n store redis redis://127.0.0.1:%d/0", testKey, blackhole(t)))
-	timed := func() (int, time.Duration) {
+	opts, _ := redis.ParseURL(redistest.Start(t))
+	p := newTCPProxy(t, opts.Addr)
+	h := start(t, fmt.Sprintf("signing_key %s\n store redis redis://%s/0", testKey, p.addr))
+	tok, unchecked := h.token("zoe"), h.token("zack")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("before the store went silent: %d %s", r.status, r.body)
+	}
+	p.silence()
+	timed := func(tok string) (int, time.Duration) {
 		began := time.Now()
 		r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...)
 		return r.status, time.Since(began)
 	}
-	if st, d := timed(); st != 200 || d > 3*time.Second {
-		t.Fatalf("first use with a silent store: %d in %v", st, d)
+	if st, d := timed(unchecked); st != 503 || d > 3*time.Second {
+		t.Fatalf("an unconfirmed token with a silent store: %d in %v", st, d)
+	}
+	if st, d := timed(tok); st != 200 || d > 3*time.Second {
+		t.Fatalf("a confirmed token with a silent store: %d in %v", st, d)
 	}
 	// Whether a cached token's confirmation is due or not, a store that
 	// failed lately is not waited for (guard_test.go covers the timing).
 	for i := 0; i < 5; i++ {
-		if st, d := timed(); st != 200 || d > 500*time.Millisecond {
+		if st, d := timed(tok); st != 200 || d > 500*time.Millisecond {
 			t.Fatalf("cached request %d with a silent store: %d in %v", i, st, d)
 		}
 	}
@@ -98,14 +86,20 @@ func TestTwoHandlersOneApp(t *testing.T) {
 	expectError(t, h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...), 401, "invalid_token")
 }
 
-// A reload while the store is down keeps the keys the app had loaded.
+// A reload while the store is down keeps the keys the app had loaded, and
+// what this process confirmed: a token checked before the outage still
+// works, one never checked here waits for the store.
 func TestReloadWithStoreDownKeepsKeys(t *testing.T) {
 	url, stop := redistest.StartOn(t, freePort(t))
 	h := start(t, "store redis "+url)
-	tok := h.token("dora")
+	tok, unchecked := h.token("dora"), h.token("dina")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("token before the outage: %d %s", r.status, r.body)
+	}
 	stop()
 	h = start(t, "store redis "+url)
 	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
 		t.Fatalf("token after a reload with the store down: %d %s", r.status, r.body)
 	}
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(unchecked)...), 503, "store_unavailable")
 }

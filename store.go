@@ -177,9 +177,6 @@ func (c *StoreConfig) validate() error {
 	default:
 		return fmt.Errorf("wxauth: store must be caddy, memory, redis, redis-cluster or redis-sentinel, not %q", c.Type)
 	}
-	if strings.ContainsAny(c.KeyPrefix, "{}") {
-		return fmt.Errorf("wxauth: store key_prefix %q may not contain '{' or '}': Redis Cluster reads them as a hash tag", c.KeyPrefix)
-	}
 	if c.Type == "redis" && c.URL == "" {
 		return fmt.Errorf("wxauth: store redis needs a URL, e.g. redis://127.0.0.1:6379/0")
 	}

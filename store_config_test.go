@@ -99,8 +99,8 @@ func TestStoreConfigErrors(t *testing.T) {
 		c    StoreConfig
 		want string
 	}{
-		{StoreConfig{Type: "redis-cluster", Addrs: []string{"10.0.0.1:7000"}, KeyPrefix: "{env.WXT_BRACES}"}, `store key_prefix "{tag}" may not contain '{' or '}'`},
-		{StoreConfig{Type: "redis-cluster", Addrs: []string{"10.0.0.1:7000"}, KeyPrefix: "{unknown}"}, `store key_prefix "{unknown}" may not contain`},
+		{StoreConfig{Type: "redis-cluster", Addrs: []string{"10.0.0.1:7000"}, KeyPrefix: "{env.WXT_BRACES}"}, `key_prefix "{tag}" may not contain '{' or '}'`},
+		{StoreConfig{Type: "redis-cluster", Addrs: []string{"10.0.0.1:7000"}, KeyPrefix: "{unknown}"}, `key_prefix "{unknown}" may not contain`},
 		{StoreConfig{Type: "redis", URL: "{env.WXT_EMPTY}"}, "store url is empty after replacing placeholders"},
 		{StoreConfig{Type: "redis", URL: "redis://h:1", Password: "{env.WXT_EMPTY}"}, "store password is empty after replacing placeholders"},
 		{StoreConfig{Type: "redis-cluster", Addrs: []string{"{env.WXT_EMPTY}"}}, "store address is empty after replacing placeholders"},

@@ -51,7 +51,7 @@ func (s *TokenSource) extract(r *http.Request) string {
 		}
 		return c.Value
 	case "query":
-		return r.URL.Query().Get(s.Name)
+		return queryToken(r.URL.RawQuery, s.Name)
 	}
 	return ""
 }
@@ -123,35 +123,95 @@ func removeCookie(h http.Header, name string) {
 	h["Cookie"] = kept
 }
 
-// removeQueryParam drops the parameters named name from r's query.
-func removeQueryParam(r *http.Request, name string) {
-	raw := r.URL.RawQuery
-	if raw == "" {
-		return
-	}
-	var b strings.Builder
-	for pair := range strings.SplitSeq(raw, "&") {
-		k, _, _ := strings.Cut(pair, "=")
-		if uk, err := url.QueryUnescape(k); err == nil {
-			k = uk
+// A query is cut into parameters at every '&' and ';'. Go's url.ParseQuery
+// refuses ';', but many app servers still split on it: to them
+// "x=1;access_token=t" carries a token, so to wxauth it does too, and what
+// extract checks and remove takes out are found by the same cut.
+const querySeps = "&;"
+
+// paramName decodes a parameter's name; ok is false when it does not decode
+// (a bad escape), so that no one can say which name an app server reads.
+func paramName(param string) (name string, ok bool) {
+	k, _, _ := strings.Cut(param, "=")
+	name, err := url.QueryUnescape(k)
+	return name, err == nil
+}
+
+// queryToken returns the first non-empty value of a parameter named name,
+// whatever its separator or escaping. The first non-empty one, not the
+// first: "?access_token=&access_token=t" must not pass as anonymous with a
+// token left in it. A value that does not decode is returned as sent, to be
+// refused as a token rather than passed on unchecked.
+func queryToken(raw, name string) string {
+	for raw != "" {
+		param := raw
+		if i := strings.IndexAny(raw, querySeps); i >= 0 {
+			param, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = ""
 		}
-		if k == name {
+		if k, ok := paramName(param); !ok || k != name {
 			continue
 		}
-		if b.Len() > 0 {
-			b.WriteByte('&')
+		_, v, _ := strings.Cut(param, "=")
+		if dv, err := url.QueryUnescape(v); err == nil {
+			v = dv
 		}
-		b.WriteString(pair)
+		if v != "" {
+			return v
+		}
 	}
-	if b.Len() == len(raw) {
-		return // not there
+	return ""
+}
+
+// withoutParam returns the raw query without any parameter named name, and
+// without those whose name does not decode: wxauth cannot tell they are not
+// the token, so they go rather than risk it. Every other parameter stays as
+// sent, after the separator it came after. changed is false when nothing
+// went.
+func withoutParam(raw, name string) (out string, changed bool) {
+	var b strings.Builder
+	kept := false
+	for start := 0; start <= len(raw); {
+		end := strings.IndexAny(raw[start:], querySeps)
+		if end < 0 {
+			end = len(raw)
+		} else {
+			end += start
+		}
+		if k, ok := paramName(raw[start:end]); !ok || k == name {
+			changed = true
+		} else {
+			if kept {
+				b.WriteByte(raw[start-1])
+			}
+			b.WriteString(raw[start:end])
+			kept = true
+		}
+		start = end + 1
 	}
-	r.URL.RawQuery = b.String()
-	// The request line is what {http.request.uri} and some handlers read.
-	if path, _, ok := strings.Cut(r.RequestURI, "?"); ok {
+	if !changed {
+		return raw, false
+	}
+	return b.String(), true
+}
+
+// removeQueryParam drops the parameters named name from r's URL, which
+// reverse_proxy sends on, and from RequestURI, which {http.request.uri} and
+// some handlers read. Each is cut on its own: a rewrite before wxauth may
+// have made them differ.
+func removeQueryParam(r *http.Request, name string) {
+	if r.URL.RawQuery != "" {
+		r.URL.RawQuery, _ = withoutParam(r.URL.RawQuery, name)
+	}
+	path, query, ok := strings.Cut(r.RequestURI, "?")
+	if !ok {
+		return
+	}
+	if query, changed := withoutParam(query, name); changed {
 		r.RequestURI = path
-		if r.URL.RawQuery != "" {
-			r.RequestURI += "?" + r.URL.RawQuery
+		if query != "" {
+			r.RequestURI += "?" + query
 		}
 	}
 }

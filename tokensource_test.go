@@ -78,6 +78,41 @@ func TestTokenRemovedBeforeNext(t *testing.T) {
 			wantHeader: http.Header{},
 		},
 		{
+			name:       "query, after a ';' and percent-encoded",
+			sources:    []TokenSource{{From: "query", Name: "access_token"}},
+			target:     "/api?x=1;access_token=tok-s1&y=2;%61ccess_token=tok-s2;z",
+			header:     http.Header{},
+			wantURI:    "/api?x=1&y=2;z",
+			wantHeader: http.Header{},
+		},
+		{
+			name:       "query, two tokens: the first is checked, both go",
+			sources:    []TokenSource{{From: "query", Name: "access_token"}},
+			target:     "/api?access_token=&access_token=tok-s1;access_token=tok-s2&k=v",
+			header:     http.Header{},
+			wantURI:    "/api?k=v",
+			wantHeader: http.Header{},
+		},
+		{
+			name:       "query, a name that does not decode goes too",
+			sources:    []TokenSource{{From: "query", Name: "access_token"}},
+			target:     "/api?access_token=tok-s1&access%ZZtoken=tok-s2&k=v%ZZ",
+			header:     http.Header{},
+			wantURI:    "/api?k=v%ZZ",
+			wantHeader: http.Header{},
+		},
+		{
+			name: "a ';'-separated query token behind a header token",
+			sources: []TokenSource{
+				{From: "header", Name: "Authorization", Scheme: "Bearer"},
+				{From: "query", Name: "access_token"},
+			},
+			target:     "/api?x=1;access_token=tok-s2",
+			header:     http.Header{"Authorization": {"Bearer tok-s1"}},
+			wantURI:    "/api?x=1",
+			wantHeader: http.Header{},
+		},
+		{
 			name:       "query, the only parameter",
 			sources:    []TokenSource{{From: "query", Name: "access_token"}},
 			target:     "/api?access_token=tok-s1",
@@ -232,4 +267,63 @@ func TestTokenFromLeadHeader(t *testing.T) {
 			t.Fatalf("headers = %v", seen.Header)
 		}
 	})
+}
+
+func TestQueryToken(t *testing.T) {
+	for raw, want := range map[string]string{
+		"":                                  "",
+		"x=1":                               "",
+		"access_token=t1":                   "t1",
+		"x=1;access_token=t1":               "t1",
+		"x=1&access%5Ftoken=t1":             "t1",
+		"access_token&access_token=t1":      "t1",
+		"access_token=&access_token=t1;t2":  "t1",
+		"access_token=t1&access_token=t2":   "t1",
+		"access_token=t%2B1":                "t+1",
+		"access_token=t%ZZ":                 "t%ZZ", // refused as a token, not ignored
+		"access%ZZtoken=t1":                 "",
+		"Access_Token=t1":                   "",
+		"xaccess_token=t1&access_tokenx=t2": "",
+	} {
+		if got := queryToken(raw, "access_token"); got != want {
+			t.Errorf("queryToken(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+func TestWithoutParam(t *testing.T) {
+	for raw, want := range map[string]string{
+		"":                                  "",
+		"x=1":                               "x=1",
+		"x=1;y=2&&z":                        "x=1;y=2&&z",
+		"access_token=t":                    "",
+		"access_token=t&":                   "",
+		"x=1;access_token=t":                "x=1",
+		"access_token=t;x=1&y=2":            "x=1&y=2",
+		"x=1&access_token=t;y=2":            "x=1;y=2",
+		"x=1&access%5ftoken=t&access_token": "x=1",
+		"access_token=t1&access_token=t2;x": "x",
+		"x=%ZZ&bad%ZZname=t":                "x=%ZZ",
+		"x=1&access_token=t%ZZ":             "x=1",
+	} {
+		got, changed := withoutParam(raw, "access_token")
+		if got != want || changed != (got != raw) {
+			t.Errorf("withoutParam(%q) = %q, %v, want %q", raw, got, changed, want)
+		}
+		if queryToken(got, "access_token") != "" {
+			t.Errorf("withoutParam(%q) left a token: %q", raw, got)
+		}
+	}
+}
+
+// A rewrite before wxauth makes the URL and RequestURI differ: the token
+// goes from each.
+func TestQueryTokenRemovedFromBothURIs(t *testing.T) {
+	s := TokenSource{From: "query", Name: "access_token"}
+	r := httptest.NewRequest(http.MethodGet, "/orig?access_token=t1;a=1", nil)
+	r.URL.RawQuery = "b=2&access_token=t1"
+	s.remove(r)
+	if r.URL.RawQuery != "b=2" || r.RequestURI != "/orig?a=1" {
+		t.Fatalf("URL query %q, RequestURI %q", r.URL.RawQuery, r.RequestURI)
+	}
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"net/http"
 
-	"go.uber.org/zap"
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
+
+	"github.com/wxauth/caddy-wxauth/internal/login"
 
 	"github.com/wxauth/caddy-wxauth/session"
-	"github.com/wxauth/caddy-wxauth/wechat"
 )
 
 // sessionKey returns the newest session_key of the caller's openid.
@@ -18,10 +20,10 @@ func (h *Handler) sessionKey(ctx context.Context, id *identity) (string, error) 
 	defer cancel()
 	key, err := h.sessions.SessionKey(ctx, id.openid)
 	if errors.Is(err, session.ErrNotFound) {
-		return "", invalidToken("no session_key is kept for this user any more; call wx.login and log in again")
+		return "", apierr.InvalidToken("no session_key is kept for this user any more; call wx.login and log in again")
 	}
 	if err != nil {
-		return "", storeUnavailable()
+		return "", apierr.StoreUnavailable
 	}
 	return key, nil
 }
@@ -41,21 +43,22 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *ident
 		return err
 	}
 	if req.EncryptedData == "" || req.IV == "" {
-		return invalidRequest(`"encryptedData" and "iv" are required`)
+		return apierr.InvalidRequest(`"encryptedData" and "iv" are required`)
 	}
 	if (req.RawData == "") != (req.Signature == "") {
-		return invalidRequest(`"rawData" and "signature" go together`)
+		return apierr.InvalidRequest(`"rawData" and "signature" go together`)
+	}
+	dec, ok := h.provider.(login.Decrypter)
+	if !ok {
+		return apierr.Internal // a platform without it serves no decrypt endpoint
 	}
 	key, err := h.sessionKey(r.Context(), id)
 	if err != nil {
 		return err
 	}
-	if req.Signature != "" && !wechat.VerifyRawData(req.RawData, key, req.Signature) {
-		return newError(http.StatusBadRequest, "invalid_signature", "signature does not match rawData and the session_key; the data may be stale: call wx.login again")
-	}
-	data, err := wechat.DecryptUserData(h.AppID, key, req.EncryptedData, req.IV)
+	data, err := dec.DecryptUserData(key, login.Encrypted{Data: req.EncryptedData, IV: req.IV, RawData: req.RawData, Signature: req.Signature})
 	if err != nil {
-		return newError(http.StatusBadRequest, "decrypt_failed", decryptReason(err))
+		return err
 	}
 	if h.AppHook.wants(hookDecrypt) {
 		s, err := h.eventSession(r.Context(), id)
@@ -85,7 +88,11 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	}
 	code := f[0]
 	if !validCode(code) {
-		return invalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
+		return apierr.InvalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
+	}
+	phones, ok := h.provider.(login.PhoneNumberer)
+	if !ok {
+		return apierr.Internal // a platform without it serves no phone endpoint
 	}
 	log := h.requestLogger(r)
 	wantsEvent := h.AppHook.wants(hookPhone)
@@ -97,29 +104,21 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	}
 	if rec == nil {
 		// Only a call that goes to WeChat counts; a kept answer does not.
-		refund, err := h.phone.reserve(r.Context(), id.openid)
+		refund, err := h.reservePhone(r.Context(), id.openid)
 		if err != nil {
 			return err
 		}
-		var info json.RawMessage
-		sent := false
-		err = h.access.Do(r.Context(), func(tok string) error {
-			sent = true
-			var err error
-			info, err = h.wx.PhoneNumber(r.Context(), tok, code, id.openid)
-			return err
-		})
-		if !sent {
-			refund() // no access_token: WeChat was not asked
+		info, asked, err := phones.PhoneNumber(r.Context(), log, code, id.openid)
+		if !asked {
+			refund() // WeChat was not asked (no access_token)
 		}
 		if err != nil {
-			log.Info("phone number refused", zap.Error(err))
-			return wechatError(err)
+			return err
 		}
 		if !wantsEvent {
 			return writeRaw(w, info)
 		}
-		rec = &phoneRecord{OpenID: id.openid, EventID: newEventID(), Info: info}
+		rec = &phoneRecord{OpenID: id.openid, EventID: hook.NewEventID(), Info: info}
 		// Kept until the app took it: the code is single-use and billed.
 		if b, err := json.Marshal(rec); err == nil {
 			sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -172,31 +171,25 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 	if err != nil {
 		return err
 	}
+	// A platform that cannot be asked leaves session_key_valid false, so
+	// the client logs in again before it decrypts.
+	checker, canCheck := h.provider.(login.SessionChecker)
 	reply := sessionReply{OpenID: s.OpenID, UnionID: s.UnionID, ExpiresAt: s.Expires.Unix()}
 	key, err := h.sessions.SessionKey(ctx, s.OpenID)
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:
-		return storeUnavailable()
-	default:
+		return apierr.StoreUnavailable
+	case canCheck:
 		valid, err := h.sessionKeyValid(r.Context(), s, key, func() (bool, error) {
-			err := h.access.Do(r.Context(), func(tok string) error {
-				return h.wx.CheckSession(r.Context(), tok, s.OpenID, key)
-			})
-			switch {
-			case err == nil:
-				return true, nil
-			case wechat.IsSessionKeyInvalid(err):
-				return false, nil
-			}
-			return false, wechatError(err)
+			return checker.CheckSessionKey(r.Context(), s.OpenID, key)
 		})
 		if err != nil {
 			return err
 		}
 		reply.SessionKeyValid = valid
 	}
-	return writeJSON(w, http.StatusOK, reply)
+	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
 // serveJWKS publishes the public EdDSA keys for upstream verification.

@@ -115,7 +115,7 @@ func (o redisOptions) client() redis.UniversalClient {
 // a password.
 func (c RedisConfig) options() (redisOptions, error) {
 	if strings.ContainsAny(c.KeyPrefix, "{}") {
-		return redisOptions{}, fmt.Errorf("session: redis key prefix %q may not contain '{' or '}': Redis Cluster reads them as a hash tag", c.KeyPrefix)
+		return redisOptions{}, fmt.Errorf("session: key_prefix %q may not contain '{' or '}': Redis Cluster reads them as a hash tag", c.KeyPrefix)
 	}
 	if c.PoolSize < 0 || c.DialTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 {
 		return redisOptions{}, errors.New("session: redis pool size and timeouts must not be negative")

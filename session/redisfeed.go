@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 )
 
 // redisFeedBlock is how long one XREAD waits for new entries; at steady
@@ -131,7 +133,7 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 					return
 				}
 				fl.Lost(err)
-				sleepCtx(ctx, backoff)
+				clock.Sleep(ctx, backoff)
 				backoff = min(backoff*2, time.Second)
 				continue
 			}
@@ -166,7 +168,7 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 				return
 			}
 			fl.Lost(err)
-			sleepCtx(ctx, backoff)
+			clock.Sleep(ctx, backoff)
 			backoff = min(backoff*2, time.Second)
 			checked = time.Time{} // look for a wipe once back
 			continue
@@ -219,15 +221,6 @@ func splitID(id string) (uint64, uint64) {
 	m, _ := strconv.ParseUint(ms, 10, 64)
 	s, _ := strconv.ParseUint(seq, 10, 64)
 	return m, s
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 // Feed returns a feed on this store's server under key name, named like

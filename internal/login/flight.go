@@ -1,4 +1,4 @@
-package wxauth
+package login
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
@@ -27,26 +30,28 @@ const (
 )
 
 // errCodeReplayed answers a code already used by a login without the same nonce.
-var errCodeReplayed = newError(http.StatusUnauthorized, "invalid_code",
-	"this code was already used; call wx.login for a new one").withErrCode(40163)
+var errCodeReplayed = apierr.New(http.StatusUnauthorized, "invalid_code",
+	"this code was already used; call wx.login for a new one")
 
 // codeRecord is what the store keeps of a used code, under the code's hash.
 type codeRecord struct {
 	// Nonce is the hash of the login's nonce; empty when it had none, and
 	// then no replay is answered.
 	Nonce string `json:"nonce,omitempty"`
-	// SID is the session the code made; empty while WeChat is asked.
+	// SID is the session the code made; empty while the platform is asked.
 	SID string `json:"sid,omitempty"`
 }
 
-// loginFlight makes sure one wx.login code makes at most one session across
-// every instance that shares the store: concurrent logins with one code and
-// one nonce share one WeChat call, and a replay is answered only to the
+// flight makes sure one login code makes at most one session across every
+// instance that shares the store: concurrent logins with one code and one
+// nonce share one platform call, and a replay is answered only to the
 // client that holds the nonce.
-type loginFlight struct {
+type flight struct {
 	store    session.Store
 	prefix   string
 	sessions func(ctx context.Context, sid string) (*session.Session, error)
+	now      clock.Clock
+	timeout  time.Duration // each store operation
 
 	mu    sync.Mutex
 	calls map[string]*flightCall // in-process callers with one code and nonce
@@ -58,14 +63,14 @@ type flightCall struct {
 	err  error
 }
 
-func newLoginFlight(store session.Store, prefix string, sessions func(context.Context, string) (*session.Session, error)) *loginFlight {
-	return &loginFlight{store: store, prefix: prefix, sessions: sessions, calls: map[string]*flightCall{}}
+func newFlight(store session.Store, prefix string, sessions func(context.Context, string) (*session.Session, error), now clock.Clock, timeout time.Duration) *flight {
+	return &flight{store: store, prefix: prefix, sessions: sessions, now: now, timeout: timeout, calls: map[string]*flightCall{}}
 }
 
-// do returns the session made by code, running login (the WeChat call and
+// do returns the session made by code, running login (the platform call and
 // the session's creation) only if no instance ran it with this code yet.
 // The code and nonce are kept only as hashes.
-func (f *loginFlight) do(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
+func (f *flight) do(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
 	if nonce == "" {
 		// No proof of the caller: a concurrent or repeated call gets nothing.
 		return f.lead(ctx, code, "", login)
@@ -98,17 +103,17 @@ func (f *loginFlight) do(ctx context.Context, code, nonce string, login func(con
 
 // lead claims code in the store and runs login, or follows the instance
 // that claimed it first.
-func (f *loginFlight) lead(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
+func (f *flight) lead(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
 	key := f.prefix + "/codes/" + hash(code)
 	rec := codeRecord{}
 	if nonce != "" {
 		rec.Nonce = hash(nonce)
 	}
-	deadline := time.Now().Add(codeWaitMax)
+	deadline := f.now().Add(codeWaitMax)
 	for {
-		ok, err := setNXJSON(ctx, f.store, key, rec)
+		ok, err := f.setNX(ctx, key, rec)
 		if err != nil {
-			return nil, storeUnavailable()
+			return nil, apierr.StoreUnavailable
 		}
 		if ok {
 			return f.run(ctx, key, rec, login)
@@ -118,25 +123,25 @@ func (f *loginFlight) lead(ctx context.Context, code, nonce string, login func(c
 			return s, err
 		}
 		// The first caller failed and let the code go: try it ourselves.
-		if time.Now().After(deadline) {
+		if f.now().After(deadline) {
 			return nil, upstreamTimeout()
 		}
 	}
 }
 
-// run is the leader's part: the WeChat call, then the record of the session.
-func (f *loginFlight) run(ctx context.Context, key string, rec codeRecord, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
+// run is the leader's part: the platform call, then the record of the session.
+func (f *flight) run(ctx context.Context, key string, rec codeRecord, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
 	s, err := login(ctx)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.timeout)
 	defer cancel()
 	if err != nil {
-		// A later call with this code gets WeChat's own answer.
+		// A later call with this code gets the platform's own answer.
 		_ = f.store.Delete(sctx, key)
 		return nil, err
 	}
 	rec.SID = s.ID
 	if b, err := json.Marshal(rec); err == nil {
-		// Best effort: without it a replay waits, then asks WeChat itself.
+		// Best effort: without it a replay waits, then asks the platform itself.
 		_ = f.store.Set(sctx, key, b, replayWindow)
 	}
 	return s, nil
@@ -145,8 +150,8 @@ func (f *loginFlight) run(ctx context.Context, key string, rec codeRecord, login
 var errCodeReleased = errors.New("code released")
 
 // follow waits for the session made by the instance that claimed the code.
-func (f *loginFlight) follow(ctx context.Context, key, nonce string) (*session.Session, error) {
-	deadline := time.Now().Add(codeWaitMax)
+func (f *flight) follow(ctx context.Context, key, nonce string) (*session.Session, error) {
+	deadline := f.now().Add(codeWaitMax)
 	for {
 		var rec codeRecord
 		b, err := f.store.Get(ctx, key)
@@ -154,10 +159,10 @@ func (f *loginFlight) follow(ctx context.Context, key, nonce string) (*session.S
 		case errors.Is(err, session.ErrNotFound):
 			return nil, errCodeReleased
 		case err != nil:
-			return nil, storeUnavailable()
+			return nil, apierr.StoreUnavailable
 		}
 		if err := json.Unmarshal(b, &rec); err != nil {
-			return nil, storeUnavailable()
+			return nil, apierr.StoreUnavailable
 		}
 		if nonce == "" || subtle.ConstantTimeCompare([]byte(rec.Nonce), []byte(nonce)) != 1 {
 			return nil, errCodeReplayed
@@ -168,31 +173,27 @@ func (f *loginFlight) follow(ctx context.Context, key, nonce string) (*session.S
 				return nil, errCodeReplayed // logged out meanwhile
 			}
 			if err != nil {
-				return nil, storeUnavailable()
+				return nil, apierr.StoreUnavailable
 			}
 			return s, nil
 		}
-		if time.Now().After(deadline) {
+		if f.now().After(deadline) {
 			return nil, upstreamTimeout()
 		}
-		t := time.NewTimer(codeWaitPoll)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !clock.Sleep(ctx, codeWaitPoll) {
 			return nil, ctx.Err()
 		}
 	}
 }
 
-func setNXJSON(ctx context.Context, st session.Store, key string, v any) (bool, error) {
+func (f *flight) setNX(ctx context.Context, key string, v any) (bool, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return false, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	sctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	return st.SetNX(sctx, key, b, replayWindow)
+	return f.store.SetNX(sctx, key, b, replayWindow)
 }
 
 func hash(s string) string {
@@ -200,12 +201,12 @@ func hash(s string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// validNonce reports whether a login nonce has the contract's form: 16-64
+// ValidNonce reports whether a login nonce has the contract's form: 16-64
 // characters of [A-Za-z0-9_-].
-func validNonce(n string) bool {
-	return len(n) >= 16 && len(n) <= 64 && isPlainName(n)
+func ValidNonce(n string) bool {
+	return len(n) >= 16 && len(n) <= 64 && users.PlainName(n)
 }
 
-func upstreamTimeout() *apiError {
-	return newError(http.StatusBadGateway, "upstream_error", "the login with this code is still running elsewhere; try again")
+func upstreamTimeout() *apierr.Error {
+	return apierr.New(http.StatusBadGateway, "upstream_error", "the login with this code is still running elsewhere; try again")
 }

@@ -1,4 +1,4 @@
-package wxauth
+package clock
 
 import (
 	"testing"
@@ -9,16 +9,16 @@ import (
 // than a tick (and the scheduler's delay); it stops ticking when idle and
 // starts again on the next read.
 func TestGuardClock(t *testing.T) {
-	var c tickClock
+	var c Ticking
 	// Generous for a loaded machine, where the ticker may run late; a clock
 	// that stopped would still fail within the loop's second.
 	const slack = 500 * time.Millisecond
 	check := func() {
 		t.Helper()
 		before := time.Now().UnixNano()
-		got := c.nanosNow()
+		got := c.NanosNow()
 		after := time.Now().UnixNano()
-		if got > after || got < before-int64(clockTick+slack) {
+		if got > after || got < before-int64(Tick+slack) {
 			t.Fatalf("clock read %v, time.Now %v", time.Unix(0, got), time.Unix(0, before))
 		}
 	}
@@ -38,11 +38,11 @@ func TestGuardClock(t *testing.T) {
 		if i > 1000 {
 			t.Fatal("the ticker still runs with nobody reading the clock")
 		}
-		time.Sleep(clockTick)
+		time.Sleep(Tick)
 	}
 	// The first read after idling is exact, and starts the ticker again.
 	before := time.Now().UnixNano()
-	if got := c.nanosNow(); got < before {
+	if got := c.NanosNow(); got < before {
 		t.Fatalf("first read after idle %v is behind time.Now %v", got, before)
 	}
 	if !c.running.Load() {

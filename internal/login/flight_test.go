@@ -1,4 +1,4 @@
-package wxauth
+package login
 
 import (
 	"context"
@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
+
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
@@ -15,15 +18,15 @@ import (
 type flightFixture struct {
 	store    *session.Memory
 	sessions *session.Manager
-	a, b     *loginFlight
+	a, b     *flight
 	calls    atomic.Int32 // WeChat calls made
 }
 
 func newFlightFixture() *flightFixture {
 	f := &flightFixture{store: session.NewMemory()}
 	f.sessions = session.NewManager(f.store, "wxauth/app")
-	f.a = newLoginFlight(f.store, "wxauth/app", f.sessions.Get)
-	f.b = newLoginFlight(f.store, "wxauth/app", f.sessions.Get)
+	f.a = newFlight(f.store, "wxauth/app", f.sessions.Get, clock.Real, 3*time.Second)
+	f.b = newFlight(f.store, "wxauth/app", f.sessions.Get, clock.Real, 3*time.Second)
 	return f
 }
 
@@ -67,7 +70,7 @@ func TestFlightReplay(t *testing.T) {
 			}
 			s2, err := fl.do(ctx, "code1", tc.again, f.login(nil))
 			if tc.wantErr {
-				var ae *apiError
+				var ae *apierr.Error
 				if !errors.As(err, &ae) || ae.Code != "invalid_code" {
 					t.Fatalf("replay: %v, want invalid_code", err)
 				}
@@ -124,7 +127,7 @@ func TestFlightMerging(t *testing.T) {
 // A failed login lets the code go, so a retry gets WeChat's own answer.
 func TestFlightFailureReleasesCode(t *testing.T) {
 	f := newFlightFixture()
-	boom := invalidRequest("wechat said no")
+	boom := apierr.InvalidRequest("wechat said no")
 	if _, err := f.a.do(context.Background(), "code1", nonceA, func(context.Context) (*session.Session, error) {
 		return nil, boom
 	}); err != boom {
@@ -156,8 +159,8 @@ func TestValidNonce(t *testing.T) {
 		"": false, "short": false, nonceA: true, "0123456789abcdef": true,
 		"0123456789abcde!": false, string(make([]byte, 65)): false,
 	} {
-		if validNonce(n) != want {
-			t.Errorf("validNonce(%q) = %v", n, !want)
+		if ValidNonce(n) != want {
+			t.Errorf("ValidNonce(%q) = %v", n, !want)
 		}
 	}
 }

@@ -1,0 +1,309 @@
+package wxauth
+
+import (
+	"fmt"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/wxauth/caddy-wxauth/internal/users"
+	"github.com/wxauth/caddy-wxauth/token"
+	"github.com/wxauth/caddy-wxauth/wechat"
+)
+
+// Config is the wxauth handler's configuration, the JSON of
+// http.handlers.wxauth. It is checked in one place, validate, after
+// defaults and placeholders are applied.
+type Config struct {
+	// The mini-program's AppID. Required.
+	AppID string `json:"app_id,omitempty"`
+	// The mini-program's AppSecret. Required. {env.*} and {file.*}
+	// placeholders are replaced at provision time, so the secret can stay out
+	// of the config.
+	AppSecret string `json:"app_secret,omitempty"`
+	// Base URL of the WeChat server API. Default https://api.weixin.qq.com;
+	// point it at a wxmock site for development and tests.
+	APIBase string `json:"api_base,omitempty"`
+	// How long an issued token is valid. Default 2h.
+	TokenTTL caddy.Duration `json:"token_ttl,omitempty"`
+	// How long a session lasts from its login however often it is
+	// refreshed: no token expires later than login + session_max_age. At
+	// least token_ttl. Default 30 days.
+	SessionMaxAge caddy.Duration `json:"session_max_age,omitempty"`
+	// Timeout of each call to WeChat. Default 5s.
+	WeChatTimeout caddy.Duration `json:"wechat_timeout,omitempty"`
+
+	// Fixed signing keys; the first signs, all verify. When empty, a key is
+	// generated once per app_id and kept in the store, so every instance that
+	// shares the store agrees on it and restarts keep tokens valid.
+	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
+	// Algorithm of generated signing keys: HS256 (default) or EdDSA. EdDSA
+	// public keys are published at jwks_path for upstream verification.
+	SigningAlg string `json:"signing_alg,omitempty"`
+	// How often generated signing keys rotate; 0 (default) never rotates.
+	// The previous key keeps verifying until its tokens have expired.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
+
+	// Where sessions, session_keys, keys and the access_token live.
+	// Default: Caddy's configured storage.
+	Store *StoreConfig `json:"store,omitempty"`
+
+	// When true, requests without a token go on anonymously (identity
+	// headers still stripped); a bad token is still refused.
+	Optional bool `json:"optional,omitempty"`
+	// Where tokens are read from, tried in order. Default: the
+	// Authorization header with the Bearer scheme.
+	TokenSources []TokenSource `json:"token_from,omitempty"`
+	// When true, the token stays on the request for the next handler, for
+	// upstreams that verify it themselves (see jwks_path). By default it is
+	// removed once checked (the header, the cookie or the query parameter it
+	// came from), so it reaches no upstream and no later handler's log.
+	ForwardToken bool `json:"forward_token,omitempty"`
+
+	// Path of the login endpoint (wx.login code in, token out). Default /wx/login.
+	LoginPath string `json:"login_path,omitempty"`
+	// Path of the token refresh endpoint. Default /wx/refresh.
+	RefreshPath string `json:"refresh_path,omitempty"`
+	// Path of the logout endpoint, which ends the session. Default /wx/logout.
+	LogoutPath string `json:"logout_path,omitempty"`
+	// Path of the encryptedData decryption endpoint. Default /wx/decrypt.
+	DecryptPath string `json:"decrypt_path,omitempty"`
+	// Path of the getPhoneNumber code endpoint. Default /wx/phone.
+	PhonePath string `json:"phone_path,omitempty"`
+	// Path of the session info endpoint (with session_key validity). Default /wx/session.
+	SessionPath string `json:"session_path,omitempty"`
+	// Path where the JWKS (public EdDSA keys) is served; empty = not served.
+	JWKSPath string `json:"jwks_path,omitempty"`
+
+	// Sends the app behind Caddy the verified login, phone number,
+	// decrypted data and logout events; see AppHook.
+	AppHook *AppHook `json:"app_hook,omitempty"`
+	// Path where the app calls wxauth, signed with the app hook's secret:
+	// set a user's claims, end a user's sessions. Empty = not served;
+	// needs app_hook.
+	AppAPI string `json:"app_api,omitempty"`
+
+	// Optional per-client-IP cap on logins; off by default.
+	LoginLimit *LoginLimit `json:"login_limit,omitempty"`
+	// Cap on the WeChat phone number calls each user (openid) causes,
+	// counted in the store across sessions and instances; over it the phone
+	// endpoint answers 429 without calling WeChat, which bills each call.
+	// Default 5 per 10 minutes.
+	PhoneLimit *PhoneLimit `json:"phone_limit,omitempty"`
+
+	// How many verified tokens each wxauth handler keeps cached. When full,
+	// tokens not used lately make room one at a time. Default 100000.
+	CacheSize int `json:"cache_size,omitempty"`
+
+	// Largest accepted request body on the endpoints, in bytes. Default 64 KiB.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+
+	secret string // app_secret with its placeholders replaced
+}
+
+// SigningKey is one fixed token signing key.
+type SigningKey struct {
+	// Key id, sent as the token's kid header. Default "k<index>".
+	ID string `json:"id,omitempty"`
+	// The HS256 secret, base64 (std or url alphabet), at least 32 bytes decoded.
+	Key string `json:"key"`
+}
+
+func (c *Config) setDefaults() {
+	if c.APIBase == "" {
+		c.APIBase = DefaultAPIBase
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = caddy.Duration(DefaultTokenTTL)
+	}
+	if c.SessionMaxAge == 0 {
+		c.SessionMaxAge = caddy.Duration(DefaultSessionMaxAge)
+	}
+	if c.WeChatTimeout == 0 {
+		c.WeChatTimeout = caddy.Duration(wechat.DefaultTimeout)
+	}
+	if c.SigningAlg == "" {
+		c.SigningAlg = token.HS256
+	}
+	if c.PhoneLimit == nil {
+		c.PhoneLimit = &PhoneLimit{Calls: DefaultPhoneCalls, Window: caddy.Duration(DefaultPhoneWindow)}
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.LoginPath, "/wx/login")
+	def(&c.RefreshPath, "/wx/refresh")
+	def(&c.LogoutPath, "/wx/logout")
+	def(&c.DecryptPath, "/wx/decrypt")
+	def(&c.PhonePath, "/wx/phone")
+	def(&c.SessionPath, "/wx/session")
+	if len(c.TokenSources) == 0 {
+		c.TokenSources = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}}
+	}
+	if c.Store == nil {
+		c.Store = &StoreConfig{Type: "caddy"}
+	}
+}
+
+// replacePlaceholders replaces the {env.*} and {file.*} placeholders of
+// app_id, app_secret (into c.secret, so the config keeps the placeholder)
+// and the signing keys. A value that expands to nothing is an error that
+// names it, not a "required" one: the variable is unset or the file empty.
+func (c *Config) replacePlaceholders(repl *caddy.Replacer) error {
+	expand := func(name, v string) (string, error) { return expandPlaceholders(repl, name, v) }
+	var err error
+	if c.AppID, err = expand("app_id", c.AppID); err != nil {
+		return err
+	}
+	if c.secret, err = expand("app_secret", c.AppSecret); err != nil {
+		return err
+	}
+	for i := range c.SigningKeys {
+		if c.SigningKeys[i].Key, err = expand(fmt.Sprintf("signing_key %d", i+1), c.SigningKeys[i].Key); err != nil {
+			return err
+		}
+	}
+	if c.AppHook != nil {
+		if c.AppHook.secret, err = expand("app_hook secret", c.AppHook.Secret); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// expandPlaceholders replaces the {env.*} and {file.*} placeholders of the
+// config field name; a field that held something and comes out empty (an
+// unset variable, an empty file) is an error, not a silent default.
+func expandPlaceholders(repl *caddy.Replacer, name, v string) (string, error) {
+	out := repl.ReplaceKnown(v, "")
+	if v != "" && out == "" {
+		return "", fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q", name, v)
+	}
+	return out, nil
+}
+
+// validate checks the configuration after defaults and placeholders are
+// applied; Provision runs it before opening anything.
+func (c *Config) validate() error {
+	if c.AppID == "" {
+		return fmt.Errorf("wxauth: app_id is required")
+	}
+	if !users.PlainName(c.AppID) {
+		// It names the app's keys in the store, so it must be a plain word.
+		return fmt.Errorf("wxauth: app_id %q must be letters, digits, '-' or '_' (e.g. wx0123456789abcdef)", c.AppID)
+	}
+	if c.AppSecret == "" {
+		return fmt.Errorf("wxauth: app_secret is required")
+	}
+	u, err := url.Parse(c.APIBase)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("wxauth: api_base %q is not an http(s) URL", c.APIBase)
+	}
+	if c.TokenTTL < caddy.Duration(time.Minute) {
+		return fmt.Errorf("wxauth: token_ttl must be at least 1m")
+	}
+	if c.SessionMaxAge < c.TokenTTL {
+		return fmt.Errorf("wxauth: session_max_age %s is shorter than token_ttl %s; it must be at least token_ttl",
+			time.Duration(c.SessionMaxAge), time.Duration(c.TokenTTL))
+	}
+	if c.WeChatTimeout < 0 || c.KeyRotation < 0 {
+		return fmt.Errorf("wxauth: durations must not be negative")
+	}
+	if least := token.MinRotation(time.Duration(c.TokenTTL)); c.KeyRotation > 0 && len(c.SigningKeys) == 0 && time.Duration(c.KeyRotation) < least {
+		return fmt.Errorf("wxauth: key_rotation %s is too short for token_ttl %s: a key is kept until its tokens have expired, "+
+			"at most 32 keys are kept, so key_rotation must be at least %s (e.g. 24h)", time.Duration(c.KeyRotation), time.Duration(c.TokenTTL), least)
+	}
+	if c.SigningAlg != "HS256" && c.SigningAlg != "EdDSA" {
+		return fmt.Errorf("wxauth: signing_alg must be HS256 or EdDSA, not %q", c.SigningAlg)
+	}
+	if c.JWKSPath != "" && (len(c.SigningKeys) > 0 || c.SigningAlg != token.EdDSA) {
+		return fmt.Errorf("wxauth: jwks_path publishes EdDSA public keys, but the tokens are signed with HS256 secrets, which are never published: " +
+			"use signing_alg EdDSA with generated keys, or remove jwks_path")
+	}
+	if l := c.LoginLimit; l != nil && (l.Events < 1 || l.Window < caddy.Duration(time.Second)) {
+		return fmt.Errorf("wxauth: login_limit needs at least 1 login per window of at least 1s")
+	}
+	if c.CacheSize < 0 {
+		return fmt.Errorf("wxauth: cache_size must not be negative")
+	}
+	if l := c.PhoneLimit; l.Calls < 1 || l.Window < caddy.Duration(time.Second) {
+		return fmt.Errorf("wxauth: phone_limit needs at least 1 call per window of at least 1s")
+	}
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("wxauth: max_body_bytes must not be negative")
+	}
+	seen := map[string]bool{}
+	for _, p := range c.endpointPaths() {
+		if p == "" {
+			continue
+		}
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("wxauth: endpoint path %q must start with /", p)
+		}
+		if seen[p] {
+			return fmt.Errorf("wxauth: endpoint path %q is used twice", p)
+		}
+		seen[p] = true
+	}
+	for i := range c.TokenSources {
+		if err := c.TokenSources[i].validate(); err != nil {
+			return err
+		}
+	}
+	if c.AppAPI != "" && c.AppHook == nil {
+		return fmt.Errorf("wxauth: app_api needs app_hook, whose secret signs the app's calls")
+	}
+	if c.AppHook != nil {
+		if err := c.AppHook.provision(); err != nil {
+			return err
+		}
+		for _, name := range c.AppHook.ClaimHeaders {
+			name = textproto.CanonicalMIMEHeaderKey(name)
+			for _, src := range c.TokenSources {
+				if src.From == "header" && src.Name == name {
+					return fmt.Errorf("wxauth: app_hook claim_header: %s carries the token", name)
+				}
+			}
+		}
+	}
+	return c.Store.validate()
+}
+
+// prepare applies defaults and placeholders, then validates: what
+// Provision does before it opens anything, and `caddy validate` with it.
+func (c *Config) prepare() error {
+	c.setDefaults()
+	repl := caddy.NewReplacer()
+	if err := c.replacePlaceholders(repl); err != nil {
+		return err
+	}
+	if err := c.Store.replacePlaceholders(repl); err != nil {
+		return err
+	}
+	return c.validate()
+}
+
+// stripHeaders lists the client headers removed besides X-Wx-*: those
+// that carry claims under another name.
+func (c *Config) stripHeaders() []string {
+	if c.AppHook == nil {
+		return nil
+	}
+	out := make([]string, 0, len(c.AppHook.ClaimHeaders))
+	for _, name := range c.AppHook.ClaimHeaders {
+		out = append(out, textproto.CanonicalMIMEHeaderKey(name))
+	}
+	return out
+}
+
+func (c *Config) endpointPaths() []string {
+	return []string{c.LoginPath, c.RefreshPath, c.LogoutPath, c.DecryptPath, c.PhonePath, c.SessionPath, c.JWKSPath, c.AppAPI}
+}

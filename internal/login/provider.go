@@ -1,0 +1,74 @@
+// Package login is the login of a mini-program user: the Provider seam
+// that each platform (WeChat, and later others) plugs into, the merge of
+// concurrent and replayed logins with one code, and the flow that turns a
+// provider's identity into a stored session.
+package login
+
+import (
+	"context"
+	"encoding/json"
+
+	"go.uber.org/zap"
+)
+
+// Identity is who a login code names on its platform.
+type Identity struct {
+	// Platform names the platform that vouched for the user ("wechat").
+	Platform string
+	// AppID is the app on the platform the code was made for.
+	AppID string
+	// OpenID identifies the user within the app.
+	OpenID string
+	// UnionID identifies the user across the developer's apps on the
+	// platform; empty when the platform gives none.
+	UnionID string
+	// SessionKey is the platform's secret for this user's session: it
+	// decrypts the user's data and signs their raw data. It never leaves
+	// the server: it is kept sealed in the store, never logged, never
+	// answered to a client or sent to the app hook.
+	SessionKey string
+}
+
+// Provider exchanges a login code for the user's identity on one platform.
+//
+// Errors are *apierr.Error values of the contract: invalid_code (401),
+// risky_user (403), rate_limited (429 with Retry-After) and upstream_error
+// (502), with the platform's errcode only when it sent one. The platform's
+// own message goes to log only: it can name the server's address.
+type Provider interface {
+	Exchange(ctx context.Context, log *zap.Logger, code string) (*Identity, error)
+}
+
+// Encrypted is user data the client got from its platform, sealed with the
+// session key.
+type Encrypted struct {
+	Data string // encryptedData
+	IV   string // iv
+	// RawData and Signature, when given, are checked against the session
+	// key before anything is decrypted.
+	RawData   string
+	Signature string
+}
+
+// Decrypter is a Provider that opens the user data its platform sealed with
+// the session key. Errors are *apierr.Error: invalid_signature when the
+// signature does not match, decrypt_failed saying why otherwise.
+type Decrypter interface {
+	DecryptUserData(sessionKey string, in Encrypted) (json.RawMessage, error)
+}
+
+// PhoneNumberer is a Provider that resolves a phone number code (WeChat's
+// getPhoneNumber button) naming the user openid, so the platform refuses
+// another user's code. asked reports whether the platform was asked at
+// all, so a caller's quota counts only calls that reached it. Errors are
+// as Provider's.
+type PhoneNumberer interface {
+	PhoneNumber(ctx context.Context, log *zap.Logger, code, openid string) (info json.RawMessage, asked bool, err error)
+}
+
+// SessionChecker is a Provider that asks its platform whether sessionKey is
+// still openid's valid session key. An invalid key is (false, nil); errors
+// are as Provider's.
+type SessionChecker interface {
+	CheckSessionKey(ctx context.Context, openid, sessionKey string) (valid bool, err error)
+}
