@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"encoding/base64"
@@ -108,7 +108,7 @@ func TestJWKSInterop(t *testing.T) {
 	}
 	// An independent JWT implementation (jose, on Node) verifies the token
 	// with nothing but the JWKS URL.
-	dir, _ := filepath.Abs("internal/interop")
+	dir, _ := filepath.Abs(repoPath("internal", "interop"))
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("internal/interop/node_modules missing; scripts/test.sh runs npm ci there")

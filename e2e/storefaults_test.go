@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"fmt"
@@ -36,7 +36,7 @@ func TestSlowStoreDoesNotSlowCachedRequests(t *testing.T) {
 		t.Fatalf("a confirmed token with a silent store: %d in %v", st, d)
 	}
 	// Whether a cached token's confirmation is due or not, a store that
-	// failed lately is not waited for (guard_test.go covers the timing).
+	// failed lately is not waited for (the guard's unit tests cover the timing).
 	for i := 0; i < 5; i++ {
 		if st, d := timed(tok); st != 200 || d > 500*time.Millisecond {
 			t.Fatalf("cached request %d with a silent store: %d in %v", i, st, d)
