@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# In-process Go benchmarks of caddy-wxauth (bench_test.go and
+# In-process Go benchmarks of caddy-wxauth (e2e/bench_test.go and
 # cache_bench_test.go), -count 5, then the median and range of every figure
 # (and benchstat's table when it can be fetched). Runs only the benchmarks
 # (-run '^$'); their Caddy picks free ports and has no admin endpoint, so it
@@ -21,10 +21,11 @@ mkdir -p "$OUT"
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
-# The test binary is run directly, not through go test, which would mix its
-# stderr (Caddy's and certmagic's log lines) into the figures. go test flags
-# become the binary's -test.* flags.
+# The test binaries (the root package's and e2e's) are run directly, not
+# through go test, which would mix their stderr (Caddy's and certmagic's log
+# lines) into the figures. go test flags become the binaries' -test.* flags.
 go test -c -o "$OUT/wxauth.test" .
+go test -c -o "$OUT/e2e.test" ./e2e
 args=()
 for a in -run '^$' -bench . -count 5 "$@"; do
 	case $a in
@@ -33,7 +34,11 @@ for a in -run '^$' -bench . -count 5 "$@"; do
 	*) args+=("$a") ;;
 	esac
 done
-"$OUT/wxauth.test" "${args[@]}" 2>"$OUT/stderr.txt" | tee "$OUT/bench.txt"
+# run DIR BINARY: runs a test binary in its package's folder, as go test does.
+run() { (cd "$1" && "$2" "${args[@]}") 2>>"$OUT/stderr.txt" | tee -a "$OUT/bench.txt"; }
+: >"$OUT/bench.txt"
+run e2e "$PWD/$OUT/e2e.test"
+run . "$PWD/$OUT/wxauth.test"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 
 echo "== median [min .. max] of the runs"

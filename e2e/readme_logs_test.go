@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"net/http"

@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 // vectors are WeChat's official test vectors (a copy lives with the wechat package).
 func vectors(t *testing.T) map[string]map[string]any {
 	t.Helper()
-	b, err := os.ReadFile("wechat/testdata/wechat_vectors.json")
+	b, err := os.ReadFile(repoPath("wechat", "testdata", "wechat_vectors.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -64,6 +65,12 @@ func runTests(m *testing.M) int {
 	mockURL = fmt.Sprintf("http://127.0.0.1:%d", mockPort)
 	adminURL = fmt.Sprintf("http://localhost:%d", adminPort)
 	return m.Run()
+}
+
+// repoPath is a path in the repository, from this package's folder, where
+// go test runs the tests: repoPath("docs", "x.md") is ../docs/x.md.
+func repoPath(elem ...string) string {
+	return filepath.Join(append([]string{".."}, elem...)...)
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"encoding/json"
@@ -18,7 +18,7 @@ import (
 // fmt writes them, adapt, and the marked examples do what the text says
 // when run.
 
-var readmes = []string{"README.md", "README.zh-CN.md"}
+var readmes = []string{repoPath("README.md"), repoPath("README.zh-CN.md")}
 
 // caddyfileBlocks returns the ```caddyfile blocks of a Markdown file.
 func caddyfileBlocks(t *testing.T, path string) []string {

@@ -1,8 +1,9 @@
-package wxauth_test
+package e2e
 
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -108,7 +109,7 @@ func TestJWKSInterop(t *testing.T) {
 	}
 	// An independent JWT implementation (jose, on Node) verifies the token
 	// with nothing but the JWKS URL.
-	dir, _ := filepath.Abs("internal/interop")
+	dir, _ := filepath.Abs(repoPath("internal", "interop"))
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose")); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("internal/interop/node_modules missing; scripts/test.sh runs npm ci there")
@@ -123,4 +124,20 @@ func TestJWKSInterop(t *testing.T) {
 	if err := json.Unmarshal(out, &payload); err != nil || payload["sub"] != h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...).str("openid") {
 		t.Fatalf("jose payload: %s", out)
 	}
+}
+
+// Two wxauth handlers of one app in one config: a logout through one is
+// refused by the other at once.
+func TestTwoHandlersOneApp(t *testing.T) {
+	wx := fmt.Sprintf("wxauth {\n\t\t\tapp_id %s\n\t\t\tapp_secret test-secret\n\t\t\tapi_base %s\n\t\t}", testApp, mockURL)
+	cfg := strings.Replace(config(""), "\thandle {\n\t\twxauth", "\thandle_path /a/* {\n\t\t"+wx+"\n\t\trespond \"a {http.auth.user.id}\"\n\t}\n\thandle {\n\t\twxauth", 1)
+	h := startConfig(t, cfg)
+	tok := h.token("ben")
+	if r := h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...); r.status != 200 || !strings.HasPrefix(string(r.body), "a o") {
+		t.Fatalf("second handler: %d %s", r.status, r.body)
+	}
+	if r := h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...); r.status != 204 {
+		t.Fatalf("logout: %d", r.status)
+	}
+	expectError(t, h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...), 401, "invalid_token")
 }

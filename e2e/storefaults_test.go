@@ -1,9 +1,8 @@
-package wxauth_test
+package e2e
 
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func TestSlowStoreDoesNotSlowCachedRequests(t *testing.T) {
 		t.Fatalf("a confirmed token with a silent store: %d in %v", st, d)
 	}
 	// Whether a cached token's confirmation is due or not, a store that
-	// failed lately is not waited for (guard_test.go covers the timing).
+	// failed lately is not waited for (the guard's unit tests cover the timing).
 	for i := 0; i < 5; i++ {
 		if st, d := timed(tok); st != 200 || d > 500*time.Millisecond {
 			t.Fatalf("cached request %d with a silent store: %d in %v", i, st, d)
@@ -70,22 +69,6 @@ func TestStoreDownAtStart(t *testing.T) {
 	}
 }
 
-// Two wxauth handlers of one app in one config: a logout through one is
-// refused by the other at once.
-func TestTwoHandlersOneApp(t *testing.T) {
-	wx := fmt.Sprintf("wxauth {\n\t\t\tapp_id %s\n\t\t\tapp_secret test-secret\n\t\t\tapi_base %s\n\t\t}", testApp, mockURL)
-	cfg := strings.Replace(config(""), "\thandle {\n\t\twxauth", "\thandle_path /a/* {\n\t\t"+wx+"\n\t\trespond \"a {http.auth.user.id}\"\n\t}\n\thandle {\n\t\twxauth", 1)
-	h := startConfig(t, cfg)
-	tok := h.token("ben")
-	if r := h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...); r.status != 200 || !strings.HasPrefix(string(r.body), "a o") {
-		t.Fatalf("second handler: %d %s", r.status, r.body)
-	}
-	if r := h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...); r.status != 204 {
-		t.Fatalf("logout: %d", r.status)
-	}
-	expectError(t, h.do(http.MethodGet, appURL+"/a/x", nil, bearer(tok)...), 401, "invalid_token")
-}
-
 // A reload while the store is down keeps the keys the app had loaded, and
 // what this process confirmed: a token checked before the outage still
 // works, one never checked here waits for the store.
@@ -102,4 +85,45 @@ func TestReloadWithStoreDownKeepsKeys(t *testing.T) {
 		t.Fatalf("token after a reload with the store down: %d %s", r.status, r.body)
 	}
 	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(unchecked)...), 503, "store_unavailable")
+}
+
+func TestStoreDown(t *testing.T) {
+	// A token this instance confirmed while the store worked...
+	port, dir := freePort(t), t.TempDir()
+	url, stop := redistest.StartPersistentOn(t, port, dir)
+	cfg := fmt.Sprintf("signing_key %s\n store redis %s", testKey, url)
+	h := start(t, cfg)
+	tok, unchecked := h.token("tina"), h.token("tom")
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
+		t.Fatalf("before the outage: %d %s", r.status, r.body)
+	}
+	// ...keeps working when the store cannot be reached, also after a
+	// reload; one it never confirmed waits for the store, and logins
+	// answer a quick, clear 503.
+	stop()
+	h = start(t, cfg)
+	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 || r.str("openid") == "" {
+		t.Fatalf("a confirmed token broke with the store down: %d %s", r.status, r.body)
+	}
+	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, bearer(unchecked)...), 503, "store_unavailable")
+	began := time.Now()
+	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("tina")})
+	expectError(t, r, 503, "store_unavailable")
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("login with the store down took %v", d)
+	}
+	expectError(t, h.do(http.MethodPost, appURL+"/wx/refresh", nil, bearer(tok)...), 503, "store_unavailable")
+	expectError(t, h.do(http.MethodPost, appURL+"/wx/logout", nil, bearer(tok)...), 503, "store_unavailable")
+	// Nothing was half-made: with the store back, the same user logs in
+	// normally and both sessions are intact.
+	_, stop = redistest.StartPersistentOn(t, port, dir)
+	defer stop()
+	for _, tk := range []string{tok, unchecked} {
+		if !eventually(t, 10*time.Second, func() bool {
+			return h.do(http.MethodGet, appURL+"/x", nil, bearer(tk)...).status == 200
+		}) {
+			t.Fatal("a token after the outage was refused")
+		}
+	}
+	h.login("tina")
 }

@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"bytes"
@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// Cluster and restart tests run real Caddy processes built from ./cmd/caddy,
-// the binary a user gets from xcaddy.
+// Cluster and restart tests run real Caddy processes built from the
+// repository's ./cmd/caddy, the binary a user gets from xcaddy.
 
 var (
 	buildOnce sync.Once
@@ -30,7 +30,9 @@ func caddyBinary(t *testing.T) string {
 			return
 		}
 		caddyBin = filepath.Join(storageDir, "caddy")
-		out, err := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy").CombinedOutput()
+		build := exec.Command("go", "build", "-o", caddyBin, "./cmd/caddy")
+		build.Dir = repoPath()
+		out, err := build.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/caddy: %v\n%s", err, out)
 		}

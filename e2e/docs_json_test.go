@@ -1,4 +1,4 @@
-package wxauth_test
+package e2e
 
 import (
 	"bytes"
@@ -29,7 +29,7 @@ import (
 // ```json block of it is a whole Caddy config that loads, and the fields
 // it lists are the handlers' fields.
 
-var jsonConfigDocs = []string{"docs/json-config.md", "docs/json-config.zh-CN.md"}
+var jsonConfigDocs = []string{repoPath("docs", "json-config.md"), repoPath("docs", "json-config.zh-CN.md")}
 
 // docBlock is one fenced block of a Markdown file.
 type docBlock struct {
@@ -329,7 +329,7 @@ func TestDocsJSONFields(t *testing.T) {
 // The Caddyfiles of docs/ are formatted as caddy fmt writes them and adapt;
 // a block that is a lone wxauth or wxmock directive adapts inside a site.
 func TestDocsCaddyfiles(t *testing.T) {
-	paths, err := filepath.Glob("docs/*.md")
+	paths, err := filepath.Glob(repoPath("docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
