@@ -14,6 +14,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/session"
 )
@@ -135,7 +136,7 @@ var appStates = caddy.NewUsagePool()
 
 // appState is one app's shared state in this process.
 type appState struct {
-	ended   *endedSet
+	ended   *guard.Ended
 	changes *changes.Changes // events of the app, published and followed
 	ring    keys.Last        // the last keyring loaded from the store
 }
@@ -147,7 +148,7 @@ func (*appState) Destruct() error { return nil }
 // store of this process alone) when new, and a function that releases it.
 func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
 	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
-		ended := newEndedSet(clock.Real)
+		ended := guard.NewEnded(clock.Real)
 		return &appState{ended: ended, changes: newChanges(feed, ended, keep, clock.Real, logger)}, nil
 	})
 	return v.(*appState), func() { _, _ = appStates.Delete(key) }
@@ -155,7 +156,7 @@ func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap
 
 // newChanges returns the change feed of an app: the events it follows (and
 // publishes) are applied to ended, whose records are kept for keep.
-func newChanges(feed session.Feed, ended *endedSet, keep time.Duration, now clock.Clock, logger *zap.Logger) *changes.Changes {
+func newChanges(feed session.Feed, ended *guard.Ended, keep time.Duration, now clock.Clock, logger *zap.Logger) *changes.Changes {
 	return changes.New(changes.Config{
 		Feed:       feed,
 		Subscriber: endedSubscriber{ended: ended, keep: keep},
@@ -167,18 +168,18 @@ func newChanges(feed session.Feed, ended *endedSet, keep time.Duration, now cloc
 
 // endedSubscriber applies the feed's events to an app's ended set.
 type endedSubscriber struct {
-	ended *endedSet
+	ended *guard.Ended
 	keep  time.Duration // how long ended records are kept: a token's life
 }
 
-func (s endedSubscriber) EndSession(openid, sid string) { s.ended.endSession(openid, sid, s.keep) }
+func (s endedSubscriber) EndSession(openid, sid string) { s.ended.EndSession(openid, sid, s.keep) }
 
 func (s endedSubscriber) EndUser(openid string, at time.Time) {
-	s.ended.endUser(openid, at, s.keep)
+	s.ended.EndUser(openid, at, s.keep)
 }
 
 func (s endedSubscriber) SetClaims(openid string, claims map[string]any) {
-	s.ended.setClaims(openid, claims)
+	s.ended.SetClaims(openid, claims)
 }
 
 // setRedisLogger sends go-redis's own notes (a failed dial, a sentinel

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 	"github.com/wxauth/caddy-wxauth/internal/users"
@@ -41,7 +42,7 @@ var errAppSignature = apierr.New(http.StatusUnauthorized, "invalid_signature",
 // serveAppAPI takes the app's signed calls: set a user's claims, or end
 // every session of a user (a ban, an account deletion, "log out
 // everywhere"). Both reach every instance within the change bound.
-func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *identity) error {
+func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.Identity) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return bodyError(err)

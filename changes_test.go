@@ -4,61 +4,105 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync/atomic"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/token"
 )
 
-func TestFeedFreshness(t *testing.T) {
-	clock := newFakeClock()
-	h := new(fakeFeedState)
-	p := feedFreshness{feed: h, bound: time.Second, lag: time.Second}
-	now := clock.Now().UnixNano()
-	sec := int64(time.Second)
-	cases := []struct {
-		name        string
-		caught, gap int64
-		checked     int64
-		want        staleness
-	}{
-		{"feed caught up", now - sec/2, 0, now - time.Hour.Nanoseconds(), fresh},
-		{"feed as far behind as usual, plus the bound", now - 2*sec, 0, now - time.Hour.Nanoseconds(), fresh},
-		{"feed behind for longer", now - 2*sec - 1, 0, now - time.Hour.Nanoseconds(), recheckNow},
-		{"feed behind, token confirmed recently", now - 5*sec, 0, now - sec/2, fresh},
-		{"feed behind, token not confirmed within the bound", now - 5*sec, 0, now - 2*sec, recheckNow},
-		{"feed never read (not started)", 0, 0, now - 2*sec, recheckNow},
-		{"gap after the token was confirmed", now, now - sec, now - 2*sec, recheckNow},
-		{"gap before the token was confirmed", now, now - 3*sec, now - 2*sec, fresh},
-	}
-	for _, c := range cases {
-		h.caught.Store(c.caught)
-		h.gap.Store(c.gap)
-		if got := p.due(c.checked, now); got != c.want {
-			t.Errorf("%s: %v, want %v", c.name, got, c.want)
-		}
-	}
+// appFixture is an app's ended record with one guard over fake sessions,
+// so a test sees the change feed's events reach the guard (the guard
+// itself is tested in internal/guard). Tokens are "tok-<sid>".
+type appFixture struct {
+	t        *testing.T
+	clock    *fakeClock
+	ended    *guard.Ended
+	g        *guard.Guard
+	sessions map[string]*session.Session
 }
 
-// fakeFeedState is a change feed read as far as a test says.
-type fakeFeedState struct{ caught, gap atomic.Int64 }
+func newAppFixture(t *testing.T) *appFixture {
+	t.Helper()
+	f := &appFixture{t: t, clock: newFakeClock(), sessions: map[string]*session.Session{}}
+	f.ended = guard.NewEnded(f.clock.Now)
+	exp := f.clock.Now().Add(time.Hour)
+	f.g = guard.New(guard.Config{
+		Ctx: t.Context(),
+		Verify: func(tok string) (*token.Claims, time.Duration, error) {
+			s := f.sessions[strings.TrimPrefix(tok, "tok-")]
+			if s == nil {
+				return nil, 0, token.ErrMalformed
+			}
+			c := &token.Claims{SessionID: s.ID}
+			c.Subject = s.OpenID
+			c.IssuedAt = jwt.NewNumericDate(s.Created)
+			c.ExpiresAt = jwt.NewNumericDate(exp)
+			return c, 0, nil
+		},
+		Lookup: func(_ context.Context, sid string) (*session.Session, error) {
+			s := f.sessions[sid]
+			if s == nil {
+				return nil, session.ErrNotFound
+			}
+			c := *s
+			return &c, nil
+		},
+		Now:     f.clock.Now,
+		Fresh:   guard.FeedFreshness{Feed: caughtUp{}, Bound: time.Second},
+		Ended:   f.ended,
+		Sources: []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
+	})
+	t.Cleanup(f.g.Close)
+	return f
+}
 
-func (s *fakeFeedState) CaughtUp() int64 { return s.caught.Load() }
-func (s *fakeFeedState) LastGap() int64  { return s.gap.Load() }
+// caughtUp is a change feed read to the end, for good.
+type caughtUp struct{}
 
-func TestPollFreshness(t *testing.T) {
-	p := pollFreshness{soon: 5 * time.Second, stale: 7 * time.Second}
-	for age, want := range map[time.Duration]staleness{
-		0: fresh, 4 * time.Second: fresh, 5 * time.Second: recheckSoon, 6 * time.Second: recheckSoon, 7 * time.Second: recheckNow,
-	} {
-		if got := p.due(0, int64(age)); got != want {
-			t.Errorf("age %v: %v, want %v", age, got, want)
-		}
+func (caughtUp) CaughtUp() int64 { return math.MaxInt64 }
+func (caughtUp) LastGap() int64  { return 0 }
+
+// login adds a session for openid and returns its token.
+func (f *appFixture) login(sid, openid string, claims map[string]any) string {
+	f.sessions[sid] = &session.Session{ID: sid, OpenID: openid, Created: f.clock.Now().Add(-time.Minute), Claims: claims}
+	return "tok-" + sid
+}
+
+// check runs the token check and returns the error code, or "" when accepted.
+func (f *appFixture) check(tok string) string {
+	if _, err := f.g.Check(context.Background(), tok); err != nil {
+		return err.Code
 	}
+	return ""
+}
+
+// serve runs one protected request with tok and returns what the next
+// handler saw.
+func (f *appFixture) serve(tok string) *http.Request {
+	f.t.Helper()
+	var seen *http.Request
+	req := httptest.NewRequest(http.MethodGet, "/api", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	w := httptest.NewRecorder()
+	err := f.g.Serve(w, req, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		seen = r
+		return nil
+	}))
+	if err != nil || seen == nil {
+		f.t.Fatalf("refused: %v %d %s", err, w.Code, w.Body)
+	}
+	return seen
 }
 
 // fakeFeed records what is published and lets a test deliver payloads.
@@ -81,7 +125,7 @@ func (f *fakeFeed) Follow(ctx context.Context, _ session.Follower) {
 }
 
 func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
-	f := newGuardFixture(t)
+	f := newAppFixture(t)
 	c := newChanges(nil, f.ended, time.Hour, f.clock.Now, zap.NewNop())
 	tok := f.login("s1", "alice", map[string]any{"role": "member"})
 	other := f.login("s2", "bob", nil)
@@ -100,12 +144,12 @@ func TestChangesApplyAndIgnoreBadEvents(t *testing.T) {
 	}
 	claims, _ := json.Marshal(changes.Event{Type: changes.Claims, OpenID: "alice", Claims: map[string]any{"role": "admin"}})
 	fl.Deliver(claims)
-	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Role") != "admin" {
+	if r := f.serve(tok); r.Header.Get("X-Wx-Role") != "admin" {
 		t.Fatalf("claims not applied: %v", r.Header)
 	}
 	// A large integer id arrives as written, not rounded through float64.
 	fl.Deliver([]byte(`{"type":"claims","openid":"alice","claims":{"uid":12345678901234567890}}`))
-	if r := serveGuard(t, f.g, tok); r.Header.Get("X-Wx-Uid") != "12345678901234567890" {
+	if r := f.serve(tok); r.Header.Get("X-Wx-Uid") != "12345678901234567890" {
 		t.Fatalf("a large claim number from the feed: %v", r.Header)
 	}
 	end, _ := json.Marshal(changes.Event{Type: changes.EndSession, OpenID: "alice", SID: "s1"})
@@ -143,7 +187,7 @@ func (g *gapCounter) Gap() { g.n++ }
 // A publish that fails is applied here anyway (its queueing for the retry
 // is tested in internal/changes).
 func TestChangesPublish(t *testing.T) {
-	f := newGuardFixture(t)
+	f := newAppFixture(t)
 	feed := &fakeFeed{fail: changes.PublishAttempts}
 	c := newChanges(feed, f.ended, time.Hour, f.clock.Now, zap.NewNop())
 	tok := f.login("s1", "alice", nil)

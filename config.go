@@ -9,6 +9,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -103,6 +104,9 @@ type Config struct {
 
 	secret string // app_secret with its placeholders replaced
 }
+
+// TokenSource says where a token is read from (token_from).
+type TokenSource = guard.TokenSource
 
 // SigningKey is one fixed token signing key.
 type SigningKey struct {
@@ -254,7 +258,7 @@ func (c *Config) validate() error {
 		seen[p] = true
 	}
 	for i := range c.TokenSources {
-		if err := c.TokenSources[i].validate(); err != nil {
+		if err := c.TokenSources[i].Validate(); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -20,7 +21,7 @@ type endpoint struct {
 	method string
 	// auth: the endpoint needs a valid token and gets its identity.
 	auth  bool
-	serve func(w http.ResponseWriter, r *http.Request, id *identity) error
+	serve func(w http.ResponseWriter, r *http.Request, id *guard.Identity) error
 }
 
 func (h *Handler) buildRoutes() map[string]endpoint {
@@ -49,14 +50,14 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpo
 		}
 		return apierr.Write(w, apierr.MethodNotAllowed(allow))
 	}
-	var id *identity
+	var id *guard.Identity
 	if ep.auth {
-		tok, _ := h.guard.find(r)
+		tok := h.guard.Find(r)
 		if tok == "" {
 			return apierr.Write(w, apierr.MissingToken)
 		}
 		var aerr *apierr.Error
-		if id, aerr = h.guard.check(r.Context(), tok); aerr != nil {
+		if id, aerr = h.guard.Check(r.Context(), tok); aerr != nil {
 			return apierr.Write(w, aerr)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -18,7 +19,7 @@ import (
 // sets it up. The key source's own behaviour is tested in internal/keys.
 func keyHandler(t *testing.T, store session.Store, now clock.Clock) *Handler {
 	t.Helper()
-	ended := newEndedSet(now)
+	ended := guard.NewEnded(now)
 	h := &Handler{Config: Config{AppID: "wxkeys", TokenTTL: 3600e9, SigningAlg: token.HS256}, store: store, prefix: "wxauth/wxkeys",
 		app: &appState{ended: ended, changes: newChanges(nil, ended, time.Hour, now, zap.NewNop())}, logger: zap.NewNop()}
 	if err := h.provisionTokens(context.Background()); err != nil {

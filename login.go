@@ -8,6 +8,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -31,7 +32,7 @@ type loginReply struct {
 }
 
 // serveLogin exchanges a wx.login code for a session and a token.
-func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *identity) error {
+func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *guard.Identity) error {
 	reply, err := h.loginRequest(r)
 	countLogin(err)
 	if err != nil {
@@ -93,7 +94,7 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 		return nil, err
 	}
 	now := time.Now()
-	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, tokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
+	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, guard.TokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
 		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")
 	}
@@ -112,8 +113,8 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 
 // callerSession loads the session of the caller's token, with the user's
 // current claims.
-func (h *Handler) callerSession(ctx context.Context, id *identity) (*session.Session, error) {
-	return h.callerSessionOf(ctx, id.sid)
+func (h *Handler) callerSession(ctx context.Context, id *guard.Identity) (*session.Session, error) {
+	return h.callerSessionOf(ctx, id.SID())
 }
 
 // callerSessionOf loads session sid, with the user's current claims.
@@ -129,7 +130,7 @@ func (h *Handler) callerSessionOf(ctx context.Context, sid string) (*session.Ses
 }
 
 // serveRefresh issues a new token for the caller's session.
-func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *identity) error {
+func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	s, err := h.callerSession(ctx, id)
@@ -156,19 +157,19 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *ident
 }
 
 // serveLogout ends the caller's session everywhere.
-func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *identity) error {
+func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	s, err := h.callerSession(ctx, id)
 	if err != nil {
 		return err
 	}
-	if err := h.sessions.Revoke(ctx, id.sid); err != nil {
+	if err := h.sessions.Revoke(ctx, id.SID()); err != nil {
 		h.requestLogger(r).Error("ending session failed", zap.Error(err))
 		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
-	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: id.openid, SID: id.sid}); err != nil {
+	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: id.OpenID(), SID: id.SID()}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
 		return apierr.StoreUnavailable
 	}

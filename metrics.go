@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -71,6 +72,12 @@ func resolveCounters(m metricSet) metricSet {
 	m.storeFeed = s.WithLabelValues("feed")
 	m.storeLoginLimit = s.WithLabelValues("login_limit")
 	return m
+}
+
+// guardCounters are the token check's counters.
+func (m *metricSet) guardCounters() guard.Counters {
+	return guard.Counters{OK: m.checkOK, Cached: m.checkCached, Missing: m.checkMissing,
+		Invalid: m.checkInvalid, Anonymous: m.checkAnonymous, StoreTrouble: m.storeTokenCheck}
 }
 
 // registerMetrics adds the collectors to a config's registry.

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 
 	"github.com/wxauth/caddy-wxauth/internal/login"
@@ -15,10 +16,10 @@ import (
 )
 
 // sessionKey returns the newest session_key of the caller's openid.
-func (h *Handler) sessionKey(ctx context.Context, id *identity) (string, error) {
+func (h *Handler) sessionKey(ctx context.Context, id *guard.Identity) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	key, err := h.sessions.SessionKey(ctx, id.openid)
+	key, err := h.sessions.SessionKey(ctx, id.OpenID())
 	if errors.Is(err, session.ErrNotFound) {
 		return "", apierr.InvalidToken("no session_key is kept for this user any more; call wx.login and log in again")
 	}
@@ -37,7 +38,7 @@ type decryptRequest struct {
 }
 
 // serveDecrypt decrypts encryptedData with the user's newest session_key.
-func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *identity) error {
+func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
 	var req decryptRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -81,7 +82,7 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *ident
 // servePhone resolves a getPhoneNumber code with the managed access_token,
 // naming the caller's openid so WeChat refuses another user's code. With
 // the app hook's phone event, the number reaches the app before the client.
-func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identity) error {
+func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
 	f, err := readFields(r, "code")
 	if err != nil {
 		return err
@@ -99,16 +100,16 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 	var rec *phoneRecord
 	if wantsEvent {
 		sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-		rec = h.keptPhone(sctx, code, id.openid)
+		rec = h.keptPhone(sctx, code, id.OpenID())
 		cancel()
 	}
 	if rec == nil {
 		// Only a call that goes to WeChat counts; a kept answer does not.
-		refund, err := h.reservePhone(r.Context(), id.openid)
+		refund, err := h.reservePhone(r.Context(), id.OpenID())
 		if err != nil {
 			return err
 		}
-		info, asked, err := phones.PhoneNumber(r.Context(), log, code, id.openid)
+		info, asked, err := phones.PhoneNumber(r.Context(), log, code, id.OpenID())
 		if !asked {
 			refund() // WeChat was not asked (no access_token)
 		}
@@ -118,7 +119,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 		if !wantsEvent {
 			return writeRaw(w, info)
 		}
-		rec = &phoneRecord{OpenID: id.openid, EventID: hook.NewEventID(), Info: info}
+		rec = &phoneRecord{OpenID: id.OpenID(), EventID: hook.NewEventID(), Info: info}
 		// Kept until the app took it: the code is single-use and billed.
 		if b, err := json.Marshal(rec); err == nil {
 			sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -148,7 +149,7 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *identit
 }
 
 // eventSession reads the caller's session for an event.
-func (h *Handler) eventSession(ctx context.Context, id *identity) (*session.Session, error) {
+func (h *Handler) eventSession(ctx context.Context, id *guard.Identity) (*session.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	return h.callerSession(ctx, id)
@@ -164,7 +165,7 @@ type sessionReply struct {
 
 // serveSession tells the mini-program about its session and whether WeChat
 // still holds its session_key (else wx.login is due before decrypting).
-func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *identity) error {
+func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	s, err := h.callerSession(ctx, id)
@@ -193,7 +194,7 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *ident
 }
 
 // serveJWKS publishes the public EdDSA keys for upstream verification.
-func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request, _ *identity) error {
+func (h *Handler) serveJWKS(w http.ResponseWriter, _ *http.Request, _ *guard.Identity) error {
 	t, err := h.signer()
 	if err != nil {
 		return err

@@ -22,6 +22,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/quota"
@@ -44,6 +45,9 @@ const (
 	// DefaultSessionMaxAge is how long a session may be refreshed after its
 	// login unless session_max_age is set.
 	DefaultSessionMaxAge = 30 * 24 * time.Hour
+	// DefaultCacheSize bounds the verified-token cache of each wxauth
+	// handler unless cache_size is set.
+	DefaultCacheSize = guard.DefaultCacheSize
 )
 
 // Handler is the wxauth middleware: it serves the login, refresh, logout,
@@ -61,7 +65,7 @@ type Handler struct {
 	sessions *session.Manager
 	users    *users.Store
 	provider login.Provider // the login platform, with its optional capabilities
-	guard    *guard
+	guard    *guard.Guard
 	login    *login.Flow
 	limiter  *quota.Login
 	phone    *quota.Phone
@@ -126,7 +130,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	// its claims are in.
 	h.users = users.New(users.Config{Store: store, Prefix: prefix, Sessions: h.sessions,
 		TTL: time.Duration(h.SessionMaxAge) + time.Duration(h.TokenTTL), Announce: claimsFeed{h.app}})
-	fresh := feedFreshness{feed: h.app.changes, bound: h.Store.changeBound(), lag: h.Store.feedLag()}
+	fresh := guard.FeedFreshness{Feed: h.app.changes, Bound: h.Store.changeBound(), Lag: h.Store.feedLag()}
 	if err := h.provisionTokens(ctx); err != nil {
 		return err
 	}
@@ -151,20 +155,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wxauth: registering metrics: %w", err)
 	}
-	h.guard = newGuard(guardConfig{
-		ctx:          ctx,
-		verify:       h.verifyToken,
-		lookup:       h.users.Live,
-		now:          clock.Coarse.Now,
-		fresh:        fresh,
-		ended:        h.app.ended,
-		sources:      h.TokenSources,
-		strip:        h.strip,
-		claimHeaders: h.claimHeaders(),
-		optional:     h.Optional,
-		cacheSize:    h.CacheSize,
-		forwardToken: h.ForwardToken,
-		logger:       h.logger,
+	h.guard = guard.New(guard.Config{
+		Ctx:          ctx,
+		Verify:       h.verifyToken,
+		Lookup:       h.users.Live,
+		Now:          clock.Coarse.Now,
+		Fresh:        fresh,
+		Ended:        h.app.ended,
+		Placeholders: mapPlaceholders,
+		Counters:     metrics.guardCounters(),
+		Sources:      h.TokenSources,
+		Strip:        h.strip,
+		ClaimHeaders: h.claimHeaders(),
+		Optional:     h.Optional,
+		CacheSize:    h.CacheSize,
+		ForwardToken: h.ForwardToken,
+		Logger:       h.logger,
 	})
 	h.provisionLogin(store, prefix)
 	if l := h.LoginLimit; l != nil {
@@ -178,7 +184,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // Cleanup releases the store.
 func (h *Handler) Cleanup() error {
 	if h.guard != nil {
-		h.guard.close()
+		h.guard.Close()
 	}
 	if h.unshare != nil {
 		h.unshare()
@@ -194,7 +200,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ep, ok := h.routes[r.URL.Path]; ok {
 		return h.serveEndpoint(w, r, ep)
 	}
-	return h.guard.serve(w, r, next)
+	return h.guard.Serve(w, r, next)
+}
+
+// mapPlaceholders hands the guard's {http.auth.user.*} values to the
+// request's Caddy replacer.
+func mapPlaceholders(r *http.Request, lookup func(key string) (any, bool)) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		repl.Map(lookup)
+	}
 }
 
 // Interface guards

@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"strconv"
@@ -7,11 +7,11 @@ import (
 
 func TestTokenCacheEvictsColdEntries(t *testing.T) {
 	c := newTokenCache(cacheShards * 4) // 4 per shard
-	ids := map[string]*identity{}
+	ids := map[string]*Identity{}
 	key := func(i int) string { return "tok-" + strconv.Itoa(i) }
 	const n = cacheShards * 16
 	for i := range n {
-		id := &identity{sid: key(i)}
+		id := &Identity{sid: key(i)}
 		ids[key(i)] = id
 		c.put(key(i), id)
 		if i%2 == 0 {
@@ -47,7 +47,7 @@ func TestTokenCacheEvictsColdEntries(t *testing.T) {
 func TestTokenCacheDelete(t *testing.T) {
 	c := newTokenCache(10)
 	for i := range 100 {
-		c.put(strconv.Itoa(i), &identity{sid: strconv.Itoa(i % 3)})
+		c.put(strconv.Itoa(i), &Identity{sid: strconv.Itoa(i % 3)})
 	}
 	for i := range 100 {
 		id := c.get(strconv.Itoa(i))
@@ -63,7 +63,7 @@ func TestTokenCacheDelete(t *testing.T) {
 	}
 	// The ring stays consistent after deletes: fill it again.
 	for i := range 200 {
-		c.put(strconv.Itoa(i), &identity{})
+		c.put(strconv.Itoa(i), &Identity{})
 	}
 	if c.len() > cacheShards {
 		t.Fatalf("%d entries, bound %d", c.len(), cacheShards)

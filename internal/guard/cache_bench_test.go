@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
-// The guard's cache benchmarks: guard.check on fakes (no Caddy, no store),
+// The guard's cache benchmarks: Guard.Check on fakes (no Caddy, no store),
 // so the figures are the token cache and the guard's own work.
 //
 // Tokens are "tok-<sid>.<padding>.<sid>", as long as a real token of the
@@ -36,7 +36,7 @@ const benchSidLen = 43
 
 // benchCache is a guard filled with cached tokens.
 type benchCache struct {
-	g *guard
+	g *Guard
 	// tokens are the working set, copies of the strings the cache was
 	// filled with: like a request's token, a lookup's bytes are not the
 	// cached key's (Go compares equal string pointers without reading them).
@@ -77,14 +77,14 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 	start := time.Now()
 	role := map[string]any{"role": "member"}
 	openidOf := func(sid string) string { return "o" + sid[benchSidLen-27:] }
-	ended := newEndedSet(time.Now)
+	ended := NewEnded(time.Now)
 	// Caught up with the feed for good: the production Redis path, where a
 	// cached token needs no lookup.
 	health := &fakeFeedState{}
 	health.caught.Store(math.MaxInt64)
-	c.g = newGuard(guardConfig{
-		ctx: b.Context(),
-		verify: func(tok string) (*token.Claims, time.Duration, error) {
+	c.g = New(Config{
+		Ctx: b.Context(),
+		Verify: func(tok string) (*token.Claims, time.Duration, error) {
 			c.misses.Add(1)
 			if !strings.HasPrefix(tok, "tok-") || len(tok) < 4+benchSidLen {
 				return nil, 0, fmt.Errorf("token: malformed")
@@ -96,14 +96,14 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 			cl.ExpiresAt = jwt.NewNumericDate(start.Add(time.Hour))
 			return cl, 0, nil
 		},
-		lookup: func(_ context.Context, sid string) (*session.Session, error) {
+		Lookup: func(_ context.Context, sid string) (*session.Session, error) {
 			return &session.Session{ID: sid, OpenID: openidOf(sid), Created: start.Add(-time.Minute), Claims: role}, nil
 		},
-		now:       time.Now,
-		fresh:     feedFreshness{feed: health, bound: time.Second},
-		ended:     ended,
-		sources:   []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
-		cacheSize: size,
+		Now:       time.Now,
+		Fresh:     FeedFreshness{Feed: health, Bound: time.Second},
+		Ended:     ended,
+		Sources:   []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
+		CacheSize: size,
 	})
 
 	pad := max(realTokenLen(b)-4-2*benchSidLen-2, 0)
@@ -118,7 +118,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 		sid := fmt.Sprintf("%0*d", benchSidLen, i)
 		c.tokens[i] = "tok-" + sid + "." + strings.Repeat("x", pad) + "." + sid
 		if i < filled {
-			if _, err := c.g.check(context.Background(), c.tokens[i]); err != nil {
+			if _, err := c.g.Check(context.Background(), c.tokens[i]); err != nil {
 				b.Fatalf("filling the cache: %s", err.Message)
 			}
 		}
@@ -140,7 +140,7 @@ func newBenchCache(b *testing.B, size, n int) *benchCache {
 	return c
 }
 
-// BenchmarkCacheHit is guard.check on a cached token, picked at random
+// BenchmarkCacheHit is Guard.Check on a cached token, picked at random
 // among 1k, 100k and 1M cached tokens (the cache bound set to twice the
 // count, so that no shard evicts any),
 // on one goroutine and on GOMAXPROCS (b.RunParallel). heap-B/token is the
@@ -154,7 +154,7 @@ func BenchmarkCacheHit(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := c.g.check(ctx, c.tokens[rng.IntN(n)]); err != nil {
+				if _, err := c.g.Check(ctx, c.tokens[rng.IntN(n)]); err != nil {
 					b.Fatal(err.Message)
 				}
 			}
@@ -179,7 +179,7 @@ func BenchmarkCacheHit(b *testing.B) {
 				rng := rand.New(rand.NewPCG(seed.Add(1), uint64(n)))
 				ctx := context.Background()
 				for pb.Next() {
-					if _, err := c.g.check(ctx, c.tokens[rng.IntN(n)]); err != nil {
+					if _, err := c.g.Check(ctx, c.tokens[rng.IntN(n)]); err != nil {
 						b.Error(err.Message)
 						return
 					}
@@ -187,13 +187,13 @@ func BenchmarkCacheHit(b *testing.B) {
 			})
 			b.ReportMetric(c.bytesPerToken, "heap-B/token")
 		})
-		c.g.close()
+		c.g.Close()
 		c = nil
 		runtime.GC()
 	}
 }
 
-// BenchmarkCacheOverBound is guard.check with a working set of twice the
+// BenchmarkCacheOverBound is Guard.Check with a working set of twice the
 // cache bound (DefaultCacheSize), so misses verify, look up and evict a cold
 // entry:
 //
@@ -215,7 +215,7 @@ func BenchmarkCacheOverBound(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			if _, err := c.g.check(ctx, c.tokens[next()]); err != nil {
+			if _, err := c.g.Check(ctx, c.tokens[next()]); err != nil {
 				b.Fatal(err.Message)
 			}
 		}
@@ -234,12 +234,12 @@ func BenchmarkCacheOverBound(b *testing.B) {
 		}
 		*done = true
 		for range 2 * n {
-			if _, err := c.g.check(context.Background(), c.tokens[next()]); err != nil {
+			if _, err := c.g.Check(context.Background(), c.tokens[next()]); err != nil {
 				b.Fatal(err.Message)
 			}
 		}
 	}
-	defer c.g.close()
+	defer c.g.Close()
 	// State kept across the framework's runs of each sub-benchmark.
 	i, scanned := 0, false
 	scan := func() int { i = (i + 1) % n; return i }
@@ -267,7 +267,7 @@ func BenchmarkCacheOverBound(b *testing.B) {
 			rng := rand.New(rand.NewPCG(seed.Add(1), 7))
 			ctx := context.Background()
 			for pb.Next() {
-				if _, err := c.g.check(ctx, c.tokens[rng.IntN(n)]); err != nil {
+				if _, err := c.g.Check(ctx, c.tokens[rng.IntN(n)]); err != nil {
 					b.Error(err.Message)
 					return
 				}
@@ -294,7 +294,7 @@ func BenchmarkCacheInvalidate(b *testing.B) {
 				c.g.Invalidate(id.openid, "not-a-cached-session")
 			}
 		})
-		c.g.close()
+		c.g.Close()
 		c = nil
 		runtime.GC()
 	}

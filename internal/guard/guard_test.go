@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"context"
@@ -10,11 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -86,20 +84,22 @@ type guardFixture struct {
 	t     *testing.T
 	clock *fakeClock
 	store *fakeSessions
-	ended *endedSet
-	g     *guard
+	ended *Ended
+	g     *Guard
+	// storeTrouble counts the lookups the store failed (Counters.StoreTrouble).
+	storeTrouble *countingCounter
 }
 
-func newGuardFixture(t *testing.T, mod ...func(*guardConfig)) *guardFixture {
+func newGuardFixture(t *testing.T, mod ...func(*Config)) *guardFixture {
 	t.Helper()
-	f := &guardFixture{t: t, clock: newFakeClock(), store: &fakeSessions{byID: map[string]*session.Session{}}}
-	f.ended = newEndedSet(f.clock.Now)
+	f := &guardFixture{t: t, clock: newFakeClock(), store: &fakeSessions{byID: map[string]*session.Session{}}, storeTrouble: new(countingCounter)}
+	f.ended = NewEnded(f.clock.Now)
 	start := f.clock.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	cfg := guardConfig{
-		ctx: ctx,
-		verify: func(tok string) (*token.Claims, time.Duration, error) {
+	cfg := Config{
+		Ctx: ctx,
+		Verify: func(tok string) (*token.Claims, time.Duration, error) {
 			sid, ok := sidOf(tok)
 			if !ok {
 				return nil, 0, errors.New("token: malformed")
@@ -117,18 +117,19 @@ func newGuardFixture(t *testing.T, mod ...func(*guardConfig)) *guardFixture {
 			c.ExpiresAt = jwt.NewNumericDate(start.Add(time.Hour))
 			return c, 0, nil
 		},
-		lookup:        f.store.lookup,
-		now:           f.clock.Now,
-		fresh:         pollFreshness{soon: 5 * time.Second, stale: 7 * time.Second},
-		ended:         f.ended,
-		sources:       []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
-		lookupTimeout: 20 * time.Millisecond,
+		Lookup:        f.store.lookup,
+		Now:           f.clock.Now,
+		Fresh:         pollFreshness{soon: 5 * time.Second, stale: 7 * time.Second},
+		Ended:         f.ended,
+		Counters:      Counters{StoreTrouble: f.storeTrouble},
+		Sources:       []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
+		LookupTimeout: 20 * time.Millisecond,
 	}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	f.g = newGuard(cfg)
-	t.Cleanup(f.g.close)
+	f.g = New(cfg)
+	t.Cleanup(f.g.Close)
 	return f
 }
 
@@ -154,7 +155,7 @@ func (f *guardFixture) logout(sid string) {
 // check runs the token check and returns the error code, or "" when accepted.
 func (f *guardFixture) check(tok string) string {
 	f.t.Helper()
-	id, err := f.g.check(context.Background(), tok)
+	id, err := f.g.Check(context.Background(), tok)
 	if err != nil {
 		return err.Code
 	}
@@ -191,7 +192,7 @@ func TestGuardChecks(t *testing.T) {
 		{"fresh token answered from the cache", func(f *guardFixture, tok string) { f.clock.Advance(4 * time.Second) }, "", 1},
 		{"ended on this instance: refused at once", func(f *guardFixture, tok string) {
 			f.logout("s1")
-			f.ended.endSession("alice", "s1", time.Hour)
+			f.ended.EndSession("alice", "s1", time.Hour)
 		}, "invalid_token", 1},
 		{"ended elsewhere, still fresh: answered (within the bound)", func(f *guardFixture, tok string) {
 			f.logout("s1")
@@ -226,10 +227,10 @@ func TestGuardChecks(t *testing.T) {
 			f.store.set(func(s *fakeSessions) { s.release = nil })
 		}, "", 3},
 		{"user ended everywhere", func(f *guardFixture, tok string) {
-			f.ended.endUser("alice", f.clock.Now(), time.Hour)
+			f.ended.EndUser("alice", f.clock.Now(), time.Hour)
 		}, "invalid_token", 1},
 		{"user ended before the session began: still valid", func(f *guardFixture, tok string) {
-			f.ended.endUser("alice", f.clock.Now().Add(-time.Hour), time.Hour)
+			f.ended.EndUser("alice", f.clock.Now().Add(-time.Hour), time.Hour)
 		}, "", 1},
 	}
 	for _, tc := range cases {
@@ -273,7 +274,7 @@ func TestGuardFirstUse(t *testing.T) {
 		f := newGuardFixture(t)
 		tok := f.login("s1", "alice", nil)
 		f.store.set(func(s *fakeSessions) { s.byID["s1"] = &session.Session{ID: "s1", OpenID: "mallory"} })
-		f.g.verify = func(string) (*token.Claims, time.Duration, error) {
+		f.g.Verify = func(string) (*token.Claims, time.Duration, error) {
 			c := &token.Claims{SessionID: "s1"}
 			c.Subject = "alice"
 			c.ExpiresAt = jwt.NewNumericDate(f.clock.Now().Add(time.Hour))
@@ -284,8 +285,8 @@ func TestGuardFirstUse(t *testing.T) {
 		}
 	})
 	t.Run("keys not loaded", func(t *testing.T) {
-		f := newGuardFixture(t, func(c *guardConfig) {
-			c.verify = func(string) (*token.Claims, time.Duration, error) { return nil, 0, errKeysNotLoaded }
+		f := newGuardFixture(t, func(c *Config) {
+			c.Verify = func(string) (*token.Claims, time.Duration, error) { return nil, 0, errKeysNotLoaded }
 		})
 		if got := f.check("tok-s1"); got != "store_unavailable" {
 			t.Fatalf("got %q", got)
@@ -295,11 +296,11 @@ func TestGuardFirstUse(t *testing.T) {
 		f := newGuardFixture(t)
 		tok := f.login("s1", "alice", nil)
 		f.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
-		before := counterValue(metrics.storeTokenCheck)
+		before := f.storeTrouble.Load()
 		if got := f.check(tok); got != "store_unavailable" {
 			t.Fatalf("got %q", got)
 		}
-		if counterValue(metrics.storeTokenCheck) != before+1 {
+		if f.storeTrouble.Load() != before+1 {
 			t.Fatal("the store error was not counted")
 		}
 		// Not cached as valid: the store's answer decides once it is back.
@@ -316,11 +317,11 @@ func TestGuardFirstUse(t *testing.T) {
 		}
 		f.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
 		f.clock.Advance(8 * time.Second) // stale: confirmed before answering
-		before := counterValue(metrics.storeTokenCheck)
+		before := f.storeTrouble.Load()
 		if got := f.check(tok); got != "" {
 			t.Fatalf("during the outage: %q", got)
 		}
-		if counterValue(metrics.storeTokenCheck) != before+1 {
+		if f.storeTrouble.Load() != before+1 {
 			t.Fatal("the store error was not counted")
 		}
 		f.store.set(func(s *fakeSessions) { s.err = nil; delete(s.byID, "s1") })
@@ -364,7 +365,7 @@ func TestGuardLogoutRacesFirstVerification(t *testing.T) {
 	f.store.set(func(s *fakeSessions) { s.entered, s.release = entered, release })
 	done := make(chan string)
 	go func() {
-		id, err := f.g.check(context.Background(), tok)
+		id, err := f.g.Check(context.Background(), tok)
 		switch {
 		case err != nil:
 			done <- err.Code
@@ -374,7 +375,7 @@ func TestGuardLogoutRacesFirstVerification(t *testing.T) {
 	}()
 	<-entered // the session was read as valid...
 	f.logout("s1")
-	f.ended.endSession("alice", "s1", time.Hour) // ...and ends before the token is cached
+	f.ended.EndSession("alice", "s1", time.Hour) // ...and ends before the token is cached
 	close(release)
 	if got := <-done; got != "invalid_token" {
 		t.Fatalf("racing check = %q, want invalid_token", got)
@@ -386,7 +387,7 @@ func TestGuardLogoutRacesFirstVerification(t *testing.T) {
 }
 
 func TestGuardClaims(t *testing.T) {
-	f := newGuardFixture(t, func(c *guardConfig) { c.claimHeaders = map[string]string{"uid": "X-User-Id"} })
+	f := newGuardFixture(t, func(c *Config) { c.ClaimHeaders = map[string]string{"uid": "X-User-Id"} })
 	t1 := f.login("s1", "alice", map[string]any{"uid": "7", "role": "member"})
 	t2 := f.login("s2", "alice", map[string]any{"uid": "7", "role": "member"})
 	other := f.login("s3", "bob", map[string]any{"uid": "8"})
@@ -415,7 +416,7 @@ func TestGuardEndUser(t *testing.T) {
 			t.Fatal(got)
 		}
 	}
-	f.ended.endUser("alice", f.clock.Now(), time.Hour)
+	f.ended.EndUser("alice", f.clock.Now(), time.Hour)
 	for tok, want := range map[string]string{t1: "invalid_token", t2: "invalid_token", other: ""} {
 		if got := f.check(tok); got != want {
 			t.Fatalf("%s: %q, want %q", tok, got, want)
@@ -433,10 +434,10 @@ func TestGuardEndUser(t *testing.T) {
 
 // serveGuard runs one protected request through g and returns what the
 // next handler saw.
-func serveGuard(t *testing.T, g *guard, tok string) *http.Request {
+func serveGuard(t *testing.T, g *Guard, tok string) *http.Request {
 	t.Helper()
 	var seen *http.Request
-	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	next := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
 		seen = r
 		return nil
 	})
@@ -445,7 +446,7 @@ func serveGuard(t *testing.T, g *guard, tok string) *http.Request {
 	req.Header.Set("X-Wx-Openid", "spoofed")
 	req.Header.Set("X-Wx-Role", "admin")
 	w := httptest.NewRecorder()
-	if err := g.serve(w, req, next); err != nil {
+	if err := g.Serve(w, req, next); err != nil {
 		t.Fatal(err)
 	}
 	if seen == nil {
@@ -458,7 +459,7 @@ func TestGuardServe(t *testing.T) {
 	t.Run("missing token", func(t *testing.T) {
 		f := newGuardFixture(t)
 		w := httptest.NewRecorder()
-		err := f.g.serve(w, httptest.NewRequest(http.MethodGet, "/", nil), caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		err := f.g.Serve(w, httptest.NewRequest(http.MethodGet, "/", nil), nextFunc(func(http.ResponseWriter, *http.Request) error {
 			t.Fatal("next handler called")
 			return nil
 		}))
@@ -467,11 +468,11 @@ func TestGuardServe(t *testing.T) {
 		}
 	})
 	t.Run("optional: anonymous, spoofed headers removed", func(t *testing.T) {
-		f := newGuardFixture(t, func(c *guardConfig) { c.optional = true })
+		f := newGuardFixture(t, func(c *Config) { c.Optional = true })
 		var seen *http.Request
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("X-Wx-Openid", "spoofed")
-		_ = f.g.serve(httptest.NewRecorder(), req, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		_ = f.g.Serve(httptest.NewRecorder(), req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
 			seen = r
 			return nil
 		}))
@@ -504,11 +505,16 @@ func (p pollFreshness) due(checked, now int64) staleness {
 	return recheckNow
 }
 
-// counterValue reads a counter's value.
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		panic(err)
-	}
-	return m.GetCounter().GetValue()
-}
+// countingCounter is a Counter a test reads.
+type countingCounter struct{ atomic.Int64 }
+
+func (c *countingCounter) Inc() { c.Add(1) }
+
+// nextFunc is a next handler made of a function.
+type nextFunc func(http.ResponseWriter, *http.Request) error
+
+func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// errKeysNotLoaded is what the glue's verify answers while the keys could
+// not be loaded.
+var errKeysNotLoaded = apierr.New(http.StatusServiceUnavailable, "store_unavailable", "the signing keys could not be loaded")

@@ -1,22 +1,24 @@
-package wxauth
+package guard
 
 import (
 	"sync"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 )
 
-// endedSet records, for one app in this process, the sessions and users
+// Ended records, for one app in this process, the sessions and users
 // whose sessions ended, and tells every guard of the app (several sites or
 // handle blocks) at once. Records are kept until every token they could
 // refuse has expired, so a token verified while its session was ending is
 // still caught.
-type endedSet struct {
-	now func() time.Time
+type Ended struct {
+	now clock.Clock
 
 	mu     sync.Mutex
 	sids   map[string]int64    // sid -> kept until (unix nanos)
 	users  map[string]userEnd  // openid -> when its sessions ended
-	guards map[*guard]struct{} // the guards to tell
+	guards map[*Guard]struct{} // the guards to tell
 	swept  int64               // last sweep, unix nanos
 
 	// confirmed holds the sessions this process read alive in the store,
@@ -34,14 +36,16 @@ type userEnd struct {
 	at, until int64 // unix nanos
 }
 
-func newEndedSet(now func() time.Time) *endedSet {
-	return &endedSet{now: now, sids: map[string]int64{}, users: map[string]userEnd{},
-		guards: map[*guard]struct{}{}, confirmed: map[string]int64{}}
+// NewEnded returns an empty record on the clock now; the guards built with
+// it (Config.Ended) share it.
+func NewEnded(now clock.Clock) *Ended {
+	return &Ended{now: now, sids: map[string]int64{}, users: map[string]userEnd{},
+		guards: map[*Guard]struct{}{}, confirmed: map[string]int64{}}
 }
 
 // confirm records that the store answered sid as alive, for a token that
 // expires at until (unix nanos).
-func (e *endedSet) confirm(sid string, until int64) {
+func (e *Ended) confirm(sid string, until int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if prev, ok := e.confirmed[sid]; ok {
@@ -59,7 +63,7 @@ func (e *endedSet) confirm(sid string, until int64) {
 
 // confirmedAlive reports whether this process confirmed sid in the store
 // and has not recorded it as ended since.
-func (e *endedSet) confirmedAlive(sid string) bool {
+func (e *Ended) confirmedAlive(sid string) bool {
 	now := e.now().UnixNano()
 	e.mu.Lock()
 	until, ok := e.confirmed[sid]
@@ -68,21 +72,21 @@ func (e *endedSet) confirmedAlive(sid string) bool {
 	return ok && !ended && now < until
 }
 
-func (e *endedSet) register(g *guard) {
+func (e *Ended) register(g *Guard) {
 	e.mu.Lock()
 	e.guards[g] = struct{}{}
 	e.mu.Unlock()
 }
 
-func (e *endedSet) unregister(g *guard) {
+func (e *Ended) unregister(g *Guard) {
 	e.mu.Lock()
 	delete(e.guards, g)
 	e.mu.Unlock()
 }
 
-// endSession records that sid of openid ended, for keep, and refuses its
+// EndSession records that sid of openid ended, for keep, and refuses its
 // cached tokens in every guard.
-func (e *endedSet) endSession(openid, sid string, keep time.Duration) {
+func (e *Ended) EndSession(openid, sid string, keep time.Duration) {
 	now := e.now()
 	e.mu.Lock()
 	e.sweepLocked(now.UnixNano())
@@ -94,9 +98,9 @@ func (e *endedSet) endSession(openid, sid string, keep time.Duration) {
 	}
 }
 
-// endUser records that every session of openid begun before at ended, for
+// EndUser records that every session of openid begun before at ended, for
 // keep, and refuses their cached tokens in every guard.
-func (e *endedSet) endUser(openid string, at time.Time, keep time.Duration) {
+func (e *Ended) EndUser(openid string, at time.Time, keep time.Duration) {
 	now := e.now()
 	e.mu.Lock()
 	e.sweepLocked(now.UnixNano())
@@ -110,8 +114,8 @@ func (e *endedSet) endUser(openid string, at time.Time, keep time.Duration) {
 	}
 }
 
-// setClaims hands openid's new claims to every guard.
-func (e *endedSet) setClaims(openid string, claims map[string]any) {
+// SetClaims hands openid's new claims to every guard.
+func (e *Ended) SetClaims(openid string, claims map[string]any) {
 	e.mu.Lock()
 	guards := e.guardsLocked()
 	e.mu.Unlock()
@@ -121,7 +125,7 @@ func (e *endedSet) setClaims(openid string, claims map[string]any) {
 }
 
 // sessionEnded reports whether sid is recorded as ended.
-func (e *endedSet) sessionEnded(sid string) bool {
+func (e *Ended) sessionEnded(sid string) bool {
 	e.mu.Lock()
 	until, ok := e.sids[sid]
 	e.mu.Unlock()
@@ -130,15 +134,15 @@ func (e *endedSet) sessionEnded(sid string) bool {
 
 // userEnded reports whether a session of openid begun at created (unix
 // nanos) is recorded as ended.
-func (e *endedSet) userEnded(openid string, created int64) bool {
+func (e *Ended) userEnded(openid string, created int64) bool {
 	e.mu.Lock()
 	u, ok := e.users[openid]
 	e.mu.Unlock()
 	return ok && created < u.at && e.now().UnixNano() < u.until
 }
 
-func (e *endedSet) guardsLocked() []*guard {
-	out := make([]*guard, 0, len(e.guards))
+func (e *Ended) guardsLocked() []*Guard {
+	out := make([]*Guard, 0, len(e.guards))
 	for g := range e.guards {
 		out = append(out, g)
 	}
@@ -146,7 +150,7 @@ func (e *endedSet) guardsLocked() []*guard {
 }
 
 // sweepLocked drops lapsed records, at most once a minute.
-func (e *endedSet) sweepLocked(now int64) {
+func (e *Ended) sweepLocked(now int64) {
 	if now-e.swept < int64(time.Minute) {
 		return
 	}

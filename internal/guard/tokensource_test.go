@@ -1,20 +1,18 @@
-package wxauth
+package guard
 
 import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"testing"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // passRequest runs req through g and returns what the next handler saw.
-func passRequest(t *testing.T, g *guard, req *http.Request) *http.Request {
+func passRequest(t *testing.T, g *Guard, req *http.Request) *http.Request {
 	t.Helper()
 	var seen *http.Request
 	w := httptest.NewRecorder()
-	err := g.serve(w, req, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
+	err := g.Serve(w, req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
 		seen = r
 		return nil
 	}))
@@ -152,16 +150,16 @@ func TestTokenRemovedBeforeNext(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newGuardFixture(t, func(c *guardConfig) {
+			f := newGuardFixture(t, func(c *Config) {
 				if tc.sources != nil {
-					c.sources = tc.sources
-					for i := range c.sources {
-						if err := c.sources[i].validate(); err != nil {
+					c.Sources = tc.sources
+					for i := range c.Sources {
+						if err := c.Sources[i].Validate(); err != nil {
 							t.Fatal(err)
 						}
 					}
 				}
-				c.forwardToken = tc.forward
+				c.ForwardToken = tc.forward
 			})
 			f.login("s1", "alice", nil)
 			f.login("s2", "alice", nil)
@@ -185,9 +183,9 @@ func TestTokenRemovedBeforeNext(t *testing.T) {
 // A refused request keeps nothing from reaching next; an anonymous one
 // (optional, no token) is left as it was.
 func TestTokenKeptWhenNotChecked(t *testing.T) {
-	f := newGuardFixture(t, func(c *guardConfig) {
-		c.optional = true
-		c.sources = []TokenSource{{From: "cookie", Name: "wxtoken"}}
+	f := newGuardFixture(t, func(c *Config) {
+		c.Optional = true
+		c.Sources = []TokenSource{{From: "cookie", Name: "wxtoken"}}
 	})
 	req := httptest.NewRequest(http.MethodGet, "/api", nil)
 	req.Header.Set("Cookie", "other=1")
@@ -205,7 +203,7 @@ func TestTokenRemovalAllocatesNothing(t *testing.T) {
 	vals := []string{"Bearer tok-s1"}
 	allocs := testing.AllocsPerRun(100, func() {
 		req.Header["Authorization"] = vals
-		if _, i := f.g.find(req); i != 0 {
+		if _, i := f.g.findFrom(req, 0); i != 0 {
 			t.Fatal("token not found")
 		}
 		f.g.removeToken(req, 0)
@@ -218,11 +216,11 @@ func TestTokenRemovalAllocatesNothing(t *testing.T) {
 	}
 }
 
-// serve reads the first source's header in the pass that strips identity
+// Serve reads the first source's header in the pass that strips identity
 // headers; what it finds is what find would find after the strip.
 func TestTokenFromLeadHeader(t *testing.T) {
 	t.Run("another scheme is no token and stays", func(t *testing.T) {
-		f := newGuardFixture(t, func(c *guardConfig) { c.optional = true })
+		f := newGuardFixture(t, func(c *Config) { c.Optional = true })
 		req := httptest.NewRequest(http.MethodGet, "/api", nil)
 		req.Header.Set("Authorization", "Basic dXNlcjpwYXNz")
 		req.Header.Set("X-Wx-Openid", "mallory")
@@ -232,10 +230,10 @@ func TestTokenFromLeadHeader(t *testing.T) {
 		}
 	})
 	t.Run("a stripped header holds no token", func(t *testing.T) {
-		f := newGuardFixture(t, func(c *guardConfig) {
-			c.optional = true
-			c.sources = []TokenSource{{From: "header", Name: "X-Role"}}
-			c.strip = []string{"X-Role"}
+		f := newGuardFixture(t, func(c *Config) {
+			c.Optional = true
+			c.Sources = []TokenSource{{From: "header", Name: "X-Role"}}
+			c.Strip = []string{"X-Role"}
 		})
 		f.login("s1", "alice", nil)
 		req := httptest.NewRequest(http.MethodGet, "/api", nil)
@@ -246,8 +244,8 @@ func TestTokenFromLeadHeader(t *testing.T) {
 		}
 	})
 	t.Run("the next source when the first has none", func(t *testing.T) {
-		f := newGuardFixture(t, func(c *guardConfig) {
-			c.sources = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}, {From: "cookie", Name: "wxtoken"}}
+		f := newGuardFixture(t, func(c *Config) {
+			c.Sources = []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}, {From: "cookie", Name: "wxtoken"}}
 		})
 		f.login("s1", "alice", nil)
 		req := httptest.NewRequest(http.MethodGet, "/api", nil)
@@ -258,7 +256,7 @@ func TestTokenFromLeadHeader(t *testing.T) {
 		}
 	})
 	t.Run("forwarded", func(t *testing.T) {
-		f := newGuardFixture(t, func(c *guardConfig) { c.forwardToken = true })
+		f := newGuardFixture(t, func(c *Config) { c.ForwardToken = true })
 		f.login("s1", "alice", nil)
 		req := httptest.NewRequest(http.MethodGet, "/api", nil)
 		req.Header.Set("Authorization", "Bearer tok-s1")

@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"encoding/json"
@@ -74,21 +74,21 @@ func mustJSON(t *testing.T, v any) []byte {
 // A new token's ext carries only claims fit for a header.
 func TestTokenClaims(t *testing.T) {
 	good := map[string]any{"uid": json.Number("7"), "tier": "gold"}
-	if got := tokenClaims(good); len(got) != 2 {
+	if got := TokenClaims(good); len(got) != 2 {
 		t.Fatalf("good claims changed: %v", got)
 	}
 	mixed := map[string]any{"uid": json.Number("7"), "note": "a\nb", "roles": []any{"x"}}
-	if got := tokenClaims(mixed); len(got) != 1 || got["uid"] != json.Number("7") {
-		t.Fatalf("tokenClaims(mixed) = %v", got)
+	if got := TokenClaims(mixed); len(got) != 1 || got["uid"] != json.Number("7") {
+		t.Fatalf("TokenClaims(mixed) = %v", got)
 	}
 	if len(mixed) != 3 {
 		t.Fatal("the user's claims were changed in place")
 	}
-	if got := tokenClaims(map[string]any{"roles": []any{"x"}}); got != nil {
+	if got := TokenClaims(map[string]any{"roles": []any{"x"}}); got != nil {
 		t.Fatalf("only bad claims: %v, want nil", got)
 	}
-	if got := tokenClaims(nil); got != nil {
-		t.Fatalf("tokenClaims(nil) = %v", got)
+	if got := TokenClaims(nil); got != nil {
+		t.Fatalf("TokenClaims(nil) = %v", got)
 	}
 }
 
@@ -128,10 +128,10 @@ func TestGuardSkipsBadStoredClaims(t *testing.T) {
 	bad := map[string]any{"uid": "7", "note": "a\r\nb", "roles": []any{"x", "y"}}
 	for _, storeDown := range []bool{false, true} {
 		core, logs := observer.New(zapcore.WarnLevel)
-		f := newGuardFixture(t, func(c *guardConfig) {
-			c.logger = zap.New(core)
-			verify := c.verify
-			c.verify = func(tok string) (*token.Claims, time.Duration, error) {
+		f := newGuardFixture(t, func(c *Config) {
+			c.Logger = zap.New(core)
+			verify := c.Verify
+			c.Verify = func(tok string) (*token.Claims, time.Duration, error) {
 				cl, leeway, err := verify(tok)
 				if cl != nil {
 					cl.Extra = bad

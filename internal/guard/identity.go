@@ -1,20 +1,23 @@
-package wxauth
+package guard
 
 import (
 	"net/http"
+	"net/textproto"
+	"sort"
 	"sync/atomic"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/wxauth/caddy-wxauth/internal/users"
 )
 
 // identityPrefix is the prefix of every identity header wxauth sets; the
 // client's copies are always removed so they cannot be spoofed.
 const identityPrefix = "X-Wx-"
 
-// identity is a verified token, prepared once so that a repeat request only
+// Identity is a verified token, prepared once so that a repeat request only
 // copies ready-made header values and maps boxed placeholder values.
-type identity struct {
+type Identity struct {
 	sid      string
 	openid   string
 	expNanos int64 // token expiry plus the verifier's leeway, unix nanos
@@ -30,14 +33,21 @@ type identity struct {
 	dead     atomic.Bool  // the session has ended: refuse at once
 }
 
+// OpenID is the caller's openid.
+func (id *Identity) OpenID() string { return id.openid }
+
+// SID is the id of the caller's session.
+func (id *Identity) SID() string { return id.sid }
+
 // view is what the next handler gets for a user: identity headers and
 // {http.auth.user.*} placeholders, built once per claim change.
 type view struct {
 	headers []headerValue
 	repl    []replValue
-	// replFn serves repl to the request's replacer: unlike Replacer.Set it
-	// does not allocate the replacer's map on every request.
-	replFn caddy.ReplacerFunc
+	// replFn serves repl to the request's replacer (Config.Placeholders):
+	// unlike Caddy's Replacer.Set it does not allocate the replacer's map on
+	// every request.
+	replFn func(key string) (any, bool)
 }
 
 type headerValue struct {
@@ -54,7 +64,7 @@ type user struct {
 	openid  string
 	unionid string // guarded by the guard's users lock
 	view    atomic.Pointer[view]
-	ids     []*identity // cached identities of the user (a few); guarded by the guard's users lock
+	ids     []*Identity // cached identities of the user (a few); guarded by the guard's users lock
 }
 
 // newView prepares what the next handler gets for openid with claims, which
@@ -99,8 +109,9 @@ var anonymous = func() *view {
 	return v
 }()
 
-// apply hands the view to the next handler.
-func (v *view) apply(r *http.Request) {
+// apply hands the view to the next handler, its placeholders through
+// placeholders.
+func (v *view) apply(r *http.Request, placeholders func(*http.Request, func(string) (any, bool))) {
 	// Fresh values (one allocation for all of them): a later handler may
 	// edit header values in place, e.g. a request_header replace, and must
 	// not change the cached view.
@@ -109,7 +120,67 @@ func (v *view) apply(r *http.Request) {
 		vals[i] = h.value
 		r.Header[h.name] = vals[i : i+1 : i+1]
 	}
-	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Map(v.replFn)
+	placeholders(r, v.replFn)
+}
+
+// extraClaim is a claim added by the app's login hook, ready to be handed
+// upstream as a header (X-Wx-<Name> unless mapped) and as placeholder
+// {http.auth.user.<name>}.
+type extraClaim struct {
+	name   string
+	header string
+	value  string
+}
+
+// extraClaims flattens claims in a stable order. A value that is not a
+// valid header value (stored before claims were checked on the way in) is
+// left out, with one warning for the view: a bad claim must not cost the
+// user every request.
+func extraClaims(m map[string]any, headers map[string]string, log *zap.Logger) []extraClaim {
+	if len(m) == 0 {
+		return nil
 	}
+	out := make([]extraClaim, 0, len(m))
+	var skipped []string
+	for k, v := range m {
+		if !users.PlainName(k) {
+			continue
+		}
+		s, err := users.ClaimText(v)
+		if err != nil {
+			skipped = append(skipped, k)
+			continue
+		}
+		hdr := headers[k]
+		if hdr == "" {
+			hdr = identityPrefix + k
+		}
+		out = append(out, extraClaim{name: k, header: textproto.CanonicalMIMEHeaderKey(hdr), value: s})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	if len(skipped) > 0 {
+		sort.Strings(skipped)
+		// The names only: a value may be personal, and is what broke.
+		log.Warn("claims left out of the identity headers: not a string, number or boolean fit for a header", zap.Strings("claims", skipped))
+	}
+	return out
+}
+
+// TokenClaims are the claims a new token carries in ext: the ones fit for
+// a header, so a token never hands on a value stored before claims were
+// checked. m itself is returned when all are fit.
+func TokenClaims(m map[string]any) map[string]any {
+	fit := make(map[string]any, len(m))
+	for k, v := range m {
+		if _, err := users.ClaimText(v); err == nil {
+			fit[k] = v
+		}
+	}
+	switch {
+	case len(fit) == len(m):
+		return m
+	case len(fit) == 0:
+		return nil
+	}
+	return fit
 }

@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"hash/maphash"
@@ -43,7 +43,7 @@ type cacheShard struct {
 type cacheEntry struct {
 	key  string
 	hash uint64
-	id   *identity
+	id   *Identity
 	used atomic.Bool
 	pos  int // index in ring; guarded by the shard lock
 }
@@ -70,7 +70,7 @@ func (c *tokenCache) shard(key string) (*cacheShard, uint64) {
 }
 
 // get returns the identity cached for key, or nil.
-func (c *tokenCache) get(key string) *identity {
+func (c *tokenCache) get(key string) *Identity {
 	s, h := c.shard(key)
 	s.mu.RLock()
 	e := s.m[h]
@@ -85,7 +85,7 @@ func (c *tokenCache) get(key string) *identity {
 }
 
 // put caches id under key and returns the identity it evicted, if any.
-func (c *tokenCache) put(key string, id *identity) (evicted *identity) {
+func (c *tokenCache) put(key string, id *Identity) (evicted *Identity) {
 	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,14 +120,14 @@ func (c *tokenCache) put(key string, id *identity) (evicted *identity) {
 }
 
 // del removes key and returns the identity it held, or nil.
-func (c *tokenCache) del(key string) *identity {
+func (c *tokenCache) del(key string) *Identity {
 	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.remove(key, h)
 }
 
-func (s *cacheShard) remove(key string, h uint64) *identity {
+func (s *cacheShard) remove(key string, h uint64) *Identity {
 	e := s.m[h]
 	if e == nil || e.key != key {
 		return nil

@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"errors"
@@ -8,9 +8,9 @@ import (
 
 func TestEndedSet(t *testing.T) {
 	clock := newFakeClock()
-	e := newEndedSet(clock.Now)
-	e.endSession("alice", "s1", time.Hour)
-	e.endUser("alice", clock.Now(), 2*time.Hour)
+	e := NewEnded(clock.Now)
+	e.EndSession("alice", "s1", time.Hour)
+	e.EndUser("alice", clock.Now(), 2*time.Hour)
 	before := clock.Now().Add(-time.Minute).UnixNano()
 	after := clock.Now().Add(time.Minute).UnixNano()
 	checks := []struct {
@@ -30,7 +30,7 @@ func TestEndedSet(t *testing.T) {
 		}
 	}
 	// An older end never replaces a newer one.
-	e.endUser("alice", clock.Now().Add(-time.Hour), time.Hour)
+	e.EndUser("alice", clock.Now().Add(-time.Hour), time.Hour)
 	if !e.userEnded("alice", before) {
 		t.Error("an older end replaced a newer one")
 	}
@@ -43,7 +43,7 @@ func TestEndedSet(t *testing.T) {
 		t.Error("user record dropped early")
 	}
 	clock.Advance(time.Hour)
-	e.endSession("bob", "s9", time.Minute) // sweeps
+	e.EndSession("bob", "s9", time.Minute) // sweeps
 	if e.userEnded("alice", before) || len(e.sids) != 1 || len(e.users) != 0 {
 		t.Errorf("lapsed records kept: %d sessions, %d users", len(e.sids), len(e.users))
 	}
@@ -52,31 +52,31 @@ func TestEndedSet(t *testing.T) {
 // Ends reach every guard of the app.
 func TestEndedSetTellsEveryGuard(t *testing.T) {
 	f1 := newGuardFixture(t)
-	f2 := newGuardFixture(t, func(c *guardConfig) { c.ended = f1.ended })
+	f2 := newGuardFixture(t, func(c *Config) { c.Ended = f1.ended })
 	tok := f1.login("s1", "alice", nil)
 	f2.store.set(func(s *fakeSessions) { s.byID["s1"] = f1.store.byID["s1"] })
 	if f1.check(tok) != "" || f2.check(tok) != "" {
 		t.Fatal("first checks refused")
 	}
-	f1.ended.endSession("alice", "s1", time.Hour)
+	f1.ended.EndSession("alice", "s1", time.Hour)
 	if f1.check(tok) != "invalid_token" || f2.check(tok) != "invalid_token" {
 		t.Fatal("an ended session passed a guard")
 	}
-	f2.g.close()
-	f1.ended.setClaims("alice", map[string]any{"x": "1"}) // no panic on closed guards
+	f2.g.Close()
+	f1.ended.SetClaims("alice", map[string]any{"x": "1"}) // no panic on closed guards
 }
 
 // During an outage a guard of a config loaded later (a reload) accepts what
 // another guard of the process confirmed, until it ends or expires.
 func TestEndedSetConfirmedAcrossGuards(t *testing.T) {
 	f1 := newGuardFixture(t)
-	f2 := newGuardFixture(t, func(c *guardConfig) { c.ended = f1.ended; c.now = f1.clock.Now })
+	f2 := newGuardFixture(t, func(c *Config) { c.Ended = f1.ended; c.Now = f1.clock.Now })
 	kept, ended, other := f1.login("s1", "alice", nil), f1.login("s2", "alice", nil), f1.login("s3", "bob", nil)
 	if f1.check(kept) != "" || f1.check(ended) != "" {
 		t.Fatal("first checks refused")
 	}
 	f2.store.set(func(s *fakeSessions) { s.err = errors.New("down") })
-	f1.ended.endSession("alice", "s2", time.Hour)
+	f1.ended.EndSession("alice", "s2", time.Hour)
 	checks := []struct {
 		name, tok, want string
 	}{

@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"fmt"
@@ -20,7 +20,8 @@ type TokenSource struct {
 	Scheme string `json:"scheme,omitempty"`
 }
 
-func (s *TokenSource) validate() error {
+// Validate checks the source and puts a header's name in canonical form.
+func (s *TokenSource) Validate() error {
 	switch s.From {
 	case "header", "cookie", "query":
 	default:

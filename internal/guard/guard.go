@@ -1,4 +1,10 @@
-package wxauth
+// Package guard is the token check on protected requests: where a token
+// is read from and taken out, its verification and cache, the session
+// confirmations that keep a cached token honest, and what the next handler
+// is handed (identity headers, {http.auth.user.*} placeholders). It is plain
+// Go: the Caddy glue passes its clock, store lookups, metrics and
+// placeholder replacer in through Config.
+package guard
 
 import (
 	"context"
@@ -10,12 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/wxauth/caddy-wxauth/internal/apierr"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -28,40 +33,63 @@ const defaultLookupTimeout = 2 * time.Second
 // for a store that does not answer.
 const storeTroubleFor = 30 * time.Second
 
-// guardConfig is everything the token check needs; it holds no Handler, so
-// the check can be built and tested on its own.
-type guardConfig struct {
-	// ctx is the config's lifetime: background lookups end with it.
-	ctx context.Context
-	// verify checks a token's signature and claims, without I/O; it
+// Config is everything the token check needs; it holds no Caddy handler,
+// so the check can be built and tested on its own.
+type Config struct {
+	// Ctx is the config's lifetime: background lookups end with it.
+	Ctx context.Context
+	// Verify checks a token's signature and claims, without I/O; it
 	// returns the verifier's clock leeway with the claims. An *apierr.Error
 	// (keys not loaded) is answered as it is.
-	verify func(tok string) (*token.Claims, time.Duration, error)
-	// lookup reads a session with its user's current claims; an error
+	Verify func(tok string) (*token.Claims, time.Duration, error)
+	// Lookup reads a session with its user's current claims; an error
 	// matching session.ErrNotFound means the session has ended.
-	lookup func(ctx context.Context, sid string) (*session.Session, error)
-	// now is the clock; time.Now in production.
-	now func() time.Time
-	// fresh says when a cached token's session must be looked up again.
-	fresh freshness
-	// ended is the app's process-wide record of ended sessions and users.
-	ended *endedSet
+	Lookup func(ctx context.Context, sid string) (*session.Session, error)
+	// Now is the clock.
+	Now clock.Clock
+	// Fresh says when a cached token's session must be looked up again.
+	Fresh Freshness
+	// Ended is the app's process-wide record of ended sessions and users.
+	Ended *Ended
+	// Placeholders hands a request's {http.auth.user.*} values, answered by
+	// lookup, to whatever serves placeholders (Caddy's replacer); nil: none.
+	Placeholders func(r *http.Request, lookup func(key string) (any, bool))
+	// Counters count the checks' results; unset ones count nothing.
+	Counters Counters
 
-	sources       []TokenSource
-	strip         []string          // client headers removed besides X-Wx-*
-	claimHeaders  map[string]string // claim -> header name
-	optional      bool
-	forwardToken  bool          // keep the credential on the request for next
-	cacheSize     int           // 0: DefaultCacheSize
-	lookupTimeout time.Duration // 0: defaultLookupTimeout
-	logger        *zap.Logger
+	Sources       []TokenSource
+	Strip         []string          // client headers removed besides X-Wx-*
+	ClaimHeaders  map[string]string // claim -> header name
+	Optional      bool
+	ForwardToken  bool          // keep the credential on the request for next
+	CacheSize     int           // 0: DefaultCacheSize
+	LookupTimeout time.Duration // 0: defaultLookupTimeout
+	Logger        *zap.Logger
 }
 
-// guard checks tokens on protected requests. A token is verified once, then
+// Counter counts up; a prometheus.Counter is one.
+type Counter interface{ Inc() }
+
+// Counters are the token check's metrics.
+type Counters struct {
+	OK, Cached, Missing, Invalid, Anonymous Counter // checks by result
+	StoreTrouble                            Counter // lookups the store failed
+}
+
+type noCount struct{}
+
+func (noCount) Inc() {}
+
+// Next is the handler after the guard; caddyhttp.Handler is one.
+type Next = interface {
+	ServeHTTP(http.ResponseWriter, *http.Request) error
+}
+
+// Guard checks tokens on protected requests. A token is verified once, then
 // served from a bounded cache until it expires or its session ends; the
 // freshness policy decides when the store is asked again.
-type guard struct {
-	guardConfig
+type Guard struct {
+	cfg
 	cache *tokenCache
 
 	mu    sync.Mutex
@@ -70,35 +98,50 @@ type guard struct {
 	storeTrouble atomic.Int64 // unix nanos of the last lookup the store failed; 0 after one it answered
 
 	// lead is the header of the first token source when that is a header
-	// source (the usual Authorization: Bearer), else "": serve reads it, and
+	// source (the usual Authorization: Bearer), else "": Serve reads it, and
 	// takes it out, in the pass over the header map that strips the client's
 	// identity headers, instead of two more map operations.
 	lead string
 }
 
-func newGuard(cfg guardConfig) *guard {
-	if cfg.cacheSize <= 0 {
-		cfg.cacheSize = DefaultCacheSize
+// cfg is Config, embedded in Guard under a name of the package's own.
+type cfg = Config
+
+// New returns the guard of c; Close stops it receiving ended sessions.
+func New(c Config) *Guard {
+	if c.CacheSize <= 0 {
+		c.CacheSize = DefaultCacheSize
 	}
-	if cfg.lookupTimeout <= 0 {
-		cfg.lookupTimeout = defaultLookupTimeout
+	if c.LookupTimeout <= 0 {
+		c.LookupTimeout = defaultLookupTimeout
 	}
-	if cfg.logger == nil {
-		cfg.logger = zap.NewNop()
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
 	}
-	g := &guard{guardConfig: cfg, cache: newTokenCache(cfg.cacheSize), users: map[string]*user{}}
-	if len(cfg.sources) > 0 && cfg.sources[0].From == "header" {
-		g.lead = cfg.sources[0].Name
+	if c.Placeholders == nil {
+		c.Placeholders = func(*http.Request, func(string) (any, bool)) {}
 	}
-	cfg.ended.register(g)
+	for _, p := range []*Counter{&c.Counters.OK, &c.Counters.Cached, &c.Counters.Missing,
+		&c.Counters.Invalid, &c.Counters.Anonymous, &c.Counters.StoreTrouble} {
+		if *p == nil {
+			*p = noCount{}
+		}
+	}
+	g := &Guard{cfg: c, cache: newTokenCache(c.CacheSize), users: map[string]*user{}}
+	if len(c.Sources) > 0 && c.Sources[0].From == "header" {
+		g.lead = c.Sources[0].Name
+	}
+	c.Ended.register(g)
 	return g
 }
 
-// close stops the guard from receiving ended sessions.
-func (g *guard) close() { g.ended.unregister(g) }
+// Close stops the guard from receiving ended sessions.
+func (g *Guard) Close() { g.Ended.unregister(g) }
 
-// serve is the protected path.
-func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+// Serve is the protected path: a request with a valid token goes to next
+// with the caller's identity, one without is refused (or, when optional,
+// goes on anonymous).
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, next Next) error {
 	tok, src := g.scrub(r.Header), 0
 	if tok == "" {
 		from := 0
@@ -108,27 +151,27 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 		tok, src = g.findFrom(r, from)
 	}
 	if tok == "" {
-		if g.optional {
-			metrics.checkAnonymous.Inc()
-			anonymous.apply(r)
+		if g.Optional {
+			g.Counters.Anonymous.Inc()
+			anonymous.apply(r, g.Placeholders)
 			return next.ServeHTTP(w, r)
 		}
-		metrics.checkMissing.Inc()
+		g.Counters.Missing.Inc()
 		return apierr.Write(w, apierr.MissingToken)
 	}
-	id, err := g.check(r.Context(), tok)
+	id, err := g.Check(r.Context(), tok)
 	if err != nil {
-		metrics.checkInvalid.Inc()
+		g.Counters.Invalid.Inc()
 		return apierr.Write(w, err)
 	}
-	if !g.forwardToken {
+	if !g.ForwardToken {
 		if src == 0 && g.lead != "" {
 			g.removeAfter(r, 0) // scrub took the lead header out
 		} else {
 			g.removeToken(r, src)
 		}
 	}
-	id.user.view.Load().apply(r)
+	id.user.view.Load().apply(r, g.Placeholders)
 	return next.ServeHTTP(w, r)
 }
 
@@ -138,18 +181,18 @@ func (g *guard) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Han
 // are forwarded, the lead header goes too when it holds a token: before
 // the check, which is no different for a refused token, whose request goes
 // no further.
-func (g *guard) scrub(h http.Header) (tok string) {
+func (g *Guard) scrub(h http.Header) (tok string) {
 	for k, v := range h {
 		switch {
 		case strings.HasPrefix(k, identityPrefix):
 			delete(h, k)
 		case g.lead != "" && k == g.lead:
-			if tok = g.sources[0].fromHeader(v); tok != "" && !g.forwardToken {
+			if tok = g.Sources[0].fromHeader(v); tok != "" && !g.ForwardToken {
 				delete(h, k)
 			}
 		}
 	}
-	for _, k := range g.strip {
+	for _, k := range g.Strip {
 		delete(h, k)
 		if k == g.lead {
 			tok = ""
@@ -158,14 +201,17 @@ func (g *guard) scrub(h http.Header) (tok string) {
 	return tok
 }
 
-// find returns the request's token from the first source that has one,
-// and that source's index.
-func (g *guard) find(r *http.Request) (string, int) { return g.findFrom(r, 0) }
+// Find returns the request's token from the first source that has one.
+func (g *Guard) Find(r *http.Request) string {
+	tok, _ := g.findFrom(r, 0)
+	return tok
+}
 
-// findFrom is find from source i on.
-func (g *guard) findFrom(r *http.Request, i int) (string, int) {
-	for ; i < len(g.sources); i++ {
-		if t := g.sources[i].extract(r); t != "" {
+// findFrom returns the request's token from the first source, from source
+// i on, that has one, and that source's index.
+func (g *Guard) findFrom(r *http.Request, i int) (string, int) {
+	for ; i < len(g.Sources); i++ {
+		if t := g.Sources[i].extract(r); t != "" {
 			return t, i
 		}
 	}
@@ -174,27 +220,28 @@ func (g *guard) findFrom(r *http.Request, i int) (string, int) {
 
 // removeToken takes the checked token out of r, from source i, and any
 // token a later source holds: a second credential must not slip through.
-func (g *guard) removeToken(r *http.Request, i int) {
-	g.sources[i].remove(r)
+func (g *Guard) removeToken(r *http.Request, i int) {
+	g.Sources[i].remove(r)
 	g.removeAfter(r, i)
 }
 
 // removeAfter takes out the tokens that sources after i hold.
-func (g *guard) removeAfter(r *http.Request, i int) {
-	for j := i + 1; j < len(g.sources); j++ {
+func (g *Guard) removeAfter(r *http.Request, i int) {
+	for j := i + 1; j < len(g.Sources); j++ {
 		// A query source's removal runs even when it found no token: it
 		// also takes out parameters whose name does not decode, which an
 		// app may read as the token's.
-		if s := &g.sources[j]; s.From == "query" || s.extract(r) != "" {
+		if s := &g.Sources[j]; s.From == "query" || s.extract(r) != "" {
 			s.remove(r)
 		}
 	}
 }
 
-// check verifies tok, from the cache when it was verified before.
-func (g *guard) check(ctx context.Context, tok string) (*identity, *apierr.Error) {
+// Check verifies tok, from the cache when it was verified before, and
+// returns the caller's identity.
+func (g *Guard) Check(ctx context.Context, tok string) (*Identity, *apierr.Error) {
 	if id := g.cache.get(tok); id != nil {
-		now := g.now().UnixNano()
+		now := g.Now().UnixNano()
 		switch {
 		case id.dead.Load():
 			g.drop(tok)
@@ -203,7 +250,7 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apierr.Error
 			g.drop(tok)
 			return nil, apierr.InvalidToken("the token has expired")
 		}
-		due := g.fresh.due(id.checked.Load(), now)
+		due := g.Fresh.due(id.checked.Load(), now)
 		if due == recheckNow && now-g.storeTrouble.Load() < int64(storeTroubleFor) {
 			// The store failed lately: do not make every request wait for it.
 			due = recheckSoon
@@ -223,7 +270,7 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apierr.Error
 				return nil, err
 			}
 		}
-		metrics.checkCached.Inc()
+		g.Counters.Cached.Inc()
 		return id, nil
 	}
 	return g.first(ctx, tok)
@@ -231,19 +278,19 @@ func (g *guard) check(ctx context.Context, tok string) (*identity, *apierr.Error
 
 // first verifies a token this guard has not cached, reads its session once
 // and caches it.
-func (g *guard) first(ctx context.Context, tok string) (*identity, *apierr.Error) {
-	claims, leeway, err := g.verify(tok)
+func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error) {
+	claims, leeway, err := g.Verify(tok)
 	if err != nil {
 		var ae *apierr.Error
 		if errors.As(err, &ae) {
 			return nil, ae
 		}
-		if c := g.logger.Check(zapcore.DebugLevel, "token refused"); c != nil {
+		if c := g.Logger.Check(zapcore.DebugLevel, "token refused"); c != nil {
 			c.Write(zap.String("reason", tokenReason(err)))
 		}
 		return nil, apierr.InvalidToken(tokenReason(err))
 	}
-	id := &identity{sid: claims.SessionID, openid: claims.Subject}
+	id := &Identity{sid: claims.SessionID, openid: claims.Subject}
 	if claims.IssuedAt != nil {
 		// Until the session is read, a bound: a session begins before its
 		// tokens are issued, and iat is in whole seconds.
@@ -255,7 +302,7 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apierr.Error
 	// A signature proves the token was issued, not that its session is
 	// alive: a token this instance never confirmed waits for the store.
 	s, aerr := g.confirm(ctx, id)
-	if aerr == errUnconfirmed && g.ended.confirmedAlive(id.sid) {
+	if aerr == errUnconfirmed && g.Ended.confirmedAlive(id.sid) {
 		// Confirmed by a config of this process before a reload.
 		aerr = nil
 	}
@@ -266,24 +313,24 @@ func (g *guard) first(ctx context.Context, tok string) (*identity, *apierr.Error
 	if s != nil {
 		unionid, extra = s.UnionID, s.Claims
 	}
-	g.attach(id, unionid, newView(id.openid, unionid, extra, g.claimHeaders, g.logger))
+	g.attach(id, unionid, newView(id.openid, unionid, extra, g.ClaimHeaders, g.Logger))
 	if old := g.cache.put(tok, id); old != nil && old != id {
 		g.detach(old)
 	}
 	// The session may have ended while it was being read.
-	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
+	if g.Ended.sessionEnded(id.sid) || g.Ended.userEnded(id.openid, id.created) {
 		id.dead.Store(true)
 		g.drop(tok)
 		return nil, apierr.InvalidToken("the session has ended")
 	}
-	metrics.checkOK.Inc()
+	g.Counters.OK.Inc()
 	return id, nil
 }
 
 // recheck confirms a cached token's session off the request path.
-func (g *guard) recheck(id *identity) {
+func (g *Guard) recheck(id *Identity) {
 	defer id.checking.Store(false)
-	if _, err := g.confirm(g.ctx, id); err != nil && err != errUnconfirmed {
+	if _, err := g.confirm(g.Ctx, id); err != nil && err != errUnconfirmed {
 		id.dead.Store(true)
 	}
 }
@@ -297,15 +344,15 @@ var errUnconfirmed = apierr.New(http.StatusServiceUnavailable, "store_unavailabl
 
 // confirm looks the token's session up in the store and returns it, or
 // errUnconfirmed when the store does not answer.
-func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *apierr.Error) {
-	if g.ended.sessionEnded(id.sid) || g.ended.userEnded(id.openid, id.created) {
+func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *apierr.Error) {
+	if g.Ended.sessionEnded(id.sid) || g.Ended.userEnded(id.openid, id.created) {
 		return nil, apierr.InvalidToken("the session has ended")
 	}
 	// Not the request's own end: a client that hangs up must not pass for
 	// an unreachable store, which would let the token through unchecked.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.lookupTimeout)
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.LookupTimeout)
 	defer cancel()
-	s, err := g.lookup(lctx, id.sid)
+	s, err := g.Lookup(lctx, id.sid)
 	if err == nil || errors.Is(err, session.ErrNotFound) {
 		g.storeTrouble.Store(0)
 	}
@@ -315,28 +362,28 @@ func (g *guard) confirm(ctx context.Context, id *identity) (*session.Session, *a
 			return nil, apierr.InvalidToken("the token does not match its session")
 		}
 		id.created = s.Created.UnixNano()
-		if g.ended.userEnded(id.openid, id.created) {
+		if g.Ended.userEnded(id.openid, id.created) {
 			return nil, apierr.InvalidToken("the session has ended")
 		}
-		g.ended.confirm(id.sid, id.expNanos)
+		g.Ended.confirm(id.sid, id.expNanos)
 	case errors.Is(err, session.ErrNotFound):
 		return nil, apierr.InvalidToken("the session has ended")
-	case g.ctx.Err() != nil:
+	case g.Ctx.Err() != nil:
 		return nil, errUnconfirmed // the config is being unloaded
 	default:
-		metrics.storeTokenCheck.Inc()
-		g.storeTrouble.Store(g.now().UnixNano())
-		if c := g.logger.Check(zapcore.WarnLevel, "session store unreachable; only tokens confirmed before are accepted"); c != nil {
+		g.Counters.StoreTrouble.Inc()
+		g.storeTrouble.Store(g.Now().UnixNano())
+		if c := g.Logger.Check(zapcore.WarnLevel, "session store unreachable; only tokens confirmed before are accepted"); c != nil {
 			c.Write(zap.Error(err))
 		}
 		return nil, errUnconfirmed
 	}
-	id.checked.Store(g.now().UnixNano())
+	id.checked.Store(g.Now().UnixNano())
 	return s, nil
 }
 
 // attach points id at its user's shared state, with v as the user's view.
-func (g *guard) attach(id *identity, unionid string, v *view) {
+func (g *Guard) attach(id *Identity, unionid string, v *view) {
 	g.mu.Lock()
 	u := g.users[id.openid]
 	if u == nil {
@@ -351,7 +398,7 @@ func (g *guard) attach(id *identity, unionid string, v *view) {
 }
 
 // detach releases id's hold on its user's state.
-func (g *guard) detach(id *identity) {
+func (g *Guard) detach(id *Identity) {
 	g.mu.Lock()
 	if u := id.user; u != nil {
 		if i := slices.Index(u.ids, id); i >= 0 {
@@ -368,7 +415,7 @@ func (g *guard) detach(id *identity) {
 
 // endIf refuses openid's cached tokens that match, at once: they are
 // dropped from the cache when next used (or evicted).
-func (g *guard) endIf(openid string, match func(*identity) bool) {
+func (g *Guard) endIf(openid string, match func(*Identity) bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if u := g.users[openid]; u != nil {
@@ -380,26 +427,26 @@ func (g *guard) endIf(openid string, match func(*identity) bool) {
 	}
 }
 
-func (g *guard) drop(tok string) {
+func (g *Guard) drop(tok string) {
 	if id := g.cache.del(tok); id != nil {
 		g.detach(id)
 	}
 }
 
 // Invalidate refuses the cached tokens of session sid of openid at once.
-func (g *guard) Invalidate(openid, sid string) {
-	g.endIf(openid, func(id *identity) bool { return id.sid == sid })
+func (g *Guard) Invalidate(openid, sid string) {
+	g.endIf(openid, func(id *Identity) bool { return id.sid == sid })
 }
 
 // EndUser refuses the cached tokens of every session of openid that began
 // before at.
-func (g *guard) EndUser(openid string, at time.Time) {
+func (g *Guard) EndUser(openid string, at time.Time) {
 	n := at.UnixNano()
-	g.endIf(openid, func(id *identity) bool { return id.created < n })
+	g.endIf(openid, func(id *Identity) bool { return id.created < n })
 }
 
 // SetClaims replaces the claims that openid's cached tokens hand upstream.
-func (g *guard) SetClaims(openid string, claims map[string]any) {
+func (g *Guard) SetClaims(openid string, claims map[string]any) {
 	g.mu.Lock()
 	u := g.users[openid]
 	var unionid string
@@ -408,6 +455,26 @@ func (g *guard) SetClaims(openid string, claims map[string]any) {
 	}
 	g.mu.Unlock()
 	if u != nil {
-		u.view.Store(newView(openid, unionid, claims, g.claimHeaders, g.logger))
+		u.view.Store(newView(openid, unionid, claims, g.ClaimHeaders, g.Logger))
 	}
+}
+
+// tokenReason tells the client why its token was refused, from the kind
+// of the verification error; it never echoes the token or a key.
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return "the token has expired"
+	case errors.Is(err, token.ErrMalformed):
+		return "the token is not valid: it is not a well-formed token"
+	case errors.Is(err, token.ErrUnknownKey):
+		return "the token is not valid: it is signed with a key this server does not hold; log in again"
+	case errors.Is(err, token.ErrBadSignature):
+		return "the token is not valid: bad signature"
+	case errors.Is(err, token.ErrAudience):
+		return "the token is not valid: it was issued for another app"
+	case errors.Is(err, token.ErrClaims):
+		return "the token is not valid: missing or bad claims"
+	}
+	return "the token is not valid"
 }

@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"strings"

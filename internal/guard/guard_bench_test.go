@@ -1,4 +1,4 @@
-package wxauth
+package guard
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wxauth/caddy-wxauth/internal/clock"
@@ -19,8 +18,8 @@ import (
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
-// BenchmarkGuardServe is guard.serve on a token already cached, alone: no
-// Caddy, a next handler that does nothing, one request whose headers and
+// BenchmarkGuardServe is Guard.Serve on a token already cached, alone: no
+// Caddy server, a next handler that does nothing, one request whose headers and
 // replacer are put back as they came before each iteration ("reset" is
 // that alone).
 func BenchmarkGuardServe(b *testing.B) {
@@ -29,22 +28,28 @@ func BenchmarkGuardServe(b *testing.B) {
 	health.caught.Store(math.MaxInt64) // caught up for good
 	sid := session.NewID()
 	const openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz0"
-	g := newGuard(guardConfig{
-		ctx: b.Context(),
-		verify: func(tok string) (*token.Claims, time.Duration, error) {
+	g := New(Config{
+		Ctx: b.Context(),
+		Verify: func(tok string) (*token.Claims, time.Duration, error) {
 			cl := &token.Claims{SessionID: sid, UnionID: "uAbCdEfGhIjKlMnOpQrStUvWxYz0"}
 			cl.Subject = openid
 			cl.IssuedAt = jwt.NewNumericDate(start.Add(-time.Minute))
 			cl.ExpiresAt = jwt.NewNumericDate(start.Add(time.Hour))
 			return cl, 0, nil
 		},
-		lookup: func(_ context.Context, sid string) (*session.Session, error) {
+		Lookup: func(_ context.Context, sid string) (*session.Session, error) {
 			return &session.Session{ID: sid, OpenID: openid, Created: start.Add(-time.Minute)}, nil
 		},
-		now:     clock.Coarse.Now,
-		fresh:   feedFreshness{feed: health, bound: time.Second, lag: time.Second},
-		ended:   newEndedSet(time.Now),
-		sources: []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
+		Now:     clock.Coarse.Now,
+		Fresh:   FeedFreshness{Feed: health, Bound: time.Second, Lag: time.Second},
+		Ended:   NewEnded(time.Now),
+		Sources: []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}},
+		// As the Caddy glue hands them over.
+		Placeholders: func(r *http.Request, lookup func(string) (any, bool)) {
+			if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+				repl.Map(lookup)
+			}
+		},
 	})
 	tok := "eyJ" + strings.Repeat("x", 350)
 	tmpl := httptest.NewRequest(http.MethodGet, "http://127.0.0.1/api/me", nil)
@@ -53,7 +58,7 @@ func BenchmarkGuardServe(b *testing.B) {
 	tmpl.Header.Set("Accept-Encoding", "gzip, deflate, br")
 	tmpl.Header.Set("Referer", "https://servicewechat.com/wx/1/page-frame.html")
 	tmpl.Header.Set("Authorization", "Bearer "+tok)
-	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+	next := nextFunc(func(http.ResponseWriter, *http.Request) error { return nil })
 	w := httptest.NewRecorder()
 
 	repl := caddy.NewReplacer()
@@ -66,8 +71,11 @@ func BenchmarkGuardServe(b *testing.B) {
 		maps.Copy(r.Header, tmpl.Header)
 	}
 	reset()
-	if err := g.serve(w, r, next); err != nil || r.Header.Get("X-Wx-Openid") != openid {
+	if err := g.Serve(w, r, next); err != nil || r.Header.Get("X-Wx-Openid") != openid {
 		b.Fatal(err, r.Header)
+	}
+	if v, _ := repl.GetString("http.auth.user.openid"); v != openid {
+		b.Fatalf("placeholder http.auth.user.openid = %q", v)
 	}
 	b.Run("reset", func(b *testing.B) {
 		b.ReportAllocs()
@@ -80,7 +88,7 @@ func BenchmarkGuardServe(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			reset()
-			if err := g.serve(w, r, next); err != nil {
+			if err := g.Serve(w, r, next); err != nil {
 				b.Fatal(err)
 			}
 		}
