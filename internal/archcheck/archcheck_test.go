@@ -21,7 +21,7 @@ import (
 // Limits of the structure. Each is a ratchet: it holds what the code has
 // reached, and only ever goes down, towards the goal beside it.
 const (
-	maxRootFiles      = 21 // goal 14: non-test .go files of the root package (the Caddy glue)
+	maxRootFiles      = 13 // goal 14, reached: non-test .go files of the root package (the Caddy glue)
 	maxHandlerFields  = 20 // the Handler struct
 	maxProvisionLines = 99 // goal 60: Handler.Provision
 	maxGuardFiles     = 6  // a change to the token check touches at most these files of internal/guard
