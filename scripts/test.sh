@@ -43,7 +43,7 @@ go test -run '^$' -fuzz '^FuzzDecrypt$' -fuzztime 10s ./wechat
 go test -run '^$' -fuzz '^FuzzDecryptUserData$' -fuzztime 10s ./wechat
 go test -run '^$' -fuzz '^FuzzVerify$' -fuzztime 10s ./token
 go test -run '^$' -fuzz '^FuzzLoginBody$' -fuzztime 10s .
-go test -run '^$' -fuzz '^FuzzClaimValue$' -fuzztime 10s .
+go test -run '^$' -fuzz '^FuzzClaimValue$' -fuzztime 10s ./internal/guard
 
 # One development binary for every end-to-end test below.
 if [ -z "${CADDY_BIN:-}" ]; then
