@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# In-process Go benchmarks of caddy-wxauth (e2e/bench_test.go and
-# cache_bench_test.go), -count 5, then the median and range of every figure
-# (and benchstat's table when it can be fetched). Runs only the benchmarks
+# In-process Go benchmarks of caddy-wxauth (e2e/bench_test.go, and
+# internal/guard's cache_bench_test.go and guard_bench_test.go), -count 5,
+# then the median and range of every figure (and benchstat's table when it
+# can be fetched). Runs only the benchmarks
 # (-run '^$'); their Caddy picks free ports and has no admin endpoint, so it
 # does not clash with the test suite. About 7 minutes for all of them; the
 # token cache's at 1M tokens take about 1.5 GiB of memory.
@@ -21,10 +22,10 @@ mkdir -p "$OUT"
 	echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
-# The test binaries (the root package's and e2e's) are run directly, not
+# The test binaries (internal/guard's and e2e's) are run directly, not
 # through go test, which would mix their stderr (Caddy's and certmagic's log
 # lines) into the figures. go test flags become the binaries' -test.* flags.
-go test -c -o "$OUT/wxauth.test" .
+go test -c -o "$OUT/guard.test" ./internal/guard
 go test -c -o "$OUT/e2e.test" ./e2e
 args=()
 for a in -run '^$' -bench . -count 5 "$@"; do
@@ -38,7 +39,7 @@ done
 run() { (cd "$1" && "$2" "${args[@]}") 2>>"$OUT/stderr.txt" | tee -a "$OUT/bench.txt"; }
 : >"$OUT/bench.txt"
 run e2e "$PWD/$OUT/e2e.test"
-run . "$PWD/$OUT/wxauth.test"
+run internal/guard "$PWD/$OUT/guard.test"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 
 echo "== median [min .. max] of the runs"
