@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
@@ -87,22 +86,17 @@ func (f *appFixture) check(tok string) string {
 	return ""
 }
 
-// serve runs one protected request with tok and returns what the next
-// handler saw.
+// serve runs one protected request with tok and returns it as the next
+// handler gets it.
 func (f *appFixture) serve(tok string) *http.Request {
 	f.t.Helper()
-	var seen *http.Request
 	req := httptest.NewRequest(http.MethodGet, "/api", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	w := httptest.NewRecorder()
-	err := f.g.Serve(w, req, caddyhttp.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) error {
-		seen = r
-		return nil
-	}))
-	if err != nil || seen == nil {
+	if pass, err := f.g.Serve(w, req); !pass {
 		f.t.Fatalf("refused: %v %d %s", err, w.Code, w.Body)
 	}
-	return seen
+	return req
 }
 
 // fakeFeed records what is published and lets a test deliver payloads.

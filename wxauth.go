@@ -200,7 +200,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ep, ok := h.routes[r.URL.Path]; ok {
 		return h.serveEndpoint(w, r, ep)
 	}
-	return h.guard.Serve(w, r, next)
+	if pass, err := h.guard.Serve(w, r); !pass {
+		return err
+	}
+	return next.ServeHTTP(w, r)
 }
 
 // mapPlaceholders hands the guard's {http.auth.user.*} values to the

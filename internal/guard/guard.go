@@ -80,11 +80,6 @@ type noCount struct{}
 
 func (noCount) Inc() {}
 
-// Next is the handler after the guard; caddyhttp.Handler is one.
-type Next = interface {
-	ServeHTTP(http.ResponseWriter, *http.Request) error
-}
-
 // Guard checks tokens on protected requests. A token is verified once, then
 // served from a bounded cache until it expires or its session ends; the
 // freshness policy decides when the store is asked again.
@@ -138,10 +133,12 @@ func New(c Config) *Guard {
 // Close stops the guard from receiving ended sessions.
 func (g *Guard) Close() { g.Ended.unregister(g) }
 
-// Serve is the protected path: a request with a valid token goes to next
-// with the caller's identity, one without is refused (or, when optional,
-// goes on anonymous).
-func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, next Next) error {
+// Serve is the protected path, before the next handler: a request with a
+// valid token goes on (pass) with the caller's identity, one without is
+// refused, its answer written to w and err what writing it returned (or,
+// when optional, goes on anonymous). The caller runs the next handler: the
+// guard holds no handler type of a server's.
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err error) {
 	tok, src := g.scrub(r.Header), 0
 	if tok == "" {
 		from := 0
@@ -154,15 +151,15 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, next Next) error {
 		if g.Optional {
 			g.Counters.Anonymous.Inc()
 			anonymous.apply(r, g.Placeholders)
-			return next.ServeHTTP(w, r)
+			return true, nil
 		}
 		g.Counters.Missing.Inc()
-		return apierr.Write(w, apierr.MissingToken)
+		return false, apierr.Write(w, apierr.MissingToken)
 	}
-	id, err := g.Check(r.Context(), tok)
-	if err != nil {
+	id, aerr := g.Check(r.Context(), tok)
+	if aerr != nil {
 		g.Counters.Invalid.Inc()
-		return apierr.Write(w, err)
+		return false, apierr.Write(w, aerr)
 	}
 	if !g.ForwardToken {
 		if src == 0 && g.lead != "" {
@@ -172,7 +169,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request, next Next) error {
 		}
 	}
 	id.user.view.Load().apply(r, g.Placeholders)
-	return next.ServeHTTP(w, r)
+	return true, nil
 }
 
 // scrub removes every client-sent identity header, X-Wx-* and the headers

@@ -71,7 +71,7 @@ func BenchmarkGuardServe(b *testing.B) {
 		maps.Copy(r.Header, tmpl.Header)
 	}
 	reset()
-	if err := g.Serve(w, r, next); err != nil || r.Header.Get("X-Wx-Openid") != openid {
+	if err := serveThen(g, w, r, next); err != nil || r.Header.Get("X-Wx-Openid") != openid {
 		b.Fatal(err, r.Header)
 	}
 	if v, _ := repl.GetString("http.auth.user.openid"); v != openid {
@@ -88,7 +88,7 @@ func BenchmarkGuardServe(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			reset()
-			if err := g.Serve(w, r, next); err != nil {
+			if err := serveThen(g, w, r, next); err != nil {
 				b.Fatal(err)
 			}
 		}

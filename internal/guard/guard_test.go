@@ -446,7 +446,7 @@ func serveGuard(t *testing.T, g *Guard, tok string) *http.Request {
 	req.Header.Set("X-Wx-Openid", "spoofed")
 	req.Header.Set("X-Wx-Role", "admin")
 	w := httptest.NewRecorder()
-	if err := g.Serve(w, req, next); err != nil {
+	if err := serveThen(g, w, req, next); err != nil {
 		t.Fatal(err)
 	}
 	if seen == nil {
@@ -459,7 +459,7 @@ func TestGuardServe(t *testing.T) {
 	t.Run("missing token", func(t *testing.T) {
 		f := newGuardFixture(t)
 		w := httptest.NewRecorder()
-		err := f.g.Serve(w, httptest.NewRequest(http.MethodGet, "/", nil), nextFunc(func(http.ResponseWriter, *http.Request) error {
+		err := serveThen(f.g, w, httptest.NewRequest(http.MethodGet, "/", nil), nextFunc(func(http.ResponseWriter, *http.Request) error {
 			t.Fatal("next handler called")
 			return nil
 		}))
@@ -472,7 +472,7 @@ func TestGuardServe(t *testing.T) {
 		var seen *http.Request
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("X-Wx-Openid", "spoofed")
-		_ = f.g.Serve(httptest.NewRecorder(), req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
+		_ = serveThen(f.g, httptest.NewRecorder(), req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
 			seen = r
 			return nil
 		}))
@@ -514,6 +514,15 @@ func (c *countingCounter) Inc() { c.Add(1) }
 type nextFunc func(http.ResponseWriter, *http.Request) error
 
 func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// serveThen runs g on r and then, when r goes on, next: what the Caddy
+// glue does.
+func serveThen(g *Guard, w http.ResponseWriter, r *http.Request, next nextFunc) error {
+	if pass, err := g.Serve(w, r); !pass {
+		return err
+	}
+	return next.ServeHTTP(w, r)
+}
 
 // errKeysNotLoaded is what the glue's verify answers while the keys could
 // not be loaded.

@@ -12,7 +12,7 @@ func passRequest(t *testing.T, g *Guard, req *http.Request) *http.Request {
 	t.Helper()
 	var seen *http.Request
 	w := httptest.NewRecorder()
-	err := g.Serve(w, req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
+	err := serveThen(g, w, req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
 		seen = r
 		return nil
 	}))
