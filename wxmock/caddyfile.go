@@ -26,9 +26,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    app_id           <appid>
 //	    app_secret       <secret>
 //	    access_token_ttl <duration>
+//	    any_code         <user>
 //	}
 //
-// The block is optional.
+// The block is optional. any_code is for WeChat DevTools only: see
+// Handler.AnyCode.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // consume directive name
 	if d.NextArg() {
@@ -54,6 +56,13 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("bad access_token_ttl %q: %v", s, err)
 			}
 			h.AccessTokenTTL = caddy.Duration(dur)
+		case "any_code":
+			if !d.AllArgs(&h.AnyCode) {
+				return d.ArgErr()
+			}
+			if !validUserName(h.AnyCode) {
+				return d.Errf("bad any_code user %q: letters, digits, '_', '-' and '.', at most %d", h.AnyCode, maxUserName)
+			}
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())
 		}

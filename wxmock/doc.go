@@ -37,6 +37,9 @@
 //	busyonce   errcode -1 and a valid login for user "busyonce", alternately,
 //	           so a single retry succeeds
 //
+// With any_code <user> (development only, for WeChat DevTools), every other
+// js_code that wxmock did not issue logs in as <user>, once per code.
+//
 // openid is derived from (app id, user) and unionid from the user alone, so
 // they stay the same across logins and restarts; every code carries a fresh
 // session_key, which becomes the user's current one when the code is exchanged.

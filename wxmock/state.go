@@ -13,6 +13,9 @@ const (
 	// supersededGrace is how long a token stays valid after a force_refresh
 	// issued its successor.
 	supersededGrace = 30 * time.Second
+	// maxSpent bounds how many expired login codes are remembered, so that
+	// any_code does not take them for new ones.
+	maxSpent = 1 << 16
 )
 
 // states holds one *state per app_id; the pool keeps it across config
@@ -24,6 +27,7 @@ type state struct {
 	mu         sync.Mutex
 	now        func() time.Time // replaced in tests
 	codes      map[string]*loginCode
+	spent      spentCodes // login codes gone from codes: never valid again
 	phoneCodes map[string]*phoneCode
 	users      map[string]*user  // by user name
 	openids    map[string]string // openid -> user name
@@ -91,6 +95,9 @@ func (*state) Destruct() error { return nil }
 // clear forgets codes and tokens and zeroes the counters; users and their
 // session_keys stay, as they would at WeChat. Callers hold mu or own s.
 func (s *state) clear() {
+	for c := range s.codes {
+		s.spent.add(c)
+	}
 	s.codes = make(map[string]*loginCode)
 	s.phoneCodes = make(map[string]*phoneCode)
 	s.tokens = make(map[string]*accessToken)
@@ -131,21 +138,36 @@ func (s *state) newLoginCode(name, sessionKey string, withUnionID bool) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	for c, lc := range s.codes { // keep the map small
-		if now.After(lc.expires) {
-			delete(s.codes, c)
-		}
-	}
+	s.pruneCodesLocked(now)
 	s.codes[code] = &loginCode{user: name, sessionKey: sessionKey, unionid: withUnionID, expires: now.Add(codeTTL)}
 	return code
 }
 
+// pruneCodesLocked keeps the code map small: expired codes move to spent.
+func (s *state) pruneCodesLocked(now time.Time) {
+	for c, lc := range s.codes {
+		if now.After(lc.expires) {
+			delete(s.codes, c)
+			s.spent.add(c)
+		}
+	}
+}
+
 // exchange redeems a login code for appID and makes its session_key the
-// user's current one. errcode is 0 on success.
-func (s *state) exchange(code, appID string) (u user, errcode int) {
+// user's current one. errcode is 0 on success. With anyUser set, a code
+// this state never saw is taken as one issued to anyUser just now, as
+// WeChat DevTools' codes are: it works once, like any other code.
+func (s *state) exchange(code, appID, anyUser string) (u user, errcode int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lc, ok := s.codes[code]
+	if !ok && anyUser != "" && !s.spent.has(code) {
+		now := s.now()
+		s.pruneCodesLocked(now)
+		lc = &loginCode{user: anyUser, sessionKey: newSessionKey(), unionid: true, expires: now.Add(codeTTL)}
+		s.codes[code] = lc
+		ok = true
+	}
 	switch {
 	case !ok || s.now().After(lc.expires):
 		return user{}, errInvalidCode
@@ -278,4 +300,33 @@ func (s *state) usePhoneCode(code, openID string) (phoneCode, bool) {
 	}
 	pc.used = true
 	return *pc, true
+}
+
+// spentCodes remembers up to maxSpent codes, forgetting the oldest first.
+type spentCodes struct {
+	set  map[string]struct{}
+	ring []string
+	next int // where the next code goes in ring once it is full
+}
+
+func (sc *spentCodes) add(code string) {
+	if sc.set == nil {
+		sc.set = make(map[string]struct{})
+	}
+	if _, ok := sc.set[code]; ok {
+		return
+	}
+	if len(sc.ring) < maxSpent {
+		sc.ring = append(sc.ring, code)
+	} else {
+		delete(sc.set, sc.ring[sc.next])
+		sc.ring[sc.next] = code
+		sc.next = (sc.next + 1) % maxSpent
+	}
+	sc.set[code] = struct{}{}
+}
+
+func (sc *spentCodes) has(code string) bool {
+	_, ok := sc.set[code]
+	return ok
 }

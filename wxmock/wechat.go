@@ -94,7 +94,7 @@ func (h *Handler) code2Session(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		var errcode int
-		if u, errcode = h.state.exchange(code, appID); errcode != 0 {
+		if u, errcode = h.state.exchange(code, appID, h.AnyCode); errcode != 0 {
 			fail(errcode)
 			return
 		}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // login gets a code from /wxmock/login with the given query.
@@ -465,5 +467,136 @@ func TestStatsAndReset(t *testing.T) {
 	}
 	if got := tokenErrcode(t, h, tok); got != 40001 {
 		t.Errorf("token from before the reset: errcode %d, want 40001", got)
+	}
+}
+
+// devToolsCode is a code as WeChat DevTools' wx.login gives one with a
+// tourist appid: 32 random characters wxmock never issued.
+func devToolsCode(t *testing.T) string {
+	t.Helper()
+	const chars = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := []byte(randomToken(32))[:32]
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
+}
+
+func newAnyCodeHandler(t *testing.T, appID, user string) *Handler {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	h := &Handler{AppID: appID, AppSecret: testSecret, AnyCode: user}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+	return h
+}
+
+func TestAnyCode(t *testing.T) {
+	h := newAnyCodeHandler(t, "wxany", "devtools")
+
+	// Codes as DevTools gives them log in as the any_code user, with the
+	// stable ids /wxmock/login?user=devtools would give.
+	code := devToolsCode(t)
+	first := exchange(t, h, code)
+	if errcode(t, first) != 0 || first["openid"] != openID("wxany", "devtools") || first["unionid"] != unionID("devtools") {
+		t.Fatalf("DevTools code: %v", first)
+	}
+	if !validSessionKey(first["session_key"].(string)) {
+		t.Errorf("session_key %v is not base64 of 16 bytes", first["session_key"])
+	}
+	second := exchange(t, h, devToolsCode(t))
+	if errcode(t, second) != 0 || second["openid"] != first["openid"] {
+		t.Fatalf("second DevTools code: %v, want the same openid", second)
+	}
+	if second["session_key"] == first["session_key"] {
+		t.Error("two codes gave the same session_key")
+	}
+	if u, _ := h.state.userByName("devtools"); u.sessionKey != second["session_key"] {
+		t.Error("the newest login's session_key is not the current one")
+	}
+	// The user is a user like the others: /wxmock/userinfo knows it.
+	if rec := serve(t, h, "GET", "/wxmock/userinfo?user=devtools", ""); rec.Code != http.StatusOK {
+		t.Errorf("userinfo of the any_code user: %d %s", rec.Code, rec.Body)
+	}
+
+	// A code works once: again it is used, as at WeChat.
+	if got := errcode(t, exchange(t, h, code)); got != 40163 {
+		t.Errorf("reused DevTools code: errcode %d, want 40163", got)
+	}
+
+	// Codes wxmock issued keep their user, and work once too.
+	issued := login(t, h, "user=alice")
+	if m := exchange(t, h, issued); errcode(t, m) != 0 || m["openid"] != openID("wxany", "alice") {
+		t.Errorf("issued code: %v, want alice", m)
+	}
+	if got := errcode(t, exchange(t, h, issued)); got != 40163 {
+		t.Errorf("reused issued code: errcode %d, want 40163", got)
+	}
+
+	// The special codes keep their meaning.
+	for code, want := range map[string]int{"invalid": 40029, "used": 40163, "risky": 40226, "busy": -1, "limit": 45011} {
+		if got := errcode(t, exchange(t, h, code)); got != want {
+			t.Errorf("%s: errcode %d, want %d", code, got, want)
+		}
+	}
+	if m := exchange(t, h, "busyonce"); errcode(t, m) != -1 {
+		t.Errorf("busyonce: %v, want errcode -1 first", m)
+	}
+
+	// The appid and secret are still checked.
+	if got := errcode(t, object(t, serve(t, h, "GET", code2SessionURL("wxany", "guess", devToolsCode(t)), ""))); got != 40125 {
+		t.Errorf("wrong secret: errcode %d, want 40125", got)
+	}
+
+	// Expired codes stay refused, issued ones and DevTools ones alike, and
+	// so do codes pending when /wxmock/reset forgot them.
+	now := fakeClock(h)
+	old, pending := devToolsCode(t), login(t, h, "user=bob")
+	exchange(t, h, old)
+	*now = now.Add(codeTTL + time.Second)
+	login(t, h, "user=carol") // prunes the expired codes
+	for _, c := range []string{old, pending} {
+		if got := errcode(t, exchange(t, h, c)); got != 40029 {
+			t.Errorf("expired code: errcode %d, want 40029", got)
+		}
+	}
+	unused := login(t, h, "user=dave")
+	if rec := serve(t, h, "POST", "/wxmock/reset", ""); rec.Code != http.StatusNoContent {
+		t.Fatalf("reset: %d", rec.Code)
+	}
+	if got := errcode(t, exchange(t, h, unused)); got != 40029 {
+		t.Errorf("code issued before a reset: errcode %d, want 40029", got)
+	}
+
+	// Another any_code user name is another user.
+	other := newAnyCodeHandler(t, "wxany2", "tester")
+	m := exchange(t, other, devToolsCode(t))
+	if errcode(t, m) != 0 || m["openid"] != openID("wxany2", "tester") || m["openid"] == openID("wxany2", "devtools") {
+		t.Errorf("any_code tester: %v", m)
+	}
+
+	// Without any_code, unknown codes are invalid, as before.
+	plain := newHandler(t, "wxnoany", testSecret)
+	if got := errcode(t, exchange(t, plain, devToolsCode(t))); got != 40029 {
+		t.Errorf("DevTools code without any_code: errcode %d, want 40029", got)
+	}
+}
+
+func TestSpentCodesBounded(t *testing.T) {
+	var sc spentCodes
+	for i := range maxSpent + 10 {
+		sc.add(fmt.Sprint(i))
+	}
+	if len(sc.set) != maxSpent || len(sc.ring) != maxSpent {
+		t.Fatalf("%d codes kept, want %d", len(sc.set), maxSpent)
+	}
+	if sc.has("0") || sc.has("9") || !sc.has("10") || !sc.has(fmt.Sprint(maxSpent+9)) {
+		t.Error("not the oldest codes were forgotten")
 	}
 }

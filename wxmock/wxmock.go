@@ -36,6 +36,18 @@ type Handler struct {
 	// their expires_in. Default: 2h, as at WeChat.
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
 
+	// AnyCode, when set, is a development mode for WeChat DevTools, whose
+	// wx.login gives codes wxmock never issued (random 32-character strings
+	// with a tourist appid): code2Session takes every code wxmock did not
+	// issue itself as a login of the user with this name, who gets the same
+	// stable openid and unionid as through /wxmock/login?user=. Each such
+	// code works once, as at WeChat (again: errcode 40163, after 5 minutes
+	// 40029); the special codes (invalid, used, busy, ...) and the codes
+	// wxmock issued keep their meaning. Letters, digits, '_', '-' and '.',
+	// at most 64. Never for anything but development: any caller that
+	// reaches wxmock with the app's secret logs in.
+	AnyCode string `json:"any_code,omitempty"`
+
 	appID     string
 	appSecret string
 	state     *state
@@ -68,6 +80,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.state = st.(*state)
 	h.logger.Warn("wxmock stands in for the WeChat API: for development and tests only",
 		zap.String("app_id", h.appID))
+	if h.AnyCode != "" {
+		h.logger.Warn("wxmock any_code: every login code wxmock did not issue logs in as one user",
+			zap.String("user", h.AnyCode))
+	}
 	return nil
 }
 
@@ -77,7 +93,28 @@ func (h *Handler) Validate() error {
 	if time.Duration(h.AccessTokenTTL) < time.Second {
 		return fmt.Errorf("access_token_ttl must be at least 1s")
 	}
+	if h.AnyCode != "" && !validUserName(h.AnyCode) {
+		return fmt.Errorf("any_code %q: a user name is letters, digits, '_', '-' and '.', at most %d", h.AnyCode, maxUserName)
+	}
 	return nil
+}
+
+// maxUserName bounds the user name of any_code.
+const maxUserName = 64
+
+// validUserName reports whether name is a user name any_code accepts.
+func validUserName(name string) bool {
+	if name == "" || len(name) > maxUserName {
+		return false
+	}
+	for _, c := range name {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // Cleanup releases the shared state; the last handler of an app drops it.

@@ -156,6 +156,18 @@ func TestValidate(t *testing.T) {
 	if err := h.Validate(); err != nil {
 		t.Errorf("access_token_ttl 1m: %v", err)
 	}
+	for _, name := range []string{"devtools", "Alice_1", "a.b-c", strings.Repeat("x", 64)} {
+		h := Handler{AccessTokenTTL: caddy.Duration(time.Minute), AnyCode: name}
+		if err := h.Validate(); err != nil {
+			t.Errorf("any_code %q: %v", name, err)
+		}
+	}
+	for _, name := range []string{"a b", "{env.USER}", "名字", "x/y", strings.Repeat("x", 65)} {
+		h := Handler{AccessTokenTTL: caddy.Duration(time.Minute), AnyCode: name}
+		if h.Validate() == nil {
+			t.Errorf("any_code %q accepted", name)
+		}
+	}
 }
 
 func TestUnmarshalCaddyfile(t *testing.T) {
@@ -173,6 +185,18 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 		{input: `wxmock {
 			access_token_ttl 1d
 		}`, want: Handler{AccessTokenTTL: caddy.Duration(24 * time.Hour)}},
+		{input: `wxmock {
+			any_code devtools
+		}`, want: Handler{AnyCode: "devtools"}},
+		{input: `wxmock {
+			any_code
+		}`, wantErr: "wrong argument count"},
+		{input: `wxmock {
+			any_code alice bob
+		}`, wantErr: "wrong argument count"},
+		{input: `wxmock {
+			any_code "a b"
+		}`, wantErr: "bad any_code user"},
 		{input: `wxmock {
 			users alice
 		}`, wantErr: `unrecognized subdirective "users"`},

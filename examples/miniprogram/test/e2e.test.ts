@@ -616,3 +616,43 @@ for (const kind of kinds) {
     })
   })
 }
+
+// A code as WeChat DevTools' wx.login gives one with the tourist appid: 32
+// random letters and digits that wxmock never issued.
+function devToolsCode(): string {
+  const chars = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
+  return Array.from(randomBytes(32), (b) => chars[b % chars.length]).join('')
+}
+
+// The example mini-program in WeChat DevTools (project.config.json, tourist
+// appid) against the demo: the demo's wxmock has any_code, so DevTools' codes
+// log in as one stable user, each code once.
+test('the example in WeChat DevTools: random codes log in as the demo any_code user, once each', async () => {
+  const user = /^\s*any_code\s+(\S+)/m.exec(await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8'))?.[1]
+  assert.ok(user, 'example.Caddyfile has no any_code')
+  // The openid of that user, through a code wxmock issued.
+  const issued = createShim('wx', user, mock)
+  const { openid } = await issued.client({ baseURL: app }).login()
+
+  const devtools = createShim('wx', 'unused', mock)
+  const c = devtools.client({ baseURL: app })
+  const first = devToolsCode()
+  devtools.code = first
+  const who = await c.request<WhoAmI>({ path: '/api/whoami' })
+  assert.equal(who.openid, openid)
+  devtools.code = devToolsCode()
+  assert.equal((await c.login()).openid, openid)
+  assert.deepEqual(calls(devtools), ['POST /wx/login 200', 'GET /api/whoami 200', 'POST /wx/login 200'])
+
+  // A code works once: a second client with the first code is refused.
+  const again = createShim('wx', 'unused', mock)
+  again.code = first
+  const err = await again.client({ baseURL: app }).login().catch((e: unknown) => e)
+  assert.ok(err instanceof WxAuthError, String(err))
+  assert.equal(err.status, 401)
+  assert.equal(err.error, 'invalid_code')
+
+  // Codes wxmock issued keep their user.
+  const alice = createShim('wx', 'devtools-alice', mock)
+  assert.notEqual((await alice.client({ baseURL: app }).login()).openid, openid)
+})

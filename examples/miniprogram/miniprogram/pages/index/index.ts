@@ -1,5 +1,5 @@
 import { client } from '../../api'
-import { WxAuthError } from '../../../src/core'
+import { WxAuthError } from '../../wxauth/core'
 
 interface WhoAmI {
   openid: string
