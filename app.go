@@ -2,6 +2,7 @@ package wxauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"time"
@@ -16,7 +17,9 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/token"
 )
 
 func init() {
@@ -195,4 +198,45 @@ func (redisLogger) Printf(_ context.Context, format string, v ...any) {
 	if c := caddy.Log().Named("wxauth.redis").Check(zapcore.DebugLevel, "go-redis"); c != nil {
 		c.Write(zap.String("note", fmt.Sprintf(format, v...)))
 	}
+}
+
+// shareAppState joins the state this app keeps in the process across
+// reloads (the change feed, the ended sessions), tied to the store key so
+// that a reset app secret never reuses the old one's, and returns its key.
+func (h *Handler) shareAppState(opened pooledStore, sealKey []byte) (string, error) {
+	// Events of the app: a logout, a user's sessions ended, a claim change.
+	// Ended records are kept as long as a token can live.
+	keep := time.Duration(h.TokenTTL) + token.DefaultLeeway
+	feed, err := session.SealedFeed(opened.feed(h.prefix+"/feed", keep), sealKey)
+	if err != nil {
+		return "", fmt.Errorf("wxauth: sealing the feed: %w", err)
+	}
+	sealID := sha256.Sum256(sealKey)
+	appKey := fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), h.prefix, h.SigningAlg, sealID[:8])
+	h.app, h.unshare = loadAppState(appKey, feed, keep, h.logger)
+	// A user record outlives every session its ended_at ends, and the tokens
+	// its claims are in.
+	h.users = users.New(users.Config{Store: h.store, Prefix: h.prefix, Sessions: h.sessions,
+		TTL: time.Duration(h.SessionMaxAge) + time.Duration(h.TokenTTL), Announce: claimsFeed{h.app}})
+	return appKey, nil
+}
+
+// addBackgroundJobs hands the app's background work to the wxauth app,
+// which Caddy starts with the config (never on `caddy validate`).
+func (h *Handler) addBackgroundJobs(ctx caddy.Context, appKey string, opened pooledStore) error {
+	appMod, err := ctx.App("wxauth")
+	if err != nil {
+		return fmt.Errorf("wxauth: loading the wxauth app: %w", err)
+	}
+	bg := appMod.(*App)
+	bg.add("feed "+appKey, h.app.changes.Follow)
+	bg.add("retry "+appKey, h.app.changes.Retry)
+	h.bg = bg.run
+	if opened.sweep != nil {
+		bg.add("sweep "+appKey, sweeper(opened.Store, h.prefix, opened.sweep))
+	}
+	if h.keys.Generated() {
+		bg.add("keys "+appKey, h.keys.Maintain)
+	}
+	return nil
 }

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
@@ -48,7 +48,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 		return bodyError(err)
 	}
 	log := h.requestLogger(r)
-	callID, err := h.AppHook.key.Verify(r.Header, body, time.Now())
+	callID, err := h.AppHook.key.Verify(r.Header, body, clock.Real())
 	if err != nil {
 		log.Info("app_api call refused: bad signature")
 		return errAppSignature
@@ -105,7 +105,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 
 // endSessions ends every session of openid begun until now, on every instance.
 func (h *Handler) endSessions(ctx context.Context, openid string) error {
-	at := time.Now()
+	at := clock.Real()
 	if _, err := h.users.Update(ctx, openid, func(u *users.Record) { u.EndedAt = at.UnixNano() }); err != nil {
 		return err
 	}

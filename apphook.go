@@ -13,6 +13,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
@@ -115,7 +116,7 @@ func (h *Handler) newHookEvent(kind string, s *session.Session, claims map[strin
 		claims = map[string]any{}
 	}
 	return &hook.Event{
-		ID: hook.NewEventID(), Event: kind, Time: time.Now().Unix(),
+		ID: hook.NewEventID(), Event: kind, Time: clock.Real().Unix(),
 		AppID: h.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SID: s.ID, Claims: claims,
 	}
 }

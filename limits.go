@@ -135,3 +135,12 @@ func (h *Handler) checkLoginLimit(r *http.Request) error {
 	}
 	return nil
 }
+
+// provisionLimits sets up login_limit (when set) and phone_limit, counted
+// in the store.
+func (h *Handler) provisionLimits() {
+	if l := h.LoginLimit; l != nil {
+		h.limiter = quota.NewLogin(quota.Config{Store: h.store, Prefix: h.prefix, Limit: l.Events, Window: time.Duration(l.Window), Timeout: storeTimeout})
+	}
+	h.phone = quota.NewPhone(quota.Config{Store: h.store, Prefix: h.prefix, Limit: h.PhoneLimit.Calls, Window: time.Duration(h.PhoneLimit.Window), Timeout: storeTimeout})
+}

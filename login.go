@@ -8,6 +8,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
@@ -93,7 +94,7 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now := clock.Real()
 	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, guard.TokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
 		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")

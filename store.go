@@ -2,6 +2,7 @@ package wxauth
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -384,4 +385,29 @@ func (c *StoreConfig) feedLag() time.Duration {
 		return 500 * time.Millisecond
 	}
 	return 3500 * time.Millisecond
+}
+
+// openStore opens the configured store, shared with other configs of this
+// process, and seals it. Everything is sealed with a key derived from the app
+// secret, which lives in the config, not in the store: a copy of the store
+// gives away no session_key, signing key or access_token.
+func (h *Handler) openStore(ctx caddy.Context) (pooledStore, []byte, error) {
+	prefix := "wxauth/" + h.AppID
+	opened, release, err := h.Store.open(ctx, prefix)
+	if err != nil {
+		return opened, nil, err
+	}
+	h.release = release
+	sealKey, err := hkdf.Key(sha256.New, []byte(h.secret), nil, "caddy-wxauth store "+h.AppID, 32)
+	if err != nil {
+		return opened, nil, fmt.Errorf("wxauth: deriving the store key: %w", err)
+	}
+	store, err := session.Sealed(opened.Store, sealKey)
+	if err != nil {
+		return opened, nil, fmt.Errorf("wxauth: sealing the store: %w", err)
+	}
+	h.prefix, h.store = prefix, store
+	h.sessions = session.NewManager(store, prefix)
+	h.sessions.SetMaxAge(time.Duration(h.SessionMaxAge))
+	return opened, sealKey, nil
 }

@@ -10,8 +10,6 @@
 package wxauth
 
 import (
-	"crypto/hkdf"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"time"
@@ -91,76 +89,38 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.strip = h.stripHeaders()
-
-	prefix := "wxauth/" + h.AppID
-	opened, release, err := h.Store.open(ctx, prefix)
-	if err != nil {
-		return err
-	}
-	h.release = release
-	// Everything is sealed with a key derived from the app secret, which
-	// lives in the config, not in the store: a copy of the store gives away
-	// no session_key, signing key or access_token.
-	sealKey, err := hkdf.Key(sha256.New, []byte(h.secret), nil, "caddy-wxauth store "+h.AppID, 32)
-	if err != nil {
-		return fmt.Errorf("wxauth: deriving the store key: %w", err)
-	}
-	store, err := session.Sealed(opened.Store, sealKey)
-	if err != nil {
-		return fmt.Errorf("wxauth: sealing the store: %w", err)
-	}
-	h.prefix, h.store = prefix, store
-	h.sessions = session.NewManager(store, prefix)
-	h.sessions.SetMaxAge(time.Duration(h.SessionMaxAge))
-
-	// Events of the app: a logout, a user's sessions ended, a claim change.
-	// Ended records are kept as long as a token can live.
-	keep := time.Duration(h.TokenTTL) + token.DefaultLeeway
-	feed, err := session.SealedFeed(opened.feed(prefix+"/feed", keep), sealKey)
-	if err != nil {
-		return fmt.Errorf("wxauth: sealing the feed: %w", err)
-	}
-
-	// The state kept across reloads is tied to the store key, so a reset
-	// app secret never reuses keys of the old one.
-	sealID := sha256.Sum256(sealKey)
-	appKey := fmt.Sprintf("%s|%s|%s|%x", h.Store.identity(), prefix, h.SigningAlg, sealID[:8])
-	h.app, h.unshare = loadAppState(appKey, feed, keep, h.logger)
-	// A user record outlives every session its ended_at ends, and the tokens
-	// its claims are in.
-	h.users = users.New(users.Config{Store: store, Prefix: prefix, Sessions: h.sessions,
-		TTL: time.Duration(h.SessionMaxAge) + time.Duration(h.TokenTTL), Announce: claimsFeed{h.app}})
-	fresh := guard.FeedFreshness{Feed: h.app.changes, Bound: h.Store.changeBound(), Lag: h.Store.feedLag()}
-	if err := h.provisionTokens(ctx); err != nil {
-		return err
-	}
-
-	// Background work runs in the wxauth app, which Caddy starts with the
-	// config (never on `caddy validate`).
-	appMod, err := ctx.App("wxauth")
-	if err != nil {
-		return fmt.Errorf("wxauth: loading the wxauth app: %w", err)
-	}
-	bg := appMod.(*App)
-	bg.add("feed "+appKey, h.app.changes.Follow)
-	bg.add("retry "+appKey, h.app.changes.Retry)
-	h.bg = bg.run
-	if opened.sweep != nil {
-		bg.add("sweep "+appKey, sweeper(opened.Store, prefix, opened.sweep))
-	}
-	if h.keys.Generated() {
-		bg.add("keys "+appKey, h.keys.Maintain)
-	}
-
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("wxauth: registering metrics: %w", err)
 	}
-	h.guard = guard.New(guard.Config{
+	opened, sealKey, err := h.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	appKey, err := h.shareAppState(opened, sealKey)
+	if err != nil {
+		return err
+	}
+	if err := h.provisionTokens(ctx); err != nil {
+		return err
+	}
+	if err := h.addBackgroundJobs(ctx, appKey, opened); err != nil {
+		return err
+	}
+	h.guard = guard.New(h.guardConfig(ctx))
+	h.provisionLogin(h.store, h.prefix)
+	h.provisionLimits()
+	h.routes = h.buildRoutes()
+	return nil
+}
+
+// guardConfig is the token check's configuration, from the handler's.
+func (h *Handler) guardConfig(ctx caddy.Context) guard.Config {
+	return guard.Config{
 		Ctx:          ctx,
 		Verify:       h.verifyToken,
 		Lookup:       h.users.Live,
 		Now:          clock.Coarse.Now,
-		Fresh:        fresh,
+		Fresh:        guard.FeedFreshness{Feed: h.app.changes, Bound: h.Store.changeBound(), Lag: h.Store.feedLag()},
 		Ended:        h.app.ended,
 		Placeholders: mapPlaceholders,
 		Counters:     metrics.guardCounters(),
@@ -171,14 +131,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		CacheSize:    h.CacheSize,
 		ForwardToken: h.ForwardToken,
 		Logger:       h.logger,
-	})
-	h.provisionLogin(store, prefix)
-	if l := h.LoginLimit; l != nil {
-		h.limiter = quota.NewLogin(quota.Config{Store: store, Prefix: prefix, Limit: l.Events, Window: time.Duration(l.Window), Timeout: storeTimeout})
 	}
-	h.phone = quota.NewPhone(quota.Config{Store: store, Prefix: prefix, Limit: h.PhoneLimit.Calls, Window: time.Duration(h.PhoneLimit.Window), Timeout: storeTimeout})
-	h.routes = h.buildRoutes()
-	return nil
 }
 
 // Cleanup releases the store.

@@ -21,12 +21,12 @@ import (
 // Limits of the structure. Each is a ratchet: it holds what the code has
 // reached, and only ever goes down, towards the goal beside it.
 const (
-	maxRootFiles      = 13 // goal 14, reached: non-test .go files of the root package (the Caddy glue)
+	maxRootFiles      = 13 // non-test .go files of the root package (the Caddy glue)
 	maxHandlerFields  = 20 // the Handler struct
-	maxProvisionLines = 99 // goal 60: Handler.Provision
+	maxProvisionLines = 60 // Handler.Provision
 	maxGuardFiles     = 6  // a change to the token check touches at most these files of internal/guard
-	maxClockReads     = 10 // goal 0: time.Now calls in the root package and internal/, outside internal/clock
-	maxFuncWiring     = 2  // goal 0: function pointers swapped in at run time
+	maxClockReads     = 0  // time.Now calls in the root package and internal/, outside internal/clock
+	maxFuncWiring     = 0  // function pointers swapped in at run time
 	minDuplicateRun   = 8  // identical non-blank lines that count as written twice
 )
 
