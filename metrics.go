@@ -32,7 +32,7 @@ type metricSet struct {
 var metrics = resolveCounters(metricSet{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
-		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
+		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, refused_by_app, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
 	}, []string{"result", "errcode"}),
 	tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "token_checks_total",
@@ -111,7 +111,11 @@ func countLogin(err error) {
 	}
 	result, code := "error", ""
 	var ae *apierr.Error
-	if errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae) && ae.RefusedBy != "":
+		// The app names its refusals freely: one series for all of them.
+		result = "refused_by_" + ae.RefusedBy
+	case errors.As(err, &ae):
 		result = ae.Code
 		if ae.ErrCode != nil {
 			code = strconv.Itoa(*ae.ErrCode)
