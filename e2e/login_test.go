@@ -312,3 +312,32 @@ func TestIdentityHeadersEditedDownstream(t *testing.T) {
 		}
 	}
 }
+
+// A wrong app_secret is the server's config, not the user's code: 502
+// wechat_config with WeChat's errcode and what to fix, counted in
+// wxauth_wechat_config_errors_total; the phone endpoint's access_token
+// fetch says the same.
+func TestWrongSecret(t *testing.T) {
+	cfg := config("")
+	const ours = "app_secret test-secret\n\t\t\tapi_base"
+	if strings.Count(cfg, ours) != 1 {
+		t.Fatalf("the config has no wxauth app_secret to replace:\n%s", cfg)
+	}
+	h := startConfig(t, strings.Replace(cfg, ours, "app_secret wrong-secret\n\t\t\tapi_base", 1))
+	before := h.metrics()
+	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("wendy")})
+	expectError(t, r, 502, "wechat_config")
+	if got, _ := r.json["errcode"].(float64); got != 40125 || !strings.Contains(r.str("message"), "app_secret") ||
+		strings.Contains(string(r.body), "wrong-secret") || strings.Contains(string(r.body), "test-secret") {
+		t.Fatalf("wrong secret: %s", r.body)
+	}
+	after := h.metrics()
+	for series, want := range map[string]float64{
+		`wxauth_wechat_config_errors_total{errcode="40125"}`:          1,
+		`wxauth_logins_total{errcode="40125",result="wechat_config"}`: 1,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s went up by %v, want %v", series, got, want)
+		}
+	}
+}
