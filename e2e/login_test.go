@@ -274,24 +274,27 @@ func TestInvalidConfigs(t *testing.T) {
 		%s
 	}
 }`
+	// WeChat's shapes, since api_base is WeChat's API.
+	const realID, realSecret = "wx0123456789abcdef", "0123456789abcdef0123456789abcdef"
 	cases := map[string]string{
-		"app_id is required":        "app_secret s",
-		"app_secret is required":    "app_id wx1",
-		"unrecognized subdirective": "app_id wx1\n app_secret s\n x y",
-		"bad duration":              "app_id wx1\n app_secret s\n token_ttl soon",
-		"api_base":                  "app_id wx1\n app_secret s\n api_base ftp://x",
-		"store must be":             "app_id wx1\n app_secret s\n store disk",
-		"signing_key":               "app_id wx1\n app_secret s\n signing_key c2hvcnQ=",
-		"takes no options":          "app_id wx1\n app_secret s\n store memory {\n pool_size 5\n }",
-		"login_limit":               "app_id wx1\n app_secret s\n login_limit many 1m",
-		"must be letters":           "app_id ../wx1\n app_secret s",
-		"cannot carry a claim":      "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid Authorization\n }",
-		"carries the token":         "app_id wx1\n app_secret s\n token_from header Authentication\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid authentication\n }",
-		"needs a secret":            "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1",
-		"secret is empty after replacing placeholders": "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret {env.WXAUTH_TEST_UNSET}\n }",
-		"whsec_":                 "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret hunter2\n }",
-		"unknown event":          "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n events login payment\n }",
-		"app_api needs app_hook": "app_id wx1\n app_secret s\n app_api /wx/app",
+		"app_id is required":        "app_secret " + realSecret,
+		"app_secret is required":    "app_id " + realID,
+		"unrecognized subdirective": "app_id " + realID + "\n app_secret " + realSecret + "\n x y",
+		"bad duration":              "app_id " + realID + "\n app_secret " + realSecret + "\n token_ttl soon",
+		"api_base":                  "app_id " + realID + "\n app_secret " + realSecret + "\n api_base ftp://x",
+		"store must be":             "app_id " + realID + "\n app_secret " + realSecret + "\n store disk",
+		"signing_key":               "app_id " + realID + "\n app_secret " + realSecret + "\n signing_key c2hvcnQ=",
+		"takes no options":          "app_id " + realID + "\n app_secret " + realSecret + "\n store memory {\n pool_size 5\n }",
+		"login_limit":               "app_id " + realID + "\n app_secret " + realSecret + "\n login_limit many 1m",
+		"must be letters":           "app_id ../wx1\n app_secret " + realSecret,
+		"cannot carry a claim":      "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid Authorization\n }",
+		"carries the token":         "app_id " + realID + "\n app_secret " + realSecret + "\n token_from header Authentication\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid authentication\n }",
+		"needs a secret":            "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1",
+		"secret is empty after replacing placeholders": "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret {env.WXAUTH_TEST_UNSET}\n }",
+		"whsec_":                             "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret hunter2\n }",
+		"unknown event":                      "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n events login payment\n }",
+		"the official account's original id": "app_id gh_0123456789ab\n app_secret " + realSecret,
+		"app_api needs app_hook":             "app_id " + realID + "\n app_secret " + realSecret + "\n app_api /wx/app",
 	}
 	for want, body := range cases {
 		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)
