@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/textproto"
@@ -121,11 +122,37 @@ func (h *Handler) newHookEvent(kind string, s *session.Session, claims map[strin
 	}
 }
 
+// refusedByApp is the contract's answer to the app's refusal r: 403 with
+// the app's error name and message, and "refused_by": "app".
+func refusedByApp(r *hook.Refusal) *apierr.Error {
+	msg := r.Message
+	if msg == "" {
+		msg = "the app refused this request"
+	}
+	return apierr.New(http.StatusForbidden, r.Name, msg).WithRefusedBy(refusedByAppName)
+}
+
+// refusedByAppName is the "refused_by" of the app's refusals.
+const refusedByAppName = "app"
+
+// isRefusal reports whether err is the app's refusal, as askApp answers it.
+func isRefusal(err error) bool {
+	var ae *apierr.Error
+	return errors.As(err, &ae) && ae.RefusedBy != ""
+}
+
 // askApp sends ev to the app hook and returns the claims change it
-// answered. A failure is the contract's 502 hook_failed.
+// answered. The app's refusal (403 with its error and message) is answered
+// as such with "refused_by": "app"; any other failure is the contract's
+// 502 hook_failed.
 func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hook.Event) (map[string]any, error) {
 	change, err := h.AppHook.client.Send(ctx, ev)
-	if err != nil {
+	var r *hook.Refusal
+	switch {
+	case errors.As(err, &r):
+		log.Info("app hook refused the event", zap.String("event", ev.Event), zap.String("error", r.Name))
+		return nil, refusedByApp(r)
+	case err != nil:
 		log.Warn("app hook failed", zap.String("event", ev.Event), zap.Error(err))
 		return nil, hookFailed()
 	}

@@ -68,9 +68,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		var err error
 		switch d.Val() {
 		case "app_id":
-			err = arg(d, &h.AppID)
+			err = credentialArg(d, &h.AppID)
 		case "app_secret":
-			err = arg(d, &h.AppSecret)
+			err = credentialArg(d, &h.AppSecret)
 		case "api_base":
 			err = arg(d, &h.APIBase)
 		case "token_ttl":
@@ -394,6 +394,23 @@ func arg(d *caddyfile.Dispenser, dst *string) error {
 		return d.Errf("%s wants exactly one value", name)
 	}
 	return nil
+}
+
+// credentialArg reads the one value of app_id or app_secret. Without one,
+// the likely cause is an unset {$NAME}, which the adapter replaces with
+// nothing: the message says so.
+func credentialArg(d *caddyfile.Dispenser, dst *string) error {
+	name := d.Val()
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+		return d.Errf("%s wants exactly one value and has none; if it is given as {$NAME}, that variable is probably unset "+
+			"(the Caddyfile adapter replaces an unset variable with nothing): set it, or write {env.NAME}", name)
+	case 1:
+		*dst = args[0]
+		return nil
+	}
+	return d.Errf("%s wants exactly one value", name)
 }
 
 // countPerWindow reads the "<n> <window>" of a limit subdirective; what

@@ -55,6 +55,7 @@ func TestCaddyfileGivenTwice(t *testing.T) {
 		{"same name in two blocks", "store redis redis://127.0.0.1:1/0 {\nkey_prefix a\n}\napp_hook http://a {\ntimeout 1s\n}", ""},
 
 		{"no value", "app_id", "app_id wants exactly one value"},
+		{"no secret, maybe an unset {$NAME}", "app_secret", "app_secret wants exactly one value and has none; if it is given as {$NAME}, that variable is probably unset"},
 		{"two values", "app_id wxa wxb", "app_id wants exactly one value"},
 		{"duration without value", "token_ttl", "token_ttl wants exactly one value"},
 		{"nested without value", "store redis redis://127.0.0.1:1/0 {\nkey_prefix\n}", "key_prefix wants exactly one value"},

@@ -198,18 +198,23 @@ func expandPlaceholders(repl *caddy.Replacer, name, v string) (string, error) {
 // applied; Provision runs it before opening anything.
 func (c *Config) validate() error {
 	if c.AppID == "" {
-		return fmt.Errorf("wxauth: app_id is required")
+		return fmt.Errorf("wxauth: app_id is required%s", unsetHint)
 	}
 	if !users.PlainName(c.AppID) {
 		// It names the app's keys in the store, so it must be a plain word.
 		return fmt.Errorf("wxauth: app_id %q must be letters, digits, '-' or '_' (e.g. wx0123456789abcdef)", c.AppID)
 	}
 	if c.AppSecret == "" {
-		return fmt.Errorf("wxauth: app_secret is required")
+		return fmt.Errorf("wxauth: app_secret is required%s", unsetHint)
 	}
 	u, err := url.Parse(c.APIBase)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("wxauth: api_base %q is not an http(s) URL", c.APIBase)
+	}
+	if strings.EqualFold(u.Hostname(), weChatAPIHost) {
+		if err := c.checkCredentialShapes(); err != nil {
+			return err
+		}
 	}
 	if c.TokenTTL < caddy.Duration(time.Minute) {
 		return fmt.Errorf("wxauth: token_ttl must be at least 1m")
@@ -279,6 +284,71 @@ func (c *Config) validate() error {
 		}
 	}
 	return c.Store.validate()
+}
+
+// unsetHint ends the message of a required field that is empty.
+const unsetHint = "; if the config sets it with {$NAME}, that variable is probably unset (the Caddyfile adapter replaces " +
+	"an unset variable with nothing): set it, or write {env.NAME}, which fails naming the variable"
+
+// The shapes of a mini-program's credentials.
+const (
+	appIDPrefix  = "wx"
+	appIDHexLen  = 16
+	appSecretLen = 32
+	// originalIDPrefix begins an official account's original id (原始ID).
+	originalIDPrefix = "gh_"
+)
+
+// weChatAPIHost is the host of WeChat's API (DefaultAPIBase): only there
+// are app_id and app_secret held to WeChat's shapes, since wxmock takes any.
+var weChatAPIHost = func() string {
+	u, _ := url.Parse(DefaultAPIBase)
+	return u.Hostname()
+}()
+
+// shapeNote ends the messages of checkCredentialShapes.
+const shapeNote = " (checked because api_base is WeChat's API, the default; an api_base of a wxmock site takes any value)"
+
+// checkCredentialShapes refuses an app_id or app_secret WeChat would
+// refuse: an AppID is wx and 16 hex characters, an AppSecret 32 hex
+// characters. The secret is never quoted.
+func (c *Config) checkCredentialShapes() error {
+	appID := isAppID(c.AppID)
+	switch {
+	case strings.HasPrefix(c.AppID, originalIDPrefix):
+		return fmt.Errorf("wxauth: app_id %q: that is the official account's original id, use the mini-program's AppID "+
+			"(wx and 16 hex characters, on mp.weixin.qq.com under 开发管理 → 开发设置)", c.AppID)
+	case isHex(c.AppID, appSecretLen):
+		// Not quoted: it is probably the secret.
+		return fmt.Errorf("wxauth: app_id looks like an AppSecret (32 hex characters): put the AppID (wx and 16 hex characters) in app_id and the AppSecret in app_secret")
+	case !appID && isAppID(c.secret):
+		return fmt.Errorf("wxauth: app_secret looks like an AppID (wx and 16 hex characters) and app_id does not: app_id and app_secret are probably swapped")
+	case !appID:
+		return fmt.Errorf("wxauth: app_id %q is not a mini-program's AppID, which is wx and 16 hex characters (e.g. wx0123456789abcdef)"+shapeNote, c.AppID)
+	case !isHex(c.secret, appSecretLen):
+		return fmt.Errorf("wxauth: app_secret is not 32 hex characters, as a mini-program's AppSecret is: look for a stray space, "+
+			"newline or quote, or a value meant for another field (%d characters)"+shapeNote, len(c.secret))
+	}
+	return nil
+}
+
+// isAppID reports whether s has the shape of a mini-program's AppID.
+func isAppID(s string) bool {
+	rest, ok := strings.CutPrefix(s, appIDPrefix)
+	return ok && isHex(rest, appIDHexLen)
+}
+
+// isHex reports whether s is n hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // prepare applies defaults and placeholders, then validates: what

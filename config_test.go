@@ -31,7 +31,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := func(mod func(h *Handler)) *Handler {
-		h := &Handler{Config: Config{AppID: "wx0123456789abcdef", AppSecret: "secret"}}
+		h := &Handler{Config: Config{AppID: "wx0123456789abcdef", AppSecret: "0123456789abcdef0123456789abcdef"}}
 		mod(h)
 		return h
 	}
@@ -45,7 +45,8 @@ func TestConfigErrors(t *testing.T) {
 		{"app_id from an unset variable", func(h *Handler) { h.AppID = "{env." + unset + "}" },
 			`app_id is empty after replacing placeholders in "{env.` + unset + `}"`},
 		{"app_id from an empty file", func(h *Handler) { h.AppID = "{file." + empty + "}" }, "app_id is empty after replacing placeholders"},
-		{"app_id absent", func(h *Handler) { h.AppID = "" }, "app_id is required"},
+		{"app_id absent", func(h *Handler) { h.AppID = "" }, "app_id is required; if the config sets it with {$NAME}, that variable is probably unset"},
+		{"app_secret absent", func(h *Handler) { h.AppSecret = "" }, "app_secret is required; if the config sets it with {$NAME}, that variable is probably unset"},
 		{"app_secret from an unset variable", func(h *Handler) { h.AppSecret = "{env." + unset + "}" }, "app_secret is empty after replacing placeholders"},
 		{"signing_key from an unset variable", func(h *Handler) {
 			h.SigningKeys = []SigningKey{{Key: key}, {Key: "{env." + unset + "}"}}
@@ -80,6 +81,55 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("accepted; want %q", tc.want)
 			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
 				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCredentialShapes: against WeChat's API (the default api_base), an
+// app_id or app_secret WeChat would refuse fails at load, saying what is
+// wrong and never quoting the secret; a wxmock api_base takes any.
+func TestCredentialShapes(t *testing.T) {
+	const (
+		appID  = "wx0123456789abcdef"
+		secret = "0123456789abcdef0123456789abcdef"
+	)
+	t.Setenv("WXAUTH_TEST_SECRET", secret)
+	for _, tc := range []struct {
+		name, appID, secret, apiBase string
+		want                         string // "" = valid
+	}{
+		{"real shapes", appID, secret, "", ""},
+		{"upper case hex", "wx0123456789ABCDEF", "0123456789ABCDEF0123456789abcdef", "", ""},
+		{"secret from a variable", appID, "{env.WXAUTH_TEST_SECRET}", "", ""},
+		{"WeChat's API named", appID, secret, "https://api.weixin.qq.com", ""},
+		{"original id", "gh_0123456789ab", secret, "", `app_id "gh_0123456789ab": that is the official account's original id, use the mini-program's AppID`},
+		{"not an AppID", "wxdemo0123456789", secret, "", `app_id "wxdemo0123456789" is not a mini-program's AppID, which is wx and 16 hex characters`},
+		{"AppID too short", "wx0123456789abcde", secret, "", "is not a mini-program's AppID"},
+		{"AppID without wx", "0123456789abcdef", secret, "", "is not a mini-program's AppID"},
+		{"says why it is checked", "wxkeys", secret, "", "checked because api_base is WeChat's API, the default"},
+		{"secret not hex", appID, "demo-secret", "", "app_secret is not 32 hex characters"},
+		{"secret with a newline", appID, secret + "\n", "", "app_secret is not 32 hex characters, as a mini-program's AppSecret is: look for a stray space, newline or quote"},
+		{"secret too short", appID, secret[:31], "", "app_secret is not 32 hex characters"},
+		{"secret says why it is checked", appID, "test-secret", "https://api.weixin.qq.com/", "checked because api_base is WeChat's API"},
+		{"swapped", secret, appID, "", "app_id looks like an AppSecret"},
+		{"secret is an AppID", "wxdemo", appID, "", "app_id and app_secret are probably swapped"},
+		{"secret is the AppID", appID, appID, "", "app_secret is not 32 hex characters"},
+		{"wxmock takes any", "wxdemo0123456789", "demo-secret", "http://127.0.0.1:9000", ""},
+		{"wxmock takes an original id", "gh_0123456789ab", "test-secret", "http://localhost:9000", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &Handler{Config: Config{AppID: tc.appID, AppSecret: tc.secret, APIBase: tc.apiBase}}
+			err := checkConfig(h)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.want != "" && err == nil:
+				t.Fatalf("accepted; want %q", tc.want)
+			case tc.want != "" && !strings.Contains(err.Error(), tc.want):
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			case err != nil && (strings.Contains(err.Error(), secret) || (len(h.secret) > 8 && strings.Contains(err.Error(), h.secret))):
+				t.Fatalf("error %q quotes the secret", err)
 			}
 		})
 	}

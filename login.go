@@ -78,7 +78,10 @@ func (h *Handler) provisionLogin(store session.Store, prefix string) {
 		Timeout:   time.Duration(h.WeChatTimeout),
 		Observe:   observeWeChat,
 	})
-	h.provider = wxlogin.New(h.AppID, wx, wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc))
+	h.provider = wxlogin.New(wxlogin.Config{
+		AppID: h.AppID, Client: wx, Log: h.logger, ConfigError: countWeChatConfigError,
+		Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc),
+	})
 	var hook login.App
 	if h.AppHook.wants(hookLogin) {
 		hook = loginHook{h}

@@ -22,6 +22,7 @@ type metricSet struct {
 	wechatLatency *prometheus.HistogramVec
 	tokenRefresh  prometheus.Counter
 	storeErrors   *prometheus.CounterVec
+	wechatConfig  *prometheus.CounterVec
 	panics        *prometheus.CounterVec
 
 	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
@@ -33,7 +34,7 @@ type metricSet struct {
 var metrics = resolveCounters(metricSet{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
-		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
+		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, refused_by_app, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
 	}, []string{"result", "errcode"}),
 	tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "token_checks_total",
@@ -52,6 +53,10 @@ var metrics = resolveCounters(metricSet{
 		Namespace: "wxauth", Name: "store_errors_total",
 		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token's session could not be read: a token this instance confirmed before is accepted, any other refused with 503), feed (reading the change feed, retried), login_limit (a login counted by this instance alone).",
 	}, []string{"where"}),
+	wechatConfig: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "wechat_config_errors_total",
+		Help: "WeChat answers that mean the server is misconfigured (answered 502 wechat_config), by WeChat's errcode: 40013, 40125, 40164, 41002, 41004, 48001, 89501, 89503, 89506, 89507.",
+	}, []string{"errcode"}),
 	panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "background_panics_total",
 		Help: "Panics recovered in background work, by job (feed, retry, sweep, keys, recheck, event); a long-running job is started again after a backoff.",
@@ -85,7 +90,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors, metrics.panics} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors, metrics.wechatConfig, metrics.panics} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -118,13 +123,23 @@ func countLogin(err error) {
 	}
 	result, code := "error", ""
 	var ae *apierr.Error
-	if errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae) && ae.RefusedBy != "":
+		// The app names its refusals freely: one series for all of them.
+		result = "refused_by_" + ae.RefusedBy
+	case errors.As(err, &ae):
 		result = ae.Code
 		if ae.ErrCode != nil {
 			code = strconv.Itoa(*ae.ErrCode)
 		}
 	}
 	metrics.logins.WithLabelValues(result, code).Inc()
+}
+
+// countWeChatConfigError counts a WeChat errcode that means the server is
+// misconfigured; the provider sends only the few such codes.
+func countWeChatConfigError(errcode int) {
+	metrics.wechatConfig.WithLabelValues(strconv.Itoa(errcode)).Inc()
 }
 
 // countPanic counts a recovered panic of a background job, labelled by the

@@ -136,12 +136,16 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *guard.I
 	ev := h.newHookEvent(hookPhone, s, s.Claims)
 	ev.ID, ev.Phone = rec.EventID, phone
 	change, err := h.askApp(r.Context(), log, ev)
-	if err != nil {
-		return err
+	if err != nil && !isRefusal(err) {
+		return err // kept for a retry with the same code
 	}
+	// Taken or refused: the app has decided, nothing is kept for a retry.
 	sctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	_ = h.store.Delete(sctx, h.phoneKey(code))
 	cancel()
+	if err != nil {
+		return err
+	}
 	if err := h.afterHook(r.Context(), s, change); err != nil {
 		return err
 	}

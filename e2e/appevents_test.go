@@ -338,3 +338,77 @@ func TestAppAPI(t *testing.T) {
 		t.Fatalf("login after end_sessions: %d %s", r.status, r.body)
 	}
 }
+
+// expectRefusal asserts the app's refusal reached the client as the app
+// answered it, with "refused_by": "app", and nothing else.
+func expectRefusal(t *testing.T, r reply, name, message string) {
+	t.Helper()
+	expectError(t, r, 403, name)
+	if r.str("message") != message || r.str("refused_by") != "app" || len(r.json) != 3 {
+		t.Fatalf("want the app's refusal %s %q with refused_by app, got %s", name, message, r.body)
+	}
+}
+
+// The app refuses a login, a phone number or decrypted data on purpose
+// with 403 {"error", "message"}: the client gets that, with "refused_by":
+// "app", and nothing is handed out.
+func TestAppHookRefusal(t *testing.T) {
+	a := newAppHook(t)
+	h := startHooked(t, a, "login phone decrypt")
+	h.mock(http.MethodPost, "/wxmock/reset")
+	before := h.metrics()
+
+	// login: no token, no session; the first login is given back.
+	a.answer("login", 403, `{"error":"banned","message":"this account is closed; write to help@example.com"}`)
+	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("rita")})
+	expectRefusal(t, r, "banned", "this account is closed; write to help@example.com")
+	if ev := a.last("login"); ev["first_login"] != true {
+		t.Fatalf("login event: %v", ev)
+	}
+	a.answer("login", 204, "")
+	tok := h.login("rita").str("token")
+	if ev := a.last("login"); ev["first_login"] != true {
+		t.Fatalf("a refused first login was remembered: %v", ev)
+	}
+	after := h.metrics()
+	if got := after[`wxauth_logins_total{errcode="",result="refused_by_app"}`] - before[`wxauth_logins_total{errcode="",result="refused_by_app"}`]; got != 1 {
+		t.Errorf("refused_by_app logins went up by %v, want 1", got)
+	}
+	if _, ok := after[`wxauth_logins_total{errcode="",result="banned"}`]; ok {
+		t.Error("the app's error name became a metric label")
+	}
+
+	// phone: no number, and none kept for a retry.
+	code := h.mock(http.MethodGet, "/wxmock/phonecode?user=rita&phone=13700002222").str("code")
+	a.answer("phone", 403, `{"error":"phone_taken","message":"这个号码已绑定其他账号"}`)
+	r = h.postJSON(appURL+"/wx/phone", map[string]string{"code": code}, bearer(tok)...)
+	expectRefusal(t, r, "phone_taken", "这个号码已绑定其他账号")
+	a.answer("phone", 204, "")
+	r = h.postJSON(appURL+"/wx/phone", map[string]string{"code": code}, bearer(tok)...)
+	if r.status == 200 || strings.Contains(string(r.body), "13700002222") {
+		t.Fatalf("the refused number was handed out on a retry: %d %s", r.status, r.body)
+	}
+
+	// decrypt: no data.
+	data := h.mock(http.MethodGet, "/wxmock/userinfo?user=rita")
+	a.answer("decrypt", 403, `{"error":"not_allowed","message":""}`)
+	r = h.postJSON(appURL+"/wx/decrypt", map[string]any{"encryptedData": data.str("encryptedData"), "iv": data.str("iv")}, bearer(tok)...)
+	expectRefusal(t, r, "not_allowed", "the app refused this request")
+	if strings.Contains(string(r.body), "openId") {
+		t.Fatalf("decrypted data with a refusal: %s", r.body)
+	}
+
+	// A 403 that is not exactly a refusal stays 502 hook_failed.
+	for _, body := range []string{
+		``, `forbidden`, `{"error":"Banned","message":"no"}`, `{"error":"banned"}`,
+		`{"error":"banned","message":"no","refused_by":"app"}`,
+		`{"error":"banned","message":"` + strings.Repeat("x", 201) + `"}`,
+	} {
+		a.answer("login", 403, body)
+		r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("rita")})
+		expectError(t, r, 502, "hook_failed")
+		if r.str("refused_by") != "" || r.str("token") != "" {
+			t.Fatalf("malformed 403 %q: %s", body, r.body)
+		}
+	}
+}

@@ -23,12 +23,21 @@ func TestCaddyValidate(t *testing.T) {
 		{"jwks_path with HS256 keys", "jwks_path /jwks", "jwks_path publishes EdDSA public keys"},
 		{"session_max_age below token_ttl", "token_ttl 2h\n\t\tsession_max_age 1h", "session_max_age 1h0m0s is shorter than token_ttl 2h0m0s"},
 		{"jwks_path with EdDSA keys", "jwks_path /jwks\n\t\tsigning_alg EdDSA", ""},
+		{"app_id an original id", "", "that is the official account's original id, use the mini-program's AppID"},
+		{"app_secret not WeChat's shape", "", "app_secret is not 32 hex characters"},
+		{"any shape against wxmock", "api_base http://127.0.0.1:2", ""},
 	}
 	dir := t.TempDir()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			appID, secret := "wx0123456789abcdef", "test-secret"
+			appID, secret := "wx0123456789abcdef", "0123456789abcdef0123456789abcdef"
 			switch {
+			case tc.name == "app_id an original id":
+				appID = "gh_0123456789ab"
+			case tc.name == "app_secret not WeChat's shape":
+				secret = "demo-secret"
+			case tc.name == "any shape against wxmock":
+				appID, secret = "wxdemo0123456789", "demo-secret"
 			case strings.HasPrefix(tc.name, "app_id"):
 				appID = "{env." + unset + "}"
 			case strings.HasPrefix(tc.name, "app_secret"):

@@ -80,8 +80,8 @@ func docsEnv(t *testing.T) map[string]bool {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	env := map[string]string{
-		"WX_APPID":          "wxdocs0123456789",
-		"WX_SECRET":         "docs-app-secret",
+		"WX_APPID":          "wxd0c5d0c5d0c5d0c5", // the shapes of WeChat's, since most examples call it
+		"WX_SECRET":         "d0c5d0c5d0c5d0c5d0c5d0c5d0c5d0c5",
 		"WXAUTH_SECRET":     "whsec_" + base64.StdEncoding.EncodeToString(key),
 		"WX_SIGNING_KEY":    base64.StdEncoding.EncodeToString(key),
 		"REDIS_URL":         fmt.Sprintf("redis://:docs-password@127.0.0.1:%d/0", freePort(t)),

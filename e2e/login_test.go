@@ -274,24 +274,27 @@ func TestInvalidConfigs(t *testing.T) {
 		%s
 	}
 }`
+	// WeChat's shapes, since api_base is WeChat's API.
+	const realID, realSecret = "wx0123456789abcdef", "0123456789abcdef0123456789abcdef"
 	cases := map[string]string{
-		"app_id is required":        "app_secret s",
-		"app_secret is required":    "app_id wx1",
-		"unrecognized subdirective": "app_id wx1\n app_secret s\n x y",
-		"bad duration":              "app_id wx1\n app_secret s\n token_ttl soon",
-		"api_base":                  "app_id wx1\n app_secret s\n api_base ftp://x",
-		"store must be":             "app_id wx1\n app_secret s\n store disk",
-		"signing_key":               "app_id wx1\n app_secret s\n signing_key c2hvcnQ=",
-		"takes no options":          "app_id wx1\n app_secret s\n store memory {\n pool_size 5\n }",
-		"login_limit":               "app_id wx1\n app_secret s\n login_limit many 1m",
-		"must be letters":           "app_id ../wx1\n app_secret s",
-		"cannot carry a claim":      "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid Authorization\n }",
-		"carries the token":         "app_id wx1\n app_secret s\n token_from header Authentication\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid authentication\n }",
-		"needs a secret":            "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1",
-		"secret is empty after replacing placeholders": "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret {env.WXAUTH_TEST_UNSET}\n }",
-		"whsec_":                 "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret hunter2\n }",
-		"unknown event":          "app_id wx1\n app_secret s\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n events login payment\n }",
-		"app_api needs app_hook": "app_id wx1\n app_secret s\n app_api /wx/app",
+		"app_id is required":        "app_secret " + realSecret,
+		"app_secret is required":    "app_id " + realID,
+		"unrecognized subdirective": "app_id " + realID + "\n app_secret " + realSecret + "\n x y",
+		"bad duration":              "app_id " + realID + "\n app_secret " + realSecret + "\n token_ttl soon",
+		"api_base":                  "app_id " + realID + "\n app_secret " + realSecret + "\n api_base ftp://x",
+		"store must be":             "app_id " + realID + "\n app_secret " + realSecret + "\n store disk",
+		"signing_key":               "app_id " + realID + "\n app_secret " + realSecret + "\n signing_key c2hvcnQ=",
+		"takes no options":          "app_id " + realID + "\n app_secret " + realSecret + "\n store memory {\n pool_size 5\n }",
+		"login_limit":               "app_id " + realID + "\n app_secret " + realSecret + "\n login_limit many 1m",
+		"must be letters":           "app_id ../wx1\n app_secret " + realSecret,
+		"cannot carry a claim":      "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid Authorization\n }",
+		"carries the token":         "app_id " + realID + "\n app_secret " + realSecret + "\n token_from header Authentication\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n claim_header uid authentication\n }",
+		"needs a secret":            "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1",
+		"secret is empty after replacing placeholders": "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret {env.WXAUTH_TEST_UNSET}\n }",
+		"whsec_":                             "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret hunter2\n }",
+		"unknown event":                      "app_id " + realID + "\n app_secret " + realSecret + "\n app_hook http://127.0.0.1:1 {\n secret " + hookSecret + "\n events login payment\n }",
+		"the official account's original id": "app_id gh_0123456789ab\n app_secret " + realSecret,
+		"app_api needs app_hook":             "app_id " + realID + "\n app_secret " + realSecret + "\n app_api /wx/app",
 	}
 	for want, body := range cases {
 		caddytest.AssertLoadError(t, strings.Replace(base, "%s", body, 1), "caddyfile", want)
@@ -309,6 +312,35 @@ func TestIdentityHeadersEditedDownstream(t *testing.T) {
 		r := h.do(http.MethodGet, appURL+"/x", nil, bearer(login.str("token"))...)
 		if r.str("hdr_openid") != want || r.str("openid") != login.str("openid") {
 			t.Fatalf("request %d: upstream got %q / %q, want %q / %q", i, r.str("hdr_openid"), r.str("openid"), want, login.str("openid"))
+		}
+	}
+}
+
+// A wrong app_secret is the server's config, not the user's code: 502
+// wechat_config with WeChat's errcode and what to fix, counted in
+// wxauth_wechat_config_errors_total; the phone endpoint's access_token
+// fetch says the same.
+func TestWrongSecret(t *testing.T) {
+	cfg := config("")
+	const ours = "app_secret test-secret\n\t\t\tapi_base"
+	if strings.Count(cfg, ours) != 1 {
+		t.Fatalf("the config has no wxauth app_secret to replace:\n%s", cfg)
+	}
+	h := startConfig(t, strings.Replace(cfg, ours, "app_secret wrong-secret\n\t\t\tapi_base", 1))
+	before := h.metrics()
+	r := h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("wendy")})
+	expectError(t, r, 502, "wechat_config")
+	if got, _ := r.json["errcode"].(float64); got != 40125 || !strings.Contains(r.str("message"), "app_secret") ||
+		strings.Contains(string(r.body), "wrong-secret") || strings.Contains(string(r.body), "test-secret") {
+		t.Fatalf("wrong secret: %s", r.body)
+	}
+	after := h.metrics()
+	for series, want := range map[string]float64{
+		`wxauth_wechat_config_errors_total{errcode="40125"}`:          1,
+		`wxauth_logins_total{errcode="40125",result="wechat_config"}`: 1,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s went up by %v, want %v", series, got, want)
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // Package apierr is the contract's errors: immutable values answered to the
-// client as one JSON shape, {"error", "message", "errcode"?}, with the
+// client as one JSON shape, {"error", "message", "errcode"?, "refused_by"?}, with the
 // status and the one header (Allow, Retry-After, WWW-Authenticate) each
 // needs. Values are shared freely: every With* returns a copy.
 package apierr
@@ -21,6 +21,9 @@ type Error struct {
 	Message string `json:"message"`
 	// ErrCode is the upstream platform's own code, only where it sent one.
 	ErrCode *int `json:"errcode,omitempty"`
+	// RefusedBy names who refused on purpose ("app": the app hook), only
+	// for such a refusal.
+	RefusedBy string `json:"refused_by,omitempty"`
 
 	header [2]string
 }
@@ -44,6 +47,13 @@ func (e *Error) WithHeader(name, value string) *Error {
 func (e *Error) WithErrCode(code int) *Error {
 	c := *e
 	c.ErrCode = &code
+	return &c
+}
+
+// WithRefusedBy returns a copy of e that says who refused on purpose.
+func (e *Error) WithRefusedBy(who string) *Error {
+	c := *e
+	c.RefusedBy = who
 	return &c
 }
 

@@ -21,6 +21,9 @@ func TestWithReturnsCopies(t *testing.T) {
 	if _, v := b.Header(); v != "60" || b.ErrCode != nil {
 		t.Fatalf("b: %v %v", v, b.ErrCode)
 	}
+	if r := base.WithRefusedBy("app"); r.RefusedBy != "app" || base.RefusedBy != "" || r.Code != base.Code {
+		t.Fatalf("WithRefusedBy: %+v, base %+v", r, base)
+	}
 }
 
 func TestWrite(t *testing.T) {
@@ -37,6 +40,8 @@ func TestWrite(t *testing.T) {
 			`{"error":"invalid_code","message":"bad code","errcode":40029}`},
 		{"wrapped", fmt.Errorf("reading: %w", StoreUnavailable), 503, "1",
 			`{"error":"store_unavailable","message":"the session store is not reachable; try again shortly"}`},
+		{"refused by the app", New(403, "banned", "this account is closed").WithRefusedBy("app"), 403, "",
+			`{"error":"banned","message":"this account is closed","refused_by":"app"}`},
 		{"not ours", errors.New("boom"), 500, "", `{"error":"internal_error","message":"internal error"}`},
 		{"rate limited rounds up to 1 s", RateLimited("slow", 0), 429, "1", `{"error":"rate_limited","message":"slow"}`},
 	}

@@ -9,7 +9,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 )
@@ -33,8 +36,75 @@ type Event struct {
 	Data       any            `json:"data,omitempty"`
 }
 
-// ErrFailed is wrapped by every error of Send; the reason stays in the log.
+// ErrFailed is wrapped by every error of Send but a *Refusal; the reason
+// stays in the log.
 var ErrFailed = errors.New("app hook failed")
+
+// The bounds of a refusal's answer.
+const (
+	// RefusalNameMax bounds a refusal's name, 1 to 32 of [a-z0-9_].
+	RefusalNameMax = 32
+	// RefusalMessageMax bounds a refusal's message, in characters.
+	RefusalMessageMax = 200
+)
+
+// Refusal is the app refusing an event on purpose: it answered 403 with
+// exactly {"error": "<name>", "message": "<text>"}, the name 1 to 32 of
+// [a-z0-9_], the message at most 200 characters without control
+// characters. Nothing is handed out; the client gets the name and the
+// message. Any other 403 is a failure (ErrFailed).
+type Refusal struct {
+	// Name is the app's error name, e.g. "banned".
+	Name string
+	// Message is the app's text for the client; it may be empty.
+	Message string
+}
+
+// Error implements error.
+func (r *Refusal) Error() string {
+	return "the app refused the event: " + r.Name + ": " + r.Message
+}
+
+// refusalFields are the names of a refusal's answer, the only ones it may use.
+var refusalFields = []string{"error", "message"}
+
+// parseRefusal reads a 403 answer as a Refusal; any other shape is an error.
+func parseRefusal(raw []byte) (*Refusal, error) {
+	var ans struct {
+		Error   *string `json:"error"`
+		Message *string `json:"message"`
+	}
+	if err := strictjson.Decode(raw, &ans, refusalFields...); err != nil {
+		return nil, err
+	}
+	if ans.Error == nil || ans.Message == nil {
+		return nil, errors.New(`a refusal needs "error" and "message", both strings`)
+	}
+	if !refusalName(*ans.Error) {
+		return nil, fmt.Errorf("refusal name %s is not 1 to %d of a-z, 0-9 and _", strictjson.Quote(*ans.Error), RefusalNameMax)
+	}
+	msg := *ans.Message
+	if n := utf8.RuneCountInString(msg); n > RefusalMessageMax {
+		return nil, fmt.Errorf("refusal message is %d characters, over %d", n, RefusalMessageMax)
+	}
+	if strings.ContainsFunc(msg, unicode.IsControl) {
+		return nil, errors.New("refusal message holds a control character")
+	}
+	return &Refusal{Name: *ans.Error, Message: msg}, nil
+}
+
+// refusalName reports whether s is 1 to 32 of [a-z0-9_].
+func refusalName(s string) bool {
+	if s == "" || len(s) > RefusalNameMax {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
 
 // Config is what a Client needs.
 type Config struct {
@@ -71,8 +141,9 @@ func New(cfg Config) *Client {
 }
 
 // Send posts ev and returns the claims change the app answered (nil for
-// none). Any answer but 2xx with nothing, or one JSON object of valid
-// claims, each named once, is an error wrapping ErrFailed.
+// none). A well-formed 403 refusal is a *Refusal; any other answer but 2xx
+// with nothing, or one JSON object of valid claims, each named once, is an
+// error wrapping ErrFailed.
 func (c *Client) Send(ctx context.Context, ev *Event) (map[string]any, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
@@ -99,11 +170,18 @@ func (c *Client) Send(ctx context.Context, ev *Event) (map[string]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the answer: %v", ErrFailed, err)
 	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	if resp.StatusCode != http.StatusForbidden && (resp.StatusCode < 200 || resp.StatusCode > 299) {
 		return nil, fmt.Errorf("%w: status %d", ErrFailed, resp.StatusCode)
 	}
 	if len(raw) > AnswerMax {
-		return nil, fmt.Errorf("%w: the answer is over %d bytes", ErrFailed, AnswerMax)
+		return nil, fmt.Errorf("%w: status %d, the answer is over %d bytes", ErrFailed, resp.StatusCode, AnswerMax)
+	}
+	if resp.StatusCode == http.StatusForbidden {
+		r, err := parseRefusal(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: status 403 but not a refusal: %v", ErrFailed, err)
+		}
+		return nil, r
 	}
 	if resp.StatusCode == http.StatusNoContent || len(bytes.TrimSpace(raw)) == 0 {
 		return nil, nil

@@ -164,3 +164,70 @@ func TestSendTimeout(t *testing.T) {
 		t.Fatalf("the URL's credentials in the error: %v", err)
 	}
 }
+
+// A well-formed 403 is the app refusing on purpose: a *Refusal with its
+// name and message, not ErrFailed.
+func TestSendRefusal(t *testing.T) {
+	a, srv := newApp(t)
+	c := New(Config{URL: srv.URL, Key: a.key, Timeout: time.Second, CheckClaims: noSub})
+	for body, want := range map[string]Refusal{
+		`{"error":"banned","message":"this account is closed"}`:                    {"banned", "this account is closed"},
+		`{"message":"账号已停用","error":"account_closed_2"}`:                           {"account_closed_2", "账号已停用"},
+		`{"error":"` + strings.Repeat("a", 32) + `","message":""}`:                 {strings.Repeat("a", 32), ""},
+		`{"error":"x","message":"` + strings.Repeat("长", RefusalMessageMax) + `"}`: {"x", strings.Repeat("长", RefusalMessageMax)},
+	} {
+		a.answer(403, body)
+		claims, err := c.Send(context.Background(), testEvent())
+		var r *Refusal
+		if !errors.As(err, &r) || claims != nil {
+			t.Fatalf("%s: %v %v, want a refusal", body, claims, err)
+		}
+		if *r != want {
+			t.Errorf("%s: got %+v, want %+v", body, *r, want)
+		}
+		if errors.Is(err, ErrFailed) {
+			t.Errorf("%s: a refusal reads as a failure", body)
+		}
+	}
+}
+
+// A 403 that is not exactly a refusal is a failure like any other.
+func TestSendMalformedRefusal(t *testing.T) {
+	a, srv := newApp(t)
+	c := New(Config{URL: srv.URL, Key: a.key, Timeout: time.Second})
+	for name, body := range map[string]string{
+		"empty":               ``,
+		"not JSON":            `forbidden`,
+		"array":               `[{"error":"banned","message":"no"}]`,
+		"no message":          `{"error":"banned"}`,
+		"no name":             `{"message":"no"}`,
+		"null message":        `{"error":"banned","message":null}`,
+		"number name":         `{"error":7,"message":"no"}`,
+		"upper case name":     `{"error":"Banned","message":"no"}`,
+		"name with a space":   `{"error":"is banned","message":"no"}`,
+		"name with a dash":    `{"error":"is-banned","message":"no"}`,
+		"empty name":          `{"error":"","message":"no"}`,
+		"name over 32":        `{"error":"` + strings.Repeat("a", 33) + `","message":"no"}`,
+		"message over 200":    `{"error":"banned","message":"` + strings.Repeat("长", RefusalMessageMax+1) + `"}`,
+		"control character":   `{"error":"banned","message":"line\nbreak"}`,
+		"extra field":         `{"error":"banned","message":"no","errcode":1}`,
+		"refused_by given":    `{"error":"banned","message":"no","refused_by":"app"}`,
+		"field named twice":   `{"error":"banned","message":"no","error":"other"}`,
+		"wrongly spelled":     `{"Error":"banned","message":"no"}`,
+		"a second object":     `{"error":"banned","message":"no"} {}`,
+		"claims, not refusal": `{"uid": 1}`,
+		"over the limit":      `{"error":"banned","message":"` + strings.Repeat("x", AnswerMax) + `"}`,
+	} {
+		a.answer(403, body)
+		claims, err := c.Send(context.Background(), testEvent())
+		var r *Refusal
+		if !errors.Is(err, ErrFailed) || errors.As(err, &r) || claims != nil {
+			t.Errorf("%s: %v %v, want ErrFailed", name, claims, err)
+		}
+	}
+	// A refusal's shape under another status is no refusal either.
+	a.answer(401, `{"error":"banned","message":"no"}`)
+	if _, err := c.Send(context.Background(), testEvent()); !errors.Is(err, ErrFailed) {
+		t.Errorf("401 refusal: %v, want ErrFailed", err)
+	}
+}

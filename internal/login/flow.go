@@ -18,7 +18,7 @@ type App interface {
 	// AskLogin tells the app of the login of session s by a user with
 	// claims, first when it is the user's first login, and returns the
 	// claims change the app answered (nil for none). Its error is the
-	// contract's (hook_failed).
+	// contract's: hook_failed, or the app's own refusal.
 	AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, claims map[string]any, first bool) (change map[string]any, err error)
 }
 

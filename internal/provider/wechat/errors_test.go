@@ -24,12 +24,21 @@ func TestWeChatErrorMapping(t *testing.T) {
 		{&wx.Error{API: "jscode2session", Code: 40226}, 403, "risky_user", 40226},
 		{&wx.Error{API: "jscode2session", Code: 45011}, 429, "rate_limited", 45011},
 		{&wx.Error{API: "jscode2session", Code: -1}, 502, "upstream_error", -1},
-		{&wx.Error{API: "jscode2session", Code: 40125}, 502, "upstream_error", 40125},
-		{fmt.Errorf("wrapped: %w", &wx.Error{API: "stable_token", Code: 40013}), 502, "upstream_error", 40013},
+		{&wx.Error{API: "jscode2session", Code: 40125}, 502, "wechat_config", 40125},
+		{fmt.Errorf("wrapped: %w", &wx.Error{API: "stable_token", Code: 40013}), 502, "wechat_config", 40013},
+		{&wx.Error{API: "jscode2session", Code: 41002}, 502, "wechat_config", 41002},
+		{&wx.Error{API: "jscode2session", Code: 41004}, 502, "wechat_config", 41004},
+		{&wx.Error{API: "getuserphonenumber", Code: 48001}, 502, "wechat_config", 48001},
+		{&wx.Error{API: "stable_token", Code: 89501}, 502, "wechat_config", 89501},
+		{&wx.Error{API: "stable_token", Code: 89503}, 502, "wechat_config", 89503},
+		{&wx.Error{API: "stable_token", Code: 89506}, 502, "wechat_config", 89506},
+		{&wx.Error{API: "stable_token", Code: 89507}, 502, "wechat_config", 89507},
+		{&wx.Error{API: "stable_token", Code: 40243}, 502, "upstream_error", 40243},
+		{&wx.Error{API: "jscode2session", Code: 40014}, 502, "upstream_error", 40014},
 		{&wx.UpstreamError{API: "jscode2session", Timeout: true}, 502, "upstream_error", 0},
 		{&wx.UpstreamError{API: "jscode2session", Err: errors.New("reset")}, 502, "upstream_error", 0},
 		{fmt.Errorf("waiting for the lock: %w", context.DeadlineExceeded), 502, "upstream_error", 0},
-		{&wx.Error{API: "jscode2session", Code: 40164, Msg: "invalid ip 203.0.113.9, not in whitelist"}, 502, "upstream_error", 40164},
+		{&wx.Error{API: "jscode2session", Code: 40164, Msg: "invalid ip 203.0.113.9, not in whitelist"}, 502, "wechat_config", 40164},
 		{errors.New("anything else"), 502, "upstream_error", 0},
 	}
 	for _, c := range cases {
@@ -47,6 +56,29 @@ func TestWeChatErrorMapping(t *testing.T) {
 		if name, _ := e.Header(); c.status == 429 && name != "Retry-After" {
 			t.Errorf("%v: no Retry-After", c.err)
 		}
+	}
+}
+
+// Each config errcode has its own message saying what to fix, naming the
+// errcode and the config field or the platform's page to change.
+func TestConfigFixes(t *testing.T) {
+	want := map[int]string{
+		40013: "set app_id", 40125: "set app_secret", 40164: "IP whitelist", 41002: "set app_id", 41004: "set app_secret",
+		48001: "permission", 89501: "administrator", 89503: "administrator", 89506: "24 hours", 89507: "1 hour",
+	}
+	if len(configFixes) != len(want) {
+		t.Fatalf("%d config errcodes, want %d", len(configFixes), len(want))
+	}
+	seen := map[string]bool{}
+	for code, says := range want {
+		e := mapError(&wx.Error{API: "jscode2session", Code: code, Msg: "secret s3cr3t"})
+		if !strings.Contains(e.Message, says) || !strings.Contains(e.Message, fmt.Sprint(code)) || strings.Contains(e.Message, "s3cr3t") {
+			t.Errorf("%d: %q does not say %q and the errcode, or quotes WeChat", code, e.Message, says)
+		}
+		if seen[e.Message] {
+			t.Errorf("%d: the message of another errcode", code)
+		}
+		seen[e.Message] = true
 	}
 }
 

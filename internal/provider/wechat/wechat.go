@@ -8,10 +8,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	wx "github.com/wxauth/caddy-wxauth/wechat"
 )
@@ -19,17 +22,87 @@ import (
 // Platform is the name of the platform in an Identity.
 const Platform = "wechat"
 
-// Provider logs users of one mini-program in with WeChat.
-type Provider struct {
-	appID  string
-	client *wx.Client
-	access *wx.AccessTokens
+// Config is what a Provider needs, given once.
+type Config struct {
+	// AppID is the mini-program's AppID.
+	AppID string
+	// Client calls WeChat.
+	Client *wx.Client
+	// Access holds the app's access_token.
+	Access *wx.AccessTokens
+	// Log takes the config errors of calls made without a request's
+	// logger; nil logs nothing.
+	Log *zap.Logger
+	// Now is the clock of the config errors' log limit; nil means clock.Real.
+	Now clock.Clock
+	// ConfigError is told each WeChat errcode that means the server is
+	// misconfigured (40125 invalid secret, ...), e.g. to count it; nil for
+	// none.
+	ConfigError func(errcode int)
 }
 
-// New returns the provider of mini-program appID, calling WeChat through
-// client, with the app's access_token from access.
-func New(appID string, client *wx.Client, access *wx.AccessTokens) *Provider {
-	return &Provider{appID: appID, client: client, access: access}
+// configLogEvery is how often each config errcode is logged at ERROR at
+// most: a wrong secret fails every login, the log says so once a minute.
+const configLogEvery = time.Minute
+
+// Provider logs users of one mini-program in with WeChat.
+type Provider struct {
+	appID     string
+	client    *wx.Client
+	access    *wx.AccessTokens
+	log       *zap.Logger
+	now       clock.Clock
+	configErr func(errcode int)
+
+	mu     sync.Mutex
+	logged map[int]time.Time // when each config errcode was last logged
+}
+
+// New returns the provider of cfg.
+func New(cfg Config) *Provider {
+	p := &Provider{appID: cfg.AppID, client: cfg.Client, access: cfg.Access, log: cfg.Log,
+		now: cfg.Now, configErr: cfg.ConfigError, logged: map[int]time.Time{}}
+	if p.log == nil {
+		p.log = zap.NewNop()
+	}
+	if p.now == nil {
+		p.now = clock.Real
+	}
+	return p
+}
+
+// fail maps err to the contract's error. An errcode that means the server
+// is misconfigured is told to ConfigError every time, and logged at ERROR
+// with its fix at most once a minute per errcode.
+func (p *Provider) fail(log *zap.Logger, err error) *apierr.Error {
+	e := mapError(err)
+	code, misconfigured := configErrcode(err)
+	if !misconfigured {
+		return e
+	}
+	if p.configErr != nil {
+		p.configErr(code)
+	}
+	if p.firstInAMinute(code) {
+		if log == nil {
+			log = p.log
+		}
+		log.Error("WeChat says the server is misconfigured", zap.Int("errcode", code), zap.String("fix", e.Message), zap.Error(err))
+	}
+	return e
+}
+
+// firstInAMinute reports whether errcode was not logged within the last
+// configLogEvery, and notes it as logged now if so.
+func (p *Provider) firstInAMinute(errcode int) bool {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if last, ok := p.logged[errcode]; ok && now.Sub(last) < configLogEvery {
+		return false
+	}
+	p.logged[errcode] = now
+	return true
 }
 
 // The provider's capabilities.
@@ -45,7 +118,7 @@ func (p *Provider) Exchange(ctx context.Context, log *zap.Logger, code string) (
 	ws, err := p.client.Code2Session(ctx, code)
 	if err != nil {
 		log.Info("login refused by WeChat", zap.Error(err))
-		return nil, mapError(err)
+		return nil, p.fail(log, err)
 	}
 	return &login.Identity{
 		Platform: Platform, AppID: p.appID,
@@ -78,7 +151,7 @@ func (p *Provider) PhoneNumber(ctx context.Context, log *zap.Logger, code, openi
 	})
 	if err != nil {
 		log.Info("phone number refused", zap.Error(err))
-		return nil, asked, mapError(err)
+		return nil, asked, p.fail(log, err)
 	}
 	return info, asked, nil
 }
@@ -95,5 +168,5 @@ func (p *Provider) CheckSessionKey(ctx context.Context, openid, sessionKey strin
 	case wx.IsSessionKeyInvalid(err):
 		return false, nil
 	}
-	return false, mapError(err)
+	return false, p.fail(nil, err)
 }

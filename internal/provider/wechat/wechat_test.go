@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +44,7 @@ func newProvider(t *testing.T, replies map[string]string) *Provider {
 	}))
 	t.Cleanup(srv.Close)
 	c := wx.NewClient(wx.Config{AppID: testApp, AppSecret: "secret", BaseURL: srv.URL, Timeout: 2 * time.Second, Retries: -1})
-	return New(testApp, c, wx.NewAccessTokens(c, session.NewMemory(), "wxauth/"+testApp+"/access_token", nil))
+	return New(Config{AppID: testApp, Client: c, Access: wx.NewAccessTokens(c, session.NewMemory(), "wxauth/"+testApp+"/access_token", nil)})
 }
 
 func errorCode(t *testing.T, err error) (string, int) {
@@ -102,7 +103,7 @@ func TestPhoneNumber(t *testing.T) {
 	// Without an access_token WeChat is never asked about the code.
 	p = newProvider(t, map[string]string{"/cgi-bin/stable_token": `{"errcode":40125,"errmsg":"invalid appsecret"}`})
 	_, asked, err = p.PhoneNumber(context.Background(), zap.NewNop(), "pcode", "o-alice")
-	if code, errcode := errorCode(t, err); asked || code != "upstream_error" || errcode != 40125 {
+	if code, errcode := errorCode(t, err); asked || code != "wechat_config" || errcode != 40125 {
 		t.Fatalf("got asked %v, %v", asked, err)
 	}
 }
@@ -147,5 +148,72 @@ func TestDecryptUserData(t *testing.T) {
 		t.Fatal("a bad iv decrypted")
 	} else if code, _ := errorCode(t, err); code != "decrypt_failed" || !strings.Contains(err.Error(), `"iv"`) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// A config errcode is counted each time and logged at ERROR with its fix
+// at most once a minute per errcode, by the provider's clock; a user's bad
+// code is neither.
+func TestConfigErrorsLoggedOnceAMinute(t *testing.T) {
+	reply := `{"errcode":40125,"errmsg":"invalid appsecret, rid: 1"}`
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		io.WriteString(w, reply)
+	}))
+	t.Cleanup(srv.Close)
+	answer := func(s string) { mu.Lock(); reply = s; mu.Unlock() }
+	now := time.Unix(1700000000, 0)
+	var counted []int
+	c := wx.NewClient(wx.Config{AppID: testApp, AppSecret: "secret", BaseURL: srv.URL, Timeout: 2 * time.Second, Retries: -1})
+	core, logs := observer.New(zapcore.InfoLevel)
+	p := New(Config{AppID: testApp, Client: c, Access: wx.NewAccessTokens(c, session.NewMemory(), "wxauth/"+testApp+"/access_token", nil),
+		Log: zap.New(core), Now: func() time.Time { return now }, ConfigError: func(code int) { counted = append(counted, code) }})
+	errorLines := func() int { return logs.FilterLevelExact(zapcore.ErrorLevel).Len() }
+	login := func() error {
+		_, err := p.Exchange(context.Background(), zap.New(core), "code1")
+		return err
+	}
+
+	for range 3 {
+		if code, errcode := errorCode(t, login()); code != "wechat_config" || errcode != 40125 {
+			t.Fatalf("got %s %d, want wechat_config 40125", code, errcode)
+		}
+	}
+	if errorLines() != 1 || len(counted) != 3 {
+		t.Fatalf("%d ERROR lines and %d counted after 3 wrong secrets, want 1 and 3", errorLines(), len(counted))
+	}
+	line := logs.FilterLevelExact(zapcore.ErrorLevel).All()[0].ContextMap()
+	if line["errcode"] != int64(40125) || !strings.Contains(line["fix"].(string), "app_secret") || strings.Contains(line["fix"].(string), "secret\"") {
+		t.Fatalf("ERROR line: %v", line)
+	}
+	// Another errcode has its own minute; the phone call's errcode counts too.
+	answer(`{"errcode":40164,"errmsg":"invalid ip 203.0.113.9"}`)
+	if _, _, err := p.PhoneNumber(context.Background(), zap.New(core), "pcode", "o-alice"); err == nil {
+		t.Fatal("no error")
+	}
+	if _, err := p.CheckSessionKey(context.Background(), "o-alice", "c2Vzc2lvbmtleQ=="); err == nil {
+		t.Fatal("no error")
+	}
+	if errorLines() != 2 || len(counted) != 5 || counted[3] != 40164 {
+		t.Fatalf("%d ERROR lines, counted %v", errorLines(), counted)
+	}
+	// A minute later the wrong secret is logged again.
+	answer(`{"errcode":40125,"errmsg":"invalid appsecret"}`)
+	now = now.Add(59 * time.Second)
+	login()
+	if errorLines() != 2 {
+		t.Fatalf("logged again within the minute")
+	}
+	now = now.Add(time.Second)
+	login()
+	if errorLines() != 3 {
+		t.Fatalf("not logged again after a minute")
+	}
+	// A user's bad code is not the server's config.
+	answer(`{"errcode":40029,"errmsg":"invalid code"}`)
+	if code, _ := errorCode(t, login()); code != "invalid_code" || errorLines() != 3 || len(counted) != 7 {
+		t.Fatalf("bad code: %s, %d ERROR lines, counted %v", code, errorLines(), counted)
 	}
 }
