@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/changes"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
@@ -25,7 +26,7 @@ import (
 // itself is tested in internal/guard). Tokens are "tok-<sid>".
 type appFixture struct {
 	t        *testing.T
-	clock    *fakeClock
+	clock    *clock.Fake
 	ended    *guard.Ended
 	g        *guard.Guard
 	sessions map[string]*session.Session
@@ -33,7 +34,7 @@ type appFixture struct {
 
 func newAppFixture(t *testing.T) *appFixture {
 	t.Helper()
-	f := &appFixture{t: t, clock: newFakeClock(), sessions: map[string]*session.Session{}}
+	f := &appFixture{t: t, clock: clock.NewFake(), sessions: map[string]*session.Session{}}
 	f.ended = guard.NewEnded(f.clock.Now)
 	exp := f.clock.Now().Add(time.Hour)
 	f.g = guard.New(guard.Config{

@@ -12,6 +12,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/session/storetest"
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
@@ -33,9 +34,9 @@ func keyHandler(t *testing.T, store session.Store, now clock.Clock) *Handler {
 // store and of a gap, until the handler releases the app.
 func TestKeysWiring(t *testing.T) {
 	mem := session.NewMemory()
-	store := &failingStore{Store: mem}
-	store.down.Store(true)
-	clk := newFakeClock()
+	store := &storetest.Failing{Store: mem}
+	store.Down.Store(true)
+	clk := clock.NewFake()
 	h := keyHandler(t, store, clk.Now)
 	if _, err := h.signer(); !errors.Is(err, errKeysNotLoaded) || errKeysNotLoaded.Status != http.StatusServiceUnavailable || errKeysNotLoaded.Code != "store_unavailable" {
 		t.Fatalf("signer with the store down: %v, want 503 store_unavailable", err)
@@ -44,7 +45,7 @@ func TestKeysWiring(t *testing.T) {
 		t.Fatalf("verifyToken with the store down: %v, want errKeysNotLoaded", err)
 	}
 	// A gap in the feed makes the keys be checked: made, here.
-	store.down.Store(false)
+	store.Down.Store(false)
 	const record = "wxauth/wxkeys/keys/hs256"
 	fl := h.app.changes.Follower()
 	fl.Gap()

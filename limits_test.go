@@ -2,17 +2,17 @@ package wxauth
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/quota"
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/session/storetest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -42,8 +42,8 @@ func reserveCode(t *testing.T, h *Handler, openid string) (string, string) {
 // with a Retry-After rounded up, 503 store_unavailable. The counting
 // itself is tested in internal/quota.
 func TestPhoneQuotaAnswers(t *testing.T) {
-	clock := newFakeClock()
-	store := &failingStore{Store: session.NewMemory()}
+	clock := clock.NewFake()
+	store := &storetest.Failing{Store: session.NewMemory()}
 	h := &Handler{phone: quota.NewPhone(quota.Config{Store: store, Prefix: "wxauth/app", Limit: 3, Window: 10 * time.Minute,
 		Timeout: storeTimeout, Now: clock.Now})}
 	for i := range 3 {
@@ -61,45 +61,16 @@ func TestPhoneQuotaAnswers(t *testing.T) {
 	if code, retry := reserveCode(t, h, "alice"); code != "rate_limited" || retry != "1" {
 		t.Fatalf("half a second before the end: %q Retry-After %q", code, retry)
 	}
-	store.down.Store(true)
+	store.Down.Store(true)
 	if code, _ := reserveCode(t, h, "bob"); code != "store_unavailable" {
 		t.Fatalf("with the store down: %q, want store_unavailable", code)
 	}
 }
 
-// failingStore is a store that cannot be reached while down is set.
-type failingStore struct {
-	session.Store
-	down atomic.Bool
-}
-
-var errStoreDown = errors.New("store down")
-
-func (f *failingStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if f.down.Load() {
-		return nil, errStoreDown
-	}
-	return f.Store.Get(ctx, key)
-}
-
-func (f *failingStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if f.down.Load() {
-		return errStoreDown
-	}
-	return f.Store.Set(ctx, key, value, ttl)
-}
-
-func (f *failingStore) Lock(ctx context.Context, name string) (func(), error) {
-	if f.down.Load() {
-		return nil, errStoreDown
-	}
-	return f.Store.Lock(ctx, name)
-}
-
 // While the store fails, each instance counts on its own: never no limit.
 func TestLoginLimitFallsBackToMemory(t *testing.T) {
-	clock := newFakeClock()
-	store := &failingStore{Store: session.NewMemory()}
+	clock := clock.NewFake()
+	store := &storetest.Failing{Store: session.NewMemory()}
 	core, logs := observer.New(zap.WarnLevel)
 	h := &Handler{logger: zap.New(core),
 		limiter: quota.NewLogin(quota.Config{Store: store, Prefix: "wxauth/app", Limit: 2, Window: time.Minute, Timeout: storeTimeout, Now: clock.Now})}
@@ -119,7 +90,7 @@ func TestLoginLimitFallsBackToMemory(t *testing.T) {
 			t.Fatalf("login %d with the store up: %v", i, err)
 		}
 	}
-	store.down.Store(true)
+	store.Down.Store(true)
 	before := counterValue(metrics.storeLoginLimit)
 	clock.Advance(10 * time.Second)
 	for i := range 2 {
@@ -135,6 +106,6 @@ func TestLoginLimitFallsBackToMemory(t *testing.T) {
 		t.Fatalf("store failures not logged: %v", logs.All())
 	}
 	// Back up, the store's count holds again: its window is not over.
-	store.down.Store(false)
+	store.Down.Store(false)
 	expectLimited("with the store back", check("2001:db8::4"), "50")
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 )
 
 func TestEndedSet(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	e := NewEnded(clock.Now)
 	e.EndSession("alice", "s1", time.Hour)
 	e.EndUser("alice", clock.Now(), 2*time.Hour)

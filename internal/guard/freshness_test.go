@@ -4,10 +4,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 )
 
 func TestFeedFreshness(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	h := new(fakeFeedState)
 	p := FeedFreshness{Feed: h, Bound: time.Second, Lag: time.Second}
 	now := clock.Now().UnixNano()

@@ -13,21 +13,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
-
-// fakeClock is a clock that moves only when told.
-type fakeClock struct{ nanos atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.nanos.Store(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // fakeSessions is a session store for the guard: sessions by sid, with an
 // error or a hang to simulate a failing store.
@@ -82,7 +71,7 @@ func (f *fakeSessions) set(fn func(f *fakeSessions)) {
 // for an hour from the fixture's start.
 type guardFixture struct {
 	t     *testing.T
-	clock *fakeClock
+	clock *clock.Fake
 	store *fakeSessions
 	ended *Ended
 	g     *Guard
@@ -92,7 +81,7 @@ type guardFixture struct {
 
 func newGuardFixture(t *testing.T, mod ...func(*Config)) *guardFixture {
 	t.Helper()
-	f := &guardFixture{t: t, clock: newFakeClock(), store: &fakeSessions{byID: map[string]*session.Session{}}, storeTrouble: new(countingCounter)}
+	f := &guardFixture{t: t, clock: clock.NewFake(), store: &fakeSessions{byID: map[string]*session.Session{}}, storeTrouble: new(countingCounter)}
 	f.ended = NewEnded(f.clock.Now)
 	start := f.clock.Now()
 	ctx, cancel := context.WithCancel(context.Background())

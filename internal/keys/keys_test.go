@@ -10,21 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
-
-// fakeClock is a clock that moves only when told.
-type fakeClock struct{ nanos atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.nanos.Store(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
 
 // countingStore counts the reads and writes that reach a store, and fails
 // every call while down is set.
@@ -67,7 +56,7 @@ func (w *wipes) Wiped() { w.n.Add(1) }
 
 // testConfig is the Config of generated keys over store, as the handler
 // sets it up, on a fake clock.
-func testConfig(store token.KV, clock *fakeClock) Config {
+func testConfig(store token.KV, clock *clock.Fake) Config {
 	return Config{
 		Token:  token.Config{Audience: "wxkeys", TTL: time.Hour},
 		Store:  store,
@@ -88,7 +77,7 @@ func newSource(t *testing.T, cfg Config) *Source {
 
 func TestKeysAreReadOnlyAtProvision(t *testing.T) {
 	store := &countingStore{Store: session.NewMemory()}
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	s := newSource(t, testConfig(store, clock))
 	if store.sets.Load() != 0 {
 		t.Fatal("provisioning wrote to the store")
@@ -116,7 +105,7 @@ func TestKeysAreReadOnlyAtProvision(t *testing.T) {
 func TestUnknownKeyIDReloadsAtMostOnceASecond(t *testing.T) {
 	mem := session.NewMemory()
 	store := &countingStore{Store: mem}
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	wiped := new(wipes)
 	cfg := testConfig(store, clock)
 	cfg.Wipes = wiped
@@ -177,7 +166,7 @@ func TestUnknownKeyIDReloadsAtMostOnceASecond(t *testing.T) {
 // earlier one loaded, through Last.
 func TestStoreDownKeepsLastKeys(t *testing.T) {
 	store := &countingStore{Store: session.NewMemory()}
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	store.down.Store(true)
 	cfg := testConfig(store, clock)
 	cfg.Last = new(Last)
@@ -213,7 +202,7 @@ func TestStoreDownKeepsLastKeys(t *testing.T) {
 // and the wipe reported. Fixed keys need no check.
 func TestCheckNoticesWipe(t *testing.T) {
 	mem := session.NewMemory()
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	wiped := new(wipes)
 	cfg := testConfig(mem, clock)
 	cfg.Wipes = wiped

@@ -7,11 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/session/storetest"
 )
 
 func TestLimiter(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	l := newLimiter(2, time.Minute)
 	steps := []struct {
 		ip      string
@@ -43,7 +45,7 @@ func TestLimiter(t *testing.T) {
 // A full limiter forgets the address whose window began longest ago, one
 // at a time: the others keep their counts.
 func TestLimiterEvictsOldest(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	l := newLimiter(1, time.Hour)
 	l.max = 3
 	for i := range 3 {
@@ -98,7 +100,7 @@ func TestClientNet(t *testing.T) {
 
 // Instances sharing a store share one count, per client network.
 func TestLoginLimitCountsInStore(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	store := session.NewMemory()
 	conf := Config{Store: store, Prefix: "wxauth/app", Limit: 3, Window: time.Minute, Timeout: time.Second, Now: clock.Now}
 	a := NewLogin(conf)
@@ -133,15 +135,15 @@ func TestLoginLimitCountsInStore(t *testing.T) {
 // While the store fails, each instance counts in memory on its own, and
 // says so with the store's error; back up, the store's count holds again.
 func TestLoginLimitFallsBackToMemory(t *testing.T) {
-	clock := newFakeClock()
-	store := &failingStore{Store: session.NewMemory()}
+	clock := clock.NewFake()
+	store := &storetest.Failing{Store: session.NewMemory()}
 	l := NewLogin(Config{Store: store, Prefix: "wxauth/app", Limit: 2, Window: time.Minute, Now: clock.Now})
 	for i := range 2 {
 		if wait, err := l.Allow(context.Background(), "v6-1"); wait != 0 || err != nil {
 			t.Fatalf("login %d with the store up: %v, %v", i, wait, err)
 		}
 	}
-	store.down.Store(true)
+	store.Down.Store(true)
 	clock.Advance(10 * time.Second)
 	for i := range 2 {
 		if wait, err := l.Allow(context.Background(), "v6-2"); wait != 0 || err == nil {
@@ -151,7 +153,7 @@ func TestLoginLimitFallsBackToMemory(t *testing.T) {
 	if wait, err := l.Allow(context.Background(), "v6-2"); wait != time.Minute || err == nil {
 		t.Fatalf("third login with the store down: %v, %v; want 1m and the store's error", wait, err)
 	}
-	store.down.Store(false)
+	store.Down.Store(false)
 	if wait, err := l.Allow(context.Background(), "v6-1"); wait != 50*time.Second || err != nil {
 		t.Fatalf("with the store back: %v, %v; want 50s", wait, err)
 	}

@@ -8,51 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
+	"github.com/wxauth/caddy-wxauth/session/storetest"
 )
 
-// fakeClock is a clock that moves only when told.
-type fakeClock struct{ nanos atomic.Int64 }
-
-func newFakeClock() *fakeClock {
-	c := &fakeClock{}
-	c.nanos.Store(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC).UnixNano())
-	return c
-}
-
-func (c *fakeClock) Now() time.Time          { return time.Unix(0, c.nanos.Load()) }
-func (c *fakeClock) Advance(d time.Duration) { c.nanos.Add(int64(d)) }
-
-// failingStore is a store that cannot be reached while down is set.
-type failingStore struct {
-	session.Store
-	down atomic.Bool
-}
-
-var errStoreDown = errors.New("store down")
-
-func (f *failingStore) Get(ctx context.Context, key string) ([]byte, error) {
-	if f.down.Load() {
-		return nil, errStoreDown
-	}
-	return f.Store.Get(ctx, key)
-}
-
-func (f *failingStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if f.down.Load() {
-		return errStoreDown
-	}
-	return f.Store.Set(ctx, key, value, ttl)
-}
-
-func (f *failingStore) Lock(ctx context.Context, name string) (func(), error) {
-	if f.down.Load() {
-		return nil, errStoreDown
-	}
-	return f.Store.Lock(ctx, name)
-}
-
-func newTestQuota(store session.Store, clock *fakeClock) *Phone {
+func newTestQuota(store session.Store, clock *clock.Fake) *Phone {
 	// The memory store expires entries on the real clock; the windows here
 	// are far longer than the test.
 	return NewPhone(Config{Store: store, Prefix: "wxauth/app", Limit: 3, Window: 10 * time.Minute, Timeout: time.Second, Now: clock.Now})
@@ -73,7 +34,7 @@ func reserveWait(t *testing.T, q *Phone, openid string) (time.Duration, func()) 
 }
 
 func TestPhoneQuota(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	q := newTestQuota(session.NewMemory(), clock)
 	for i := range 3 {
 		if wait, _ := reserveWait(t, q, "alice"); wait != 0 {
@@ -105,7 +66,7 @@ func TestPhoneQuota(t *testing.T) {
 }
 
 func TestPhoneQuotaRefund(t *testing.T) {
-	clock := newFakeClock()
+	clock := clock.NewFake()
 	q := newTestQuota(session.NewMemory(), clock)
 	reserveWait(t, q, "alice")
 	reserveWait(t, q, "alice")
@@ -131,7 +92,7 @@ func TestPhoneQuotaRefund(t *testing.T) {
 
 // Concurrent calls never pass the limit together.
 func TestPhoneQuotaConcurrent(t *testing.T) {
-	q := newTestQuota(session.NewMemory(), newFakeClock())
+	q := newTestQuota(session.NewMemory(), clock.NewFake())
 	var ok atomic.Int32
 	var wg sync.WaitGroup
 	for range 20 {
@@ -149,10 +110,10 @@ func TestPhoneQuotaConcurrent(t *testing.T) {
 
 // A store that fails is reported, and nothing is counted.
 func TestPhoneQuotaStoreDown(t *testing.T) {
-	store := &failingStore{Store: session.NewMemory()}
-	q := newTestQuota(store, newFakeClock())
-	store.down.Store(true)
-	if refund, wait, err := q.Reserve(context.Background(), "alice"); !errors.Is(err, errStoreDown) || wait != 0 || refund != nil {
+	store := &storetest.Failing{Store: session.NewMemory()}
+	q := newTestQuota(store, clock.NewFake())
+	store.Down.Store(true)
+	if refund, wait, err := q.Reserve(context.Background(), "alice"); !errors.Is(err, storetest.ErrDown) || wait != 0 || refund != nil {
 		t.Fatalf("Reserve with the store down: %v, %v, refund %v", err, wait, refund != nil)
 	}
 }
