@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -51,9 +52,13 @@ func TestStartCluster(t *testing.T) {
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs[:1], Password: "cluster-pw"})
 	defer c.Close()
 	// Every node serves a third of the slots, and keys land on all of them.
+	// ForEachMaster calls back on a goroutine per node.
+	var mu sync.Mutex
 	masters := map[string]bool{}
 	err := c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+		mu.Lock()
 		masters[n.Options().Addr] = true
+		mu.Unlock()
 		return nil
 	})
 	if err != nil || len(masters) != 3 {
