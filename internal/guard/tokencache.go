@@ -41,6 +41,8 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
+	// key, hash and id are set before the entry is put in the map and never
+	// change: get reads them without the lock.
 	key  string
 	hash uint64
 	id   *Identity
@@ -89,13 +91,17 @@ func (c *tokenCache) put(key string, id *Identity) (evicted *Identity) {
 	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[h]; e != nil {
-		// The same token, or one whose hash collides: it is evicted.
-		old := e.id
-		e.key, e.id = key, id
-		return old
-	}
 	e := &cacheEntry{key: key, hash: h, id: id}
+	if old := s.m[h]; old != nil {
+		// The same token, or one whose hash collides: it is evicted. A new
+		// entry takes its place rather than the old one being written to:
+		// get reads an entry's key and identity after the read lock, so
+		// they never change once the entry is in the map.
+		e.pos = old.pos
+		s.ring[e.pos] = e
+		s.m[h] = e
+		return old.id
+	}
 	if len(s.ring) < s.max {
 		e.pos = len(s.ring)
 		s.ring = append(s.ring, e)

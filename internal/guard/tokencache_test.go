@@ -69,3 +69,29 @@ func TestTokenCacheDelete(t *testing.T) {
 		t.Fatalf("%d entries, bound %d", c.len(), cacheShards)
 	}
 }
+
+// TestTokenCachePutAgainRacesGet is one token put again (two first uses of
+// a new token at once) while other requests read it: run with -race, an
+// entry written in place would be a data race with get, which reads it
+// after the lock.
+func TestTokenCachePutAgainRacesGet(t *testing.T) {
+	c := newTokenCache(cacheShards)
+	const key = "tok-again"
+	c.put(key, &Identity{sid: "a"})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			c.put(key, &Identity{sid: "b"})
+		}
+	}()
+	for range 1000 {
+		if id := c.get(key); id == nil {
+			t.Fatal("token lost while put again")
+		}
+	}
+	<-done
+	if got := c.len(); got != 1 {
+		t.Fatalf("cache holds %d entries after one token put again, want 1", got)
+	}
+}
