@@ -95,3 +95,43 @@ func TestTokenCachePutAgainRacesGet(t *testing.T) {
 		t.Fatalf("cache holds %d entries after one token put again, want 1", got)
 	}
 }
+
+// TestTokenCacheFrontForgets checks that the lock-free front never hands
+// back an entry that left its shard: deleted, evicted, or replaced by the
+// token put again.
+func TestTokenCacheFrontForgets(t *testing.T) {
+	c := newTokenCache(cacheShards) // one token per shard
+	a := "tok-a"
+	_, ha := c.shard(a)
+	var b string
+	for i := 0; ; i++ { // a token of a's shard, so that it evicts a
+		b = "tok-b" + strconv.Itoa(i)
+		if _, hb := c.shard(b); hb%cacheShards == ha%cacheShards && hb != ha {
+			break
+		}
+	}
+	ida := &Identity{sid: "a"}
+	c.put(a, ida)
+	if c.get(a) != ida || c.get(a) != ida { // the second from the front
+		t.Fatal("a not cached")
+	}
+	if old := c.put(a, &Identity{sid: "a2"}); old != ida {
+		t.Fatal("put again did not return the old identity")
+	}
+	if id := c.get(a); id == nil || id.sid != "a2" {
+		t.Fatalf("after put again: %v, want a2", id)
+	}
+	c.del(a)
+	if id := c.get(a); id != nil {
+		t.Fatalf("deleted token still found: %v", id)
+	}
+	c.put(a, ida)
+	c.get(a)                      // in the front, and marked used
+	c.put(b, &Identity{sid: "b"}) // CLOCK clears a's mark, comes round, evicts a
+	if id := c.get(b); id == nil || id.sid != "b" {
+		t.Fatalf("b not cached: %v", id)
+	}
+	if id := c.get(a); id != nil {
+		t.Fatalf("evicted token still found through the front: %v", id)
+	}
+}
