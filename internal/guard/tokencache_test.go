@@ -112,8 +112,14 @@ func TestTokenCacheFrontForgets(t *testing.T) {
 	}
 	ida := &Identity{sid: "a"}
 	c.put(a, ida)
-	if c.get(a) != ida || c.get(a) != ida { // the second from the front
+	if c.get(a) != ida { // from the shard, which fills the front slot
 		t.Fatal("a not cached")
+	}
+	if e := c.front[ha&c.mask].Load(); e == nil || e.id != ida {
+		t.Fatal("a shard hit did not fill the front slot")
+	}
+	if c.get(a) != ida { // from the front
+		t.Fatal("a not found through the front")
 	}
 	if old := c.put(a, &Identity{sid: "a2"}); old != ida {
 		t.Fatal("put again did not return the old identity")
