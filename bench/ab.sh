@@ -2,7 +2,8 @@
 # A/B of BenchmarkProtectedOverhead across builds, in one run: each round
 # runs every test binary once (-test.count 1), the order rotating from round
 # to round, so drift and other work on the machine hit every build alike.
-# Build the binaries first, one per tree: (cd <tree> && go test -c -o <name>.test .)
+# Build the binaries first, one per tree: (cd <tree> && go test -c -o <name>.test ./e2e/)
+# (the root package, ".", for trees from before the move of the benchmarks to e2e/).
 #
 # Usage: bash bench/ab.sh OUTDIR ROUNDS NAME.test...
 # Output: OUTDIR/<name>.txt (one benchmark line per round), OUTDIR/load.txt,

@@ -16,6 +16,12 @@ const cacheShards = 64
 // hashedTail is how much of a token's end the cache hashes.
 const hashedTail = 64
 
+// frontShare sizes the cache's front: a slot per frontShare tokens of the
+// bound (rounded up to a power of two), 128 KiB for DefaultCacheSize. Tokens
+// in use at once are far fewer than the bound; two whose slots collide take
+// turns in the slot and otherwise read their shard.
+const frontShare = 8
+
 // tokenCache maps verified token strings to their identities. A token is
 // hashed once per lookup: the hash picks the shard and is the shard map's
 // key, and the entry keeps the whole token, which a lookup compares. Only
@@ -27,8 +33,20 @@ const hashedTail = 64
 // evict each other: a miss, never a wrong answer. It is bounded: when a shard is full, CLOCK (second chance) evicts one entry not
 // used since the hand last passed it, so a full cache sheds cold tokens one
 // at a time and hot ones stay.
+//
+// In front of the shards, a lookup reads front: one slot per hash (its low
+// bits), holding the entry last found there, read with one atomic load and
+// no lock. A hit in a shard puts its entry in the slot, under the shard's
+// read lock; whatever takes an entry out of a shard clears its slot, under
+// the shard's write lock, so the slot never outlives the entry's time in
+// the shard (a lookup that loaded it just before is the same race as one
+// that found it in the shard just before). front has a power of two of at
+// least cacheShards slots, so every entry of a slot is of one shard, and
+// that shard's lock orders the slot's stores.
 type tokenCache struct {
 	seed   maphash.Seed
+	front  []atomic.Pointer[cacheEntry]
+	mask   uint64 // len(front) - 1
 	shards [cacheShards]cacheShard
 }
 
@@ -41,6 +59,8 @@ type cacheShard struct {
 }
 
 type cacheEntry struct {
+	// key, hash and id are set before the entry is put in the map and never
+	// change: get reads them without the lock.
 	key  string
 	hash uint64
 	id   *Identity
@@ -51,6 +71,11 @@ type cacheEntry struct {
 // newTokenCache returns a cache of about size entries (at least one per shard).
 func newTokenCache(size int) *tokenCache {
 	c := &tokenCache{seed: maphash.MakeSeed()}
+	n := cacheShards
+	for n < size/frontShare {
+		n *= 2
+	}
+	c.front, c.mask = make([]atomic.Pointer[cacheEntry], n), uint64(n-1)
 	per := max(size/cacheShards, 1)
 	for i := range c.shards {
 		c.shards[i].m = make(map[uint64]*cacheEntry)
@@ -72,9 +97,15 @@ func (c *tokenCache) shard(key string) (*cacheShard, uint64) {
 // get returns the identity cached for key, or nil.
 func (c *tokenCache) get(key string) *Identity {
 	s, h := c.shard(key)
-	s.mu.RLock()
-	e := s.m[h]
-	s.mu.RUnlock()
+	slot := &c.front[h&c.mask]
+	e := slot.Load()
+	if e == nil || e.hash != h {
+		s.mu.RLock()
+		if e = s.m[h]; e != nil {
+			slot.Store(e)
+		}
+		s.mu.RUnlock()
+	}
 	if e == nil || e.key != key {
 		return nil
 	}
@@ -89,13 +120,18 @@ func (c *tokenCache) put(key string, id *Identity) (evicted *Identity) {
 	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.m[h]; e != nil {
-		// The same token, or one whose hash collides: it is evicted.
-		old := e.id
-		e.key, e.id = key, id
-		return old
-	}
 	e := &cacheEntry{key: key, hash: h, id: id}
+	if old := s.m[h]; old != nil {
+		// The same token, or one whose hash collides: it is evicted. A new
+		// entry takes its place rather than the old one being written to:
+		// get reads an entry's key and identity after the read lock, so
+		// they never change once the entry is in the map.
+		e.pos = old.pos
+		s.ring[e.pos] = e
+		s.m[h] = e
+		c.unfront(old)
+		return old.id
+	}
 	if len(s.ring) < s.max {
 		e.pos = len(s.ring)
 		s.ring = append(s.ring, e)
@@ -111,6 +147,7 @@ func (c *tokenCache) put(key string, id *Identity) (evicted *Identity) {
 			continue
 		}
 		delete(s.m, v.hash)
+		c.unfront(v)
 		e.pos = s.hand
 		s.ring[s.hand] = e
 		s.m[h] = e
@@ -124,15 +161,12 @@ func (c *tokenCache) del(key string) *Identity {
 	s, h := c.shard(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.remove(key, h)
-}
-
-func (s *cacheShard) remove(key string, h uint64) *Identity {
 	e := s.m[h]
 	if e == nil || e.key != key {
 		return nil
 	}
 	delete(s.m, h)
+	c.unfront(e)
 	last := len(s.ring) - 1
 	s.ring[e.pos] = s.ring[last]
 	s.ring[e.pos].pos = e.pos
@@ -142,6 +176,12 @@ func (s *cacheShard) remove(key string, h uint64) *Identity {
 		s.hand = 0
 	}
 	return e.id
+}
+
+// unfront clears e's front slot if it holds e; the caller holds e's shard's
+// write lock.
+func (c *tokenCache) unfront(e *cacheEntry) {
+	c.front[e.hash&c.mask].CompareAndSwap(e, nil)
 }
 
 // len returns the number of cached tokens.
