@@ -21,6 +21,7 @@ type metricSet struct {
 	tokenChecks   *prometheus.CounterVec
 	wechatLatency *prometheus.HistogramVec
 	tokenRefresh  prometheus.Counter
+	tokenForced   prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	wechatConfig  *prometheus.CounterVec
 	panics        *prometheus.CounterVec
@@ -48,6 +49,10 @@ var metrics = resolveCounters(metricSet{
 	tokenRefresh: prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "access_token_refreshes_total",
 		Help: "access_token fetches from WeChat's stable_token API.",
+	}),
+	tokenForced: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "access_token_forced_refreshes_total",
+		Help: "stable_token calls with force_refresh: WeChat handed back a token that was refused (WeChat allows 20 a day).",
 	}),
 	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "store_errors_total",
@@ -90,7 +95,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors, metrics.wechatConfig, metrics.panics} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.tokenForced, metrics.storeErrors, metrics.wechatConfig, metrics.panics} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
