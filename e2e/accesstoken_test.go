@@ -51,7 +51,9 @@ func subscribeSend(h *harness, tok, openid string) int {
 
 func TestAppAPIAccessToken(t *testing.T) {
 	a := newAppHook(t)
-	h := startHooked(t, a, "login")
+	// An app of its own: the tokens this test replaces and expires are not
+	// the ones the other tests' wxauth keeps in the shared storage.
+	h := startConfig(t, configFor("wxstaleapp000001", hookConfig(a, "login")))
 	openid := h.login("xena").str("openid")
 	before := h.metrics()
 
