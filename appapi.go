@@ -11,6 +11,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 
@@ -23,6 +24,7 @@ import (
 const (
 	actionSetClaims   = "set_claims"
 	actionEndSessions = "end_sessions"
+	actionAccessToken = "access_token"
 )
 
 // appCall is the body of a call to app_api.
@@ -30,10 +32,18 @@ type appCall struct {
 	Action string         `json:"action"`
 	OpenID string         `json:"openid"`
 	Claims map[string]any `json:"claims"`
+	// Stale is the access_token WeChat refused, access_token action only.
+	Stale *string `json:"stale"`
 }
 
 // appCallFields are appCall's JSON names, the only ones a call may use.
-var appCallFields = []string{"action", "openid", "claims"}
+var appCallFields = []string{"action", "openid", "claims", "stale"}
+
+// accessTokenReply answers the access_token action.
+type accessTokenReply struct {
+	AccessToken string `json:"access_token"`
+	ExpiresAt   int64  `json:"expires_at"` // unix seconds
+}
 
 // errAppSignature answers an app_api call whose signature does not hold.
 var errAppSignature = apierr.New(http.StatusUnauthorized, "invalid_signature",
@@ -41,7 +51,8 @@ var errAppSignature = apierr.New(http.StatusUnauthorized, "invalid_signature",
 
 // serveAppAPI takes the app's signed calls: set a user's claims, or end
 // every session of a user (a ban, an account deletion, "log out
-// everywhere"). Both reach every instance within the change bound.
+// everywhere"), which reach every instance within the change bound; or
+// get the cluster's access_token, so the app spends no token of its own.
 func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.Identity) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -54,23 +65,8 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 		return errAppSignature
 	}
 	var call appCall
-	if err := strictjson.Decode(body, &call, appCallFields...); err != nil {
-		return apierr.InvalidRequest(err.Error())
-	}
-	if !users.PlainName(call.OpenID) {
-		return apierr.InvalidRequest(`"openid" is missing or malformed`)
-	}
-	switch call.Action {
-	case actionSetClaims:
-		if call.Claims == nil {
-			return apierr.InvalidRequest(`set_claims needs a "claims" object`)
-		}
-		if err := users.CheckClaims(call.Claims); err != nil {
-			return apierr.InvalidRequest(err.Error())
-		}
-	case actionEndSessions:
-	default:
-		return apierr.InvalidRequest(`"action" must be set_claims or end_sessions`)
+	if err := checkAppCall(body, &call); err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -86,6 +82,8 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 	}
 
 	switch call.Action {
+	case actionAccessToken:
+		return h.serveAccessToken(w, r, call.Stale)
 	case actionSetClaims:
 		_, err = h.users.ApplyClaims(ctx, call.OpenID, call.Claims)
 	case actionEndSessions:
@@ -110,4 +108,57 @@ func (h *Handler) endSessions(ctx context.Context, openid string) error {
 		return err
 	}
 	return h.app.changes.Publish(ctx, changes.Event{Type: changes.EndUser, OpenID: openid, At: at.UnixNano()})
+}
+
+// checkAppCall decodes body into call and checks its fields for its action.
+func checkAppCall(body []byte, call *appCall) error {
+	if err := strictjson.Decode(body, call, appCallFields...); err != nil {
+		return apierr.InvalidRequest(err.Error())
+	}
+	if call.Action == actionAccessToken {
+		if call.OpenID != "" || call.Claims != nil {
+			return apierr.InvalidRequest(`access_token takes no "openid" or "claims"`)
+		}
+		if call.Stale != nil && *call.Stale == "" {
+			return apierr.InvalidRequest(`"stale" must be the access_token WeChat refused`)
+		}
+		return nil
+	}
+	if call.Stale != nil {
+		return apierr.InvalidRequest(`"stale" is for the access_token action only`)
+	}
+	if !users.PlainName(call.OpenID) {
+		return apierr.InvalidRequest(`"openid" is missing or malformed`)
+	}
+	switch call.Action {
+	case actionSetClaims:
+		if call.Claims == nil {
+			return apierr.InvalidRequest(`set_claims needs a "claims" object`)
+		}
+		if err := users.CheckClaims(call.Claims); err != nil {
+			return apierr.InvalidRequest(err.Error())
+		}
+	case actionEndSessions:
+	default:
+		return apierr.InvalidRequest(`"action" must be set_claims, end_sessions or access_token`)
+	}
+	return nil
+}
+
+// serveAccessToken answers the access_token action: the cluster's token,
+// or, with stale, its replacement (see login.AccessTokener).
+func (h *Handler) serveAccessToken(w http.ResponseWriter, r *http.Request, stale *string) error {
+	at, ok := h.provider.(login.AccessTokener)
+	if !ok {
+		return apierr.New(http.StatusNotImplemented, "not_supported", "the login platform has no access token")
+	}
+	var bad string
+	if stale != nil {
+		bad = *stale
+	}
+	tok, exp, err := at.AccessToken(r.Context(), h.requestLogger(r), bad)
+	if err != nil {
+		return err
+	}
+	return apierr.WriteJSON(w, http.StatusOK, accessTokenReply{AccessToken: tok, ExpiresAt: exp.Unix()})
 }

@@ -146,7 +146,7 @@ func isRefusal(err error) bool {
 // as such with "refused_by": "app"; any other failure is the contract's
 // 502 hook_failed.
 func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hook.Event) (map[string]any, error) {
-	change, err := h.AppHook.client.Send(ctx, ev)
+	change, err := h.sendHook(ctx, ev)
 	var r *hook.Refusal
 	switch {
 	case errors.As(err, &r):
@@ -157,6 +157,14 @@ func (h *Handler) askApp(ctx context.Context, log *zap.Logger, ev *hook.Event) (
 		return nil, hookFailed()
 	}
 	return change, nil
+}
+
+// sendHook sends ev to the app hook, measured (see observeHook).
+func (h *Handler) sendHook(ctx context.Context, ev *hook.Event) (map[string]any, error) {
+	start := clock.Real()
+	change, err := h.AppHook.client.Send(ctx, ev)
+	observeHook(ev.Event, clock.Real().Sub(start), err)
+	return change, err
 }
 
 // claimsFeed tells every instance of a user's new claims, through the
@@ -202,7 +210,7 @@ func (h *Handler) sendLogout(s *session.Session, claims map[string]any) {
 	h.bg.Go("event logout", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(h.AppHook.Timeout))
 		defer cancel()
-		if _, err := h.AppHook.client.Send(ctx, ev); err != nil {
+		if _, err := h.sendHook(ctx, ev); err != nil {
 			h.logger.Info("app hook did not take a logout event (not retried)", zap.Error(err))
 		}
 	})

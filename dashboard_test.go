@@ -299,5 +299,17 @@ func TestDashboardMetricsExist(t *testing.T) {
 			used[base] = true
 		}
 	}
+	for _, name := range chartedMetrics {
+		if !used[name] {
+			t.Errorf("the dashboard has no panel for %s", name)
+		}
+	}
 	t.Logf("the dashboard's %d queries use %d of the %d registered metrics", len(queries), len(used), len(known))
+}
+
+// chartedMetrics must each have a panel on the dashboard.
+var chartedMetrics = []string{
+	"wxauth_logins_total", "wxauth_token_checks_total", "wxauth_wechat_request_duration_seconds",
+	"wxauth_store_errors_total", "wxauth_access_token_refreshes_total", "wxauth_access_token_forced_refreshes_total",
+	"wxauth_app_hook_duration_seconds", "wxauth_app_hook_failures_total",
 }

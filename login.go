@@ -80,7 +80,8 @@ func (h *Handler) provisionLogin(store session.Store, prefix string) {
 	})
 	h.provider = wxlogin.New(wxlogin.Config{
 		AppID: h.AppID, Client: wx, Log: h.logger, ConfigError: countWeChatConfigError,
-		Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc),
+		Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc,
+			wechat.CountForced(metrics.tokenForced.Inc)),
 	})
 	var hook login.App
 	if h.AppHook.wants(hookLogin) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
+	"github.com/wxauth/caddy-wxauth/internal/hook"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -21,9 +22,12 @@ type metricSet struct {
 	tokenChecks   *prometheus.CounterVec
 	wechatLatency *prometheus.HistogramVec
 	tokenRefresh  prometheus.Counter
+	tokenForced   prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	wechatConfig  *prometheus.CounterVec
 	panics        *prometheus.CounterVec
+	hookLatency   *prometheus.HistogramVec
+	hookFailures  *prometheus.CounterVec
 
 	checkOK, checkCached, checkMissing, checkInvalid, checkAnonymous prometheus.Counter
 	storeEndpoint, storeTokenCheck, storeFeed, storeLoginLimit       prometheus.Counter
@@ -49,6 +53,10 @@ var metrics = resolveCounters(metricSet{
 		Namespace: "wxauth", Name: "access_token_refreshes_total",
 		Help: "access_token fetches from WeChat's stable_token API.",
 	}),
+	tokenForced: prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "access_token_forced_refreshes_total",
+		Help: "stable_token calls with force_refresh: WeChat handed back a token that was refused (WeChat allows 20 a day).",
+	}),
 	storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "store_errors_total",
 		Help: "Failures to reach the session store, by where they happened: endpoint (answered 503 store_unavailable), token_check (a token's session could not be read: a token this instance confirmed before is accepted, any other refused with 503), feed (reading the change feed, retried), login_limit (a login counted by this instance alone).",
@@ -61,6 +69,15 @@ var metrics = resolveCounters(metricSet{
 		Namespace: "wxauth", Name: "background_panics_total",
 		Help: "Panics recovered in background work, by job (feed, retry, sweep, keys, recheck, event); a long-running job is started again after a backoff.",
 	}, []string{"job"}),
+	hookLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "wxauth", Name: "app_hook_duration_seconds",
+		Help:    "Time the app hook took to answer each event (login, phone, decrypt, logout), failures included.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"event"}),
+	hookFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "app_hook_failures_total",
+		Help: "Events the app hook did not take, by event and reason: timeout, canceled (the client left first), unreachable, status (not 2xx), bad_answer (not valid claims or refusal), refused (the app's 403 refusal).",
+	}, []string{"event", "reason"}),
 })
 
 // resolveCounters resolves the hot path's labelled counters once.
@@ -90,7 +107,8 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.storeErrors, metrics.wechatConfig, metrics.panics} {
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.tokenForced, metrics.storeErrors, metrics.wechatConfig, metrics.panics,
+		metrics.hookLatency, metrics.hookFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if !errors.As(err, &are) {
@@ -147,4 +165,13 @@ func countWeChatConfigError(errcode int) {
 func countPanic(job string) {
 	kind, _, _ := strings.Cut(job, " ")
 	metrics.panics.WithLabelValues(kind).Inc()
+}
+
+// observeHook records one event sent to the app hook: how long it took and,
+// when it failed, the kind of failure (hook.Reason, a fixed set).
+func observeHook(event string, d time.Duration, err error) {
+	metrics.hookLatency.WithLabelValues(event).Observe(d.Seconds())
+	if reason := hook.Reason(err); reason != "" {
+		metrics.hookFailures.WithLabelValues(event, reason).Inc()
+	}
 }

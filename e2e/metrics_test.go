@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMetrics reads the counters before and after the calls, since the
@@ -73,4 +74,39 @@ func (h *harness) metrics() map[string]float64 {
 		m[series] = v
 	}
 	return m
+}
+
+// TestAppHookMetrics: each event sent to the app hook is timed, and each
+// failure counted by a reason from a fixed set.
+func TestAppHookMetrics(t *testing.T) {
+	a := newAppHook(t)
+	h := startHooked(t, a, "login")
+	before := h.metrics()
+	h.login("yara")
+	a.answer("login", 500, "")
+	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("yara")}), 502, "hook_failed")
+	a.answer("login", 200, `{"uid": [1]}`)
+	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("yara")}), 502, "hook_failed")
+	a.answer("login", 403, `{"error":"banned","message":"no"}`)
+	h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("yara")})
+	a.mu.Lock()
+	a.answers["login"] = hookAnswer{status: 200, body: "{}", delay: 3 * time.Second} // over the 1s timeout
+	a.mu.Unlock()
+	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": h.code("yara")}), 502, "hook_failed")
+	after := h.metrics()
+
+	for series, want := range map[string]float64{
+		`wxauth_app_hook_duration_seconds_count{event="login"}`:             5,
+		`wxauth_app_hook_duration_seconds_bucket{event="login",le="0.5"}`:   4, // all but the timeout
+		`wxauth_app_hook_failures_total{event="login",reason="status"}`:     1,
+		`wxauth_app_hook_failures_total{event="login",reason="bad_answer"}`: 1,
+		`wxauth_app_hook_failures_total{event="login",reason="refused"}`:    1,
+		`wxauth_app_hook_failures_total{event="login",reason="timeout"}`:    1,
+		`wxauth_logins_total{errcode="",result="hook_failed"}`:              3,
+		`wxauth_logins_total{errcode="",result="refused_by_app"}`:           1,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s went up by %v, want %v", series, got, want)
+		}
+	}
 }

@@ -74,6 +74,6 @@ golog=$(mktemp)
 (cd examples/app/go && go vet ./... && go vet -tags e2e ./... && staticcheck ./... &&
 	go test -count=1 ./... && go test -tags e2e -run E2E -count=1 -v ./...) 2>&1 | tee "$golog"
 if [ "${PIPESTATUS[0]}" != 0 ] || ! grep -q -- '--- PASS: TestE2E' "$golog"; then echo "the Go example app's end-to-end test did not pass"; exit 1; fi
-(cd examples/app/python && python3 -m unittest -v)
+(cd examples/app/python && python3 -m unittest -v && python3 -m unittest -v e2e_test)
 
 echo "go: $passed passed, 0 failed"

@@ -43,6 +43,7 @@ type AccessTokens struct {
 	cache     Cache
 	key       string
 	onRefresh func()
+	forced    func() // told of each force_refresh, when set (see CountForced)
 	now       func() time.Time
 
 	cur atomic.Pointer[cachedToken]
@@ -71,11 +72,20 @@ func (t *cachedToken) fresh(now time.Time) bool {
 	return now.Add(margin).Before(time.Unix(t.ExpiresAt, 0))
 }
 
+// AccessTokensOption adjusts an AccessTokens at construction.
+type AccessTokensOption func(*AccessTokens)
+
+// CountForced has f called after each forced refresh (stable_token with
+// force_refresh), e.g. to count them: WeChat allows 20 a day.
+func CountForced(f func()) AccessTokensOption {
+	return func(a *AccessTokens) { a.forced = f }
+}
+
 // NewAccessTokens manages the access_token of c's app, shared under key
 // (e.g. "wxauth/<appid>/access_token") in cache. onRefresh, when set, is
 // called after each token fetched from WeChat (for metrics).
-func NewAccessTokens(c *Client, cache Cache, key string, onRefresh func()) *AccessTokens {
-	return &AccessTokens{
+func NewAccessTokens(c *Client, cache Cache, key string, onRefresh func(), opts ...AccessTokensOption) *AccessTokens {
+	a := &AccessTokens{
 		c:         c,
 		cache:     cache,
 		key:       key,
@@ -83,15 +93,54 @@ func NewAccessTokens(c *Client, cache Cache, key string, onRefresh func()) *Acce
 		now:       time.Now,
 		sem:       make(chan struct{}, 1),
 	}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
 }
 
 // Token returns a valid access_token: from memory, else from the cache,
 // else from WeChat under the cluster lock.
 func (a *AccessTokens) Token(ctx context.Context) (string, error) {
-	if t := a.cur.Load(); t.fresh(a.now()) {
-		return t.Token, nil
+	tok, _, err := a.Current(ctx)
+	return tok, err
+}
+
+// Current is Token with the token's expiry.
+func (a *AccessTokens) Current(ctx context.Context) (token string, expiresAt time.Time, err error) {
+	t := a.cur.Load()
+	if !t.fresh(a.now()) {
+		if t, err = a.refresh(ctx, ""); err != nil {
+			return "", time.Time{}, err
+		}
 	}
-	return a.refresh(ctx, "")
+	return t.Token, time.Unix(t.ExpiresAt, 0), nil
+}
+
+// Refresh replaces stale, a token WeChat refused (40001, 42001), once for
+// the whole cluster. Under the cluster lock it re-reads the current token
+// and returns it if it is not stale: another caller replaced it already.
+// Otherwise it asks stable_token as usual, and only when WeChat hands
+// back stale again does it force a refresh, which invalidates every copy
+// of the old token (WeChat allows 20 forced refreshes a day, 30 s apart).
+// An empty stale is Current.
+func (a *AccessTokens) Refresh(ctx context.Context, stale string) (token string, expiresAt time.Time, err error) {
+	if stale == "" {
+		return a.Current(ctx)
+	}
+	a.forget(stale)
+	t, err := a.refresh(ctx, stale)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return t.Token, time.Unix(t.ExpiresAt, 0), nil
+}
+
+// forget drops tok from memory, so a failed refresh does not leave it in use.
+func (a *AccessTokens) forget(tok string) {
+	if t := a.cur.Load(); t != nil && t.Token == tok {
+		a.cur.CompareAndSwap(t, nil)
+	}
 }
 
 // Do calls call with a token. When call fails because WeChat refused the
@@ -105,37 +154,34 @@ func (a *AccessTokens) Do(ctx context.Context, call func(token string) error) er
 	if !IsTokenInvalid(err) {
 		return err
 	}
-	// Forget the refused token now, so a failed refresh does not leave it
-	// in use.
-	if t := a.cur.Load(); t != nil && t.Token == tok {
-		a.cur.CompareAndSwap(t, nil)
-	}
-	if tok, err = a.refresh(ctx, tok); err != nil {
+	a.forget(tok)
+	t, err := a.refresh(ctx, tok)
+	if err != nil {
 		return err
 	}
-	return call(tok)
+	return call(t.Token)
 }
 
 // refresh returns a fresh token other than bad (bad is "" when no token
 // is known to be bad).
-func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) {
+func (a *AccessTokens) refresh(ctx context.Context, bad string) (*cachedToken, error) {
 	select {
 	case a.sem <- struct{}{}:
 		defer func() { <-a.sem }()
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return nil, ctx.Err()
 	}
 	// usable reports whether t may be handed out.
 	usable := func(t *cachedToken) bool { return t.fresh(a.now()) && t.Token != bad }
 
 	// Another caller may have refreshed while this one waited.
 	if t := a.cur.Load(); usable(t) {
-		return t.Token, nil
+		return t, nil
 	}
 	t, readErr := a.load(ctx)
 	if usable(t) {
 		a.cur.Store(t)
-		return t.Token, nil
+		return t, nil
 	}
 
 	// Cluster lock, so one instance asks WeChat; without a store, go on
@@ -143,14 +189,14 @@ func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) 
 	unlock, err := a.cache.Lock(ctx, a.key+".lock")
 	if err != nil {
 		if ctx.Err() != nil {
-			return "", ctx.Err()
+			return nil, ctx.Err()
 		}
 	} else {
 		defer unlock()
 		t, readErr = a.load(ctx)
 		if usable(t) {
 			a.cur.Store(t)
-			return t.Token, nil
+			return t, nil
 		}
 	}
 
@@ -158,9 +204,12 @@ func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) 
 	if err == nil && bad != "" && tok == bad {
 		// WeChat still hands out the refused token: ask for a new one.
 		tok, life, err = a.c.StableToken(ctx, true)
+		if err == nil && a.forced != nil {
+			a.forced()
+		}
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if a.onRefresh != nil {
 		a.onRefresh()
@@ -168,12 +217,12 @@ func (a *AccessTokens) refresh(ctx context.Context, bad string) (string, error) 
 	t = &cachedToken{Token: tok, ExpiresAt: a.now().Add(life).Unix(), ExpiresIn: int64(life / time.Second)}
 	a.cur.Store(t)
 	if readErr != nil {
-		return tok, nil // the cache may hold a newer token: see AccessTokens
+		return t, nil // the cache may hold a newer token: see AccessTokens
 	}
 	if data, err := json.Marshal(t); err == nil {
 		_ = a.cache.Set(ctx, a.key, data, life) // a store failure only costs sharing
 	}
-	return tok, nil
+	return t, nil
 }
 
 // load reads the cached token. It returns nil, nil when the key is absent

@@ -363,3 +363,89 @@ func TestAccessTokensNotFoundRule(t *testing.T) {
 		})
 	}
 }
+
+func TestAccessTokensCurrentHasExpiry(t *testing.T) {
+	tw := newTokenWX(t)
+	now := time.Unix(1_700_000_000, 0)
+	a := NewAccessTokens(tw.client(nil), newMemCache(), "k", nil)
+	a.now = func() time.Time { return now }
+	tok, exp, err := a.Current(context.Background())
+	if err != nil || tok != "tok-1" || !exp.Equal(now.Add(7200*time.Second)) {
+		t.Fatalf("got %q, %v, %v", tok, exp, err)
+	}
+	if tok2, exp2, err := a.Refresh(context.Background(), ""); err != nil || tok2 != tok || !exp2.Equal(exp) {
+		t.Fatalf("Refresh with no stale token: %q, %v, %v", tok2, exp2, err)
+	}
+	if n := tw.calls.Load(); n != 1 {
+		t.Fatalf("%d WeChat calls, want 1", n)
+	}
+}
+
+func TestAccessTokensRefreshForcesOnlyWhenWeChatKeepsTheToken(t *testing.T) {
+	tw := newTokenWX(t)
+	cache := newMemCache()
+	now := time.Unix(1_700_000_000, 0)
+	var forced atomic.Int32
+	a := NewAccessTokens(tw.client(nil), cache, "k", nil, CountForced(func() { forced.Add(1) }))
+	b := NewAccessTokens(tw.client(nil), cache, "k", nil)
+	a.now = func() time.Time { return now }
+	b.now = a.now
+	ctx := context.Background()
+	if tok, _ := a.Token(ctx); tok != "tok-1" {
+		t.Fatalf("first token %q", tok)
+	}
+
+	// The app's tok-1 was refused; WeChat still hands it out without force.
+	tok, exp, err := a.Refresh(ctx, "tok-1")
+	if err != nil || tok != "tok-2" || !exp.Equal(now.Add(7200*time.Second)) {
+		t.Fatalf("refresh: %q, %v, %v", tok, exp, err)
+	}
+	if tw.calls.Load() != 3 || tw.forced != 1 || forced.Load() != 1 {
+		t.Fatalf("%d calls, %d forced at WeChat, %d counted; want 3, 1, 1", tw.calls.Load(), tw.forced, forced.Load())
+	}
+
+	// Another app instance reports tok-1 too, through another wxauth
+	// instance: tok-1 is no longer current, the store's tok-2 is handed
+	// out without a WeChat call.
+	if tok, _, err := b.Refresh(ctx, "tok-1"); err != nil || tok != "tok-2" || tw.calls.Load() != 3 {
+		t.Fatalf("stale token no longer current: %q, %v, %d calls", tok, err, tw.calls.Load())
+	}
+
+	// WeChat replaced the token on its own (expiry): the normal call gives
+	// a new one, nothing is forced.
+	tw.rotate()
+	if tok, _, err := b.Refresh(ctx, "tok-2"); err != nil || tok != "tok-3" || tw.forced != 1 {
+		t.Fatalf("after WeChat rotated: %q, %v, %d forced", tok, err, tw.forced)
+	}
+	if tok, _ := a.Token(ctx); tok != "tok-2" {
+		t.Fatalf("a's memory: %q", tok) // still fresh in a's memory; a refusal would replace it
+	}
+	if tok, _, _ := a.Refresh(ctx, "tok-2"); tok != "tok-3" || tw.forced != 1 {
+		t.Fatalf("a after b's refresh: %q, %d forced", tok, tw.forced)
+	}
+}
+
+func TestAccessTokensRefreshOnceForConcurrentCallers(t *testing.T) {
+	tw := newTokenWX(t)
+	cache := newMemCache()
+	insts := []*AccessTokens{
+		NewAccessTokens(tw.client(nil), cache, "k", nil),
+		NewAccessTokens(tw.client(nil), cache, "k", nil),
+	}
+	ctx := context.Background()
+	insts[0].Token(ctx)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if tok, _, err := insts[i%2].Refresh(ctx, "tok-1"); err != nil || tok != "tok-2" {
+				t.Errorf("caller %d: %q, %v", i, tok, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if tw.forced != 1 {
+		t.Fatalf("%d forced refreshes, want 1", tw.forced)
+	}
+}

@@ -3,13 +3,15 @@
 // api_base at a site that runs wxmock and the whole mini-program login flow
 // works without WeChat.
 //
-// It answers the four WeChat calls wxauth makes, the way WeChat answers them
-// (HTTP 200 with an errcode; code2Session with Content-Type text/plain):
+// It answers the four WeChat calls wxauth makes, and the subscribe message an
+// app sends with wxauth's access_token, the way WeChat answers them (HTTP 200
+// with an errcode; code2Session with Content-Type text/plain):
 //
 //	GET  /sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code
 //	POST /cgi-bin/stable_token
 //	POST /wxa/business/getuserphonenumber?access_token=
 //	GET  /wxa/checksession?access_token=&openid=&signature=&sig_method=hmac_sha256
+//	POST /cgi-bin/message/subscribe/send?access_token=
 //
 // and a few developer endpoints that play the mini-program's side:
 //

@@ -4,8 +4,10 @@ package wxmock
 const (
 	errSystem            = -1
 	errInvalidCredential = 40001
+	errInvalidOpenID     = 40003
 	errInvalidGrantType  = 40002
 	errInvalidAppID      = 40013
+	errInvalidTemplateID = 40037
 	errInvalidCode       = 40029
 	errInvalidAppSecret  = 40125
 	errCodeUsed          = 40163
@@ -23,8 +25,10 @@ const (
 var errMsgs = map[int]string{
 	errSystem:            "system error",
 	errInvalidCredential: "invalid credential, access_token is invalid or not latest",
+	errInvalidOpenID:     "invalid openid",
 	errInvalidGrantType:  "invalid grant_type",
 	errInvalidAppID:      "invalid appid",
+	errInvalidTemplateID: "invalid template_id",
 	errInvalidCode:       "invalid code",
 	errInvalidAppSecret:  "invalid appsecret",
 	errCodeUsed:          "code been used",

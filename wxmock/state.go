@@ -81,6 +81,8 @@ type counters struct {
 	PhoneNumber int `json:"getuserphonenumber"`
 	// CheckSession counts GET /wxa/checksession.
 	CheckSession int `json:"checksession"`
+	// SubscribeSend counts POST /cgi-bin/message/subscribe/send.
+	SubscribeSend int `json:"subscribe_send"`
 }
 
 func newState() *state {
@@ -261,6 +263,14 @@ func (s *state) checkToken(tok string) (appID string, errcode int) {
 		return "", errTokenExpired
 	}
 	return t.appID, 0
+}
+
+// knownOpenID reports whether openid is a user of appID.
+func (s *state) knownOpenID(appID, openid string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name, ok := s.openids[openid]
+	return ok && s.users[name].appID == appID
 }
 
 // expireTokens makes every access_token issued so far answer 42001.

@@ -269,3 +269,37 @@ func (h *Handler) checkSession(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, jsonType, http.StatusOK, wxError{ErrCode: 0, ErrMsg: "ok"})
 }
+
+// subscribeRequest is subscribe/send's request body (page, miniprogram_state
+// and lang are taken and ignored).
+type subscribeRequest struct {
+	ToUser     string         `json:"touser"`
+	TemplateID string         `json:"template_id"`
+	Data       map[string]any `json:"data"`
+}
+
+// subscribeSend serves POST /cgi-bin/message/subscribe/send: the
+// access_token must be valid (40001 for one superseded by force_refresh,
+// 42001 for an expired one), touser a user of the app who logged in
+// (40003) and template_id given (40037). Nothing is delivered.
+func (h *Handler) subscribeSend(w http.ResponseWriter, r *http.Request) {
+	h.state.count(func(c *counters) { c.SubscribeSend++ })
+	appID, errcode := h.state.checkToken(r.URL.Query().Get("access_token"))
+	var req subscribeRequest
+	if errcode == 0 {
+		errcode = h.decodePOST(r, &req)
+	}
+	switch {
+	case errcode != 0:
+	case req.ToUser == "" || !h.state.knownOpenID(appID, req.ToUser):
+		errcode = errInvalidOpenID
+	case req.TemplateID == "":
+		errcode = errInvalidTemplateID
+	}
+	h.logCall("subscribe_send", errcode)
+	if errcode != 0 {
+		writeJSON(w, jsonType, http.StatusOK, newWxError(errcode))
+		return
+	}
+	writeJSON(w, jsonType, http.StatusOK, wxError{ErrCode: 0, ErrMsg: "ok"})
+}

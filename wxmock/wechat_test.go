@@ -170,12 +170,13 @@ func TestSpecialCodes(t *testing.T) {
 		}
 	}
 
-	// slow waits until the caller gives up.
+	// slow waits until the caller gives up. start is read before the
+	// deadline is set, so the wait measured is never shorter than it.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	req := httptest.NewRequest("GET", code2SessionURL("wxspecial", testSecret, "slow"), nil).WithContext(ctx)
 	rec = httptest.NewRecorder()
-	start := time.Now()
 	if err := h.ServeHTTP(rec, req, next); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +443,7 @@ func TestStatsAndReset(t *testing.T) {
 	serve(t, h, "GET", "/wxa/checksession?access_token=z", "")
 
 	stats := func() map[string]any { return object(t, serve(t, h, "GET", "/wxmock/stats", "")) }
-	want := map[string]json.Number{"jscode2session": "2", "stable_token": "1", "getuserphonenumber": "1", "checksession": "3"}
+	want := map[string]json.Number{"jscode2session": "2", "stable_token": "1", "getuserphonenumber": "1", "checksession": "3", "subscribe_send": "0"}
 	got := stats()
 	if len(got) != len(want) {
 		t.Errorf("stats: %v, want %v", got, want)
@@ -598,5 +599,46 @@ func TestSpentCodesBounded(t *testing.T) {
 	}
 	if sc.has("0") || sc.has("9") || !sc.has("10") || !sc.has(fmt.Sprint(maxSpent+9)) {
 		t.Error("not the oldest codes were forgotten")
+	}
+}
+
+func TestSubscribeSend(t *testing.T) {
+	h := newHandler(t, "wxsub", testSecret)
+	now := fakeClock(h)
+	openid := exchange(t, h, login(t, h, "user=alice"))["openid"].(string)
+	tok := stableToken(t, h, false)["access_token"].(string)
+	send := func(tok, body string) int {
+		t.Helper()
+		return errcode(t, object(t, serve(t, h, "POST", "/cgi-bin/message/subscribe/send?access_token="+url.QueryEscape(tok), body)))
+	}
+	msg := `{"touser":"` + openid + `","template_id":"tmpl","data":{"thing1":{"value":"hi"}}}`
+	if got := send(tok, msg); got != 0 {
+		t.Fatalf("valid send: errcode %d", got)
+	}
+	for _, tt := range []struct {
+		name, tok, body string
+		want            int
+	}{
+		{"unknown token", "nope", msg, 40001},
+		{"unknown user", tok, `{"touser":"oNobody","template_id":"tmpl"}`, 40003},
+		{"no template", tok, `{"touser":"` + openid + `"}`, 40037},
+		{"not JSON", tok, `touser=x`, 47001},
+	} {
+		if got := send(tt.tok, tt.body); got != tt.want {
+			t.Errorf("%s: errcode %d, want %d", tt.name, got, tt.want)
+		}
+	}
+
+	// A token superseded by force_refresh works for 30 s, then answers 40001.
+	fresh := stableToken(t, h, true)["access_token"].(string)
+	*now = now.Add(supersededGrace + time.Second)
+	if got := send(tok, msg); got != 40001 {
+		t.Errorf("superseded token: errcode %d, want 40001", got)
+	}
+	if got := send(fresh, msg); got != 0 {
+		t.Errorf("current token: errcode %d", got)
+	}
+	if n := object(t, serve(t, h, "GET", "/wxmock/stats", ""))["subscribe_send"]; n != json.Number("7") {
+		t.Errorf("stats subscribe_send %v, want 7", n)
 	}
 }

@@ -139,6 +139,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		h.phoneNumber(w, r)
 	case "/wxa/checksession":
 		h.checkSession(w, r)
+	case "/cgi-bin/message/subscribe/send":
+		h.subscribeSend(w, r)
 	case "/wxmock/login":
 		h.devLogin(w, r)
 	case "/wxmock/userinfo":

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,9 +37,68 @@ type Event struct {
 	Data       any            `json:"data,omitempty"`
 }
 
-// ErrFailed is wrapped by every error of Send but a *Refusal; the reason
-// stays in the log.
+// ErrFailed is matched (errors.Is) by every error of Send but a *Refusal;
+// the details stay in the log, Reason names the kind.
 var ErrFailed = errors.New("app hook failed")
+
+// Why Send failed, as Reason names it: a small fixed set, for metrics.
+const (
+	// ReasonTimeout: the app did not answer within the timeout.
+	ReasonTimeout = "timeout"
+	// ReasonCanceled: the caller gave up first (the client left).
+	ReasonCanceled = "canceled"
+	// ReasonUnreachable: no connection, or it broke before an answer.
+	ReasonUnreachable = "unreachable"
+	// ReasonStatus: the app answered a status other than 2xx and 403.
+	ReasonStatus = "status"
+	// ReasonBadAnswer: a 2xx that is not valid claims, a 403 that is not a
+	// refusal, or an answer over AnswerMax.
+	ReasonBadAnswer = "bad_answer"
+	// ReasonRefused: the app refused the event on purpose (a *Refusal).
+	ReasonRefused = "refused"
+)
+
+// failure is an error of Send other than a refusal.
+type failure struct {
+	reason string
+	msg    string
+}
+
+func (f *failure) Error() string        { return ErrFailed.Error() + ": " + f.msg }
+func (f *failure) Is(target error) bool { return target == ErrFailed }
+
+func failed(reason, format string, args ...any) error {
+	return &failure{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// Reason names why err, an error of Send, happened: one of the Reason
+// constants, or "" for nil.
+func Reason(err error) string {
+	var f *failure
+	var r *Refusal
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &r):
+		return ReasonRefused
+	case errors.As(err, &f):
+		return f.reason
+	}
+	return ReasonUnreachable
+}
+
+// transportReason tells a timeout and a caller who left from a broken
+// connection.
+func transportReason(ctx context.Context, err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(ctx.Err(), context.Canceled):
+		return ReasonCanceled
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return ReasonTimeout
+	}
+	return ReasonUnreachable
+}
 
 // The bounds of a refusal's answer.
 const (
@@ -147,11 +207,11 @@ func New(cfg Config) *Client {
 func (c *Client) Send(ctx context.Context, ev *Event) (map[string]any, error) {
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFailed, err)
+		return nil, failed(ReasonUnreachable, "%v", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrFailed, err)
+		return nil, failed(ReasonUnreachable, "%v", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "caddy-wxauth")
@@ -163,23 +223,23 @@ func (c *Client) Send(ctx context.Context, ev *Event) (map[string]any, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err // the URL may carry credentials; keep it out of logs
 		}
-		return nil, fmt.Errorf("%w: %v", ErrFailed, err)
+		return nil, failed(transportReason(ctx, err), "%v", err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, AnswerMax+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the answer: %v", ErrFailed, err)
+		return nil, failed(transportReason(ctx, err), "reading the answer: %v", err)
 	}
 	if resp.StatusCode != http.StatusForbidden && (resp.StatusCode < 200 || resp.StatusCode > 299) {
-		return nil, fmt.Errorf("%w: status %d", ErrFailed, resp.StatusCode)
+		return nil, failed(ReasonStatus, "status %d", resp.StatusCode)
 	}
 	if len(raw) > AnswerMax {
-		return nil, fmt.Errorf("%w: status %d, the answer is over %d bytes", ErrFailed, resp.StatusCode, AnswerMax)
+		return nil, failed(ReasonBadAnswer, "status %d, the answer is over %d bytes", resp.StatusCode, AnswerMax)
 	}
 	if resp.StatusCode == http.StatusForbidden {
 		r, err := parseRefusal(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: status 403 but not a refusal: %v", ErrFailed, err)
+			return nil, failed(ReasonBadAnswer, "status 403 but not a refusal: %v", err)
 		}
 		return nil, r
 	}
@@ -188,11 +248,11 @@ func (c *Client) Send(ctx context.Context, ev *Event) (map[string]any, error) {
 	}
 	var claims map[string]any
 	if err := strictjson.Decode(raw, &claims); err != nil {
-		return nil, fmt.Errorf("%w: the answer: %v", ErrFailed, err)
+		return nil, failed(ReasonBadAnswer, "the answer: %v", err)
 	}
 	if c.check != nil {
 		if err := c.check(claims); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrFailed, err)
+			return nil, failed(ReasonBadAnswer, "%v", err)
 		}
 	}
 	return claims, nil

@@ -124,9 +124,35 @@ func TestSendRefusesBadAnswers(t *testing.T) {
 		"over the limit":   {200, `{"uid": "` + strings.Repeat("x", AnswerMax) + `"}`},
 	} {
 		a.answer(ans.status, ans.body)
-		if claims, err := c.Send(context.Background(), testEvent()); !errors.Is(err, ErrFailed) || claims != nil {
+		claims, err := c.Send(context.Background(), testEvent())
+		if !errors.Is(err, ErrFailed) || claims != nil {
 			t.Errorf("%s: %v %v, want ErrFailed", name, claims, err)
 		}
+		want := ReasonBadAnswer
+		if ans.status != 200 {
+			want = ReasonStatus
+		}
+		if got := Reason(err); got != want {
+			t.Errorf("%s: reason %q, want %q", name, got, want)
+		}
+	}
+}
+
+// A closed port and a caller who left have reasons of their own.
+func TestSendUnreachableAndCanceled(t *testing.T) {
+	a, srv := newApp(t)
+	c := New(Config{URL: srv.URL, Key: a.key, Timeout: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Send(ctx, testEvent()); !errors.Is(err, ErrFailed) || Reason(err) != ReasonCanceled {
+		t.Errorf("canceled: %v, reason %q", err, Reason(err))
+	}
+	srv.Close()
+	if _, err := c.Send(context.Background(), testEvent()); !errors.Is(err, ErrFailed) || Reason(err) != ReasonUnreachable {
+		t.Errorf("closed: %v, reason %q", err, Reason(err))
+	}
+	if Reason(nil) != "" {
+		t.Error("a nil error has a reason")
 	}
 }
 
@@ -160,6 +186,9 @@ func TestSendTimeout(t *testing.T) {
 	if !errors.Is(err, ErrFailed) || time.Since(began) > 3*time.Second {
 		t.Fatalf("hanging app: %v after %v", err, time.Since(began))
 	}
+	if Reason(err) != ReasonTimeout {
+		t.Errorf("hanging app: reason %q, want timeout", Reason(err))
+	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("the URL's credentials in the error: %v", err)
 	}
@@ -185,8 +214,8 @@ func TestSendRefusal(t *testing.T) {
 		if *r != want {
 			t.Errorf("%s: got %+v, want %+v", body, *r, want)
 		}
-		if errors.Is(err, ErrFailed) {
-			t.Errorf("%s: a refusal reads as a failure", body)
+		if errors.Is(err, ErrFailed) || Reason(err) != ReasonRefused {
+			t.Errorf("%s: a refusal reads as a failure (reason %q)", body, Reason(err))
 		}
 	}
 }
@@ -221,8 +250,8 @@ func TestSendMalformedRefusal(t *testing.T) {
 		a.answer(403, body)
 		claims, err := c.Send(context.Background(), testEvent())
 		var r *Refusal
-		if !errors.Is(err, ErrFailed) || errors.As(err, &r) || claims != nil {
-			t.Errorf("%s: %v %v, want ErrFailed", name, claims, err)
+		if !errors.Is(err, ErrFailed) || errors.As(err, &r) || claims != nil || Reason(err) != ReasonBadAnswer {
+			t.Errorf("%s: %v %v (reason %q), want ErrFailed, bad_answer", name, claims, err, Reason(err))
 		}
 	}
 	// A refusal's shape under another status is no refusal either.

@@ -7,6 +7,7 @@ package login
 import (
 	"context"
 	"encoding/json"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -71,4 +72,14 @@ type PhoneNumberer interface {
 // are as Provider's.
 type SessionChecker interface {
 	CheckSessionKey(ctx context.Context, openid, sessionKey string) (valid bool, err error)
+}
+
+// AccessTokener is a Provider that hands the app its platform access token,
+// so the cluster and its apps share one token and one quota. With stale
+// empty it returns the current token; with the token a platform call just
+// refused it replaces that token once for the whole cluster, or returns
+// the current one when another caller already did. Errors are as
+// Provider's.
+type AccessTokener interface {
+	AccessToken(ctx context.Context, log *zap.Logger, stale string) (token string, expiresAt time.Time, err error)
 }

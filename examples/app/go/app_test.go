@@ -379,6 +379,16 @@ func newWxauthStandIn(t *testing.T, status int) (*wxauthStandIn, string) {
 		var call map[string]any
 		_ = json.Unmarshal(body, &call)
 		s.calls = append(s.calls, call)
+		if call["action"] == "access_token" && status == 204 {
+			// tok-1 until the app reports it stale, then tok-2.
+			tok := "tok-1"
+			if call["stale"] != nil {
+				tok = "tok-2"
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"access_token":%q,"expires_at":%d}`, tok, time.Now().Add(2*time.Hour).Unix())
+			return
+		}
 		w.WriteHeader(status)
 		if status != 204 {
 			_, _ = w.Write([]byte(`{"error":"invalid_signature"}`))
@@ -452,5 +462,46 @@ func TestAdminFailsLoudly(t *testing.T) {
 	}
 	if code, out := runAdmin(map[string]string{"STORE": file}, "ban", "o-alice"); code != 2 || !strings.Contains(out, "WXAUTH_SECRET") {
 		t.Errorf("no secret: %d %s", code, out)
+	}
+}
+
+// A subscribe message goes out with wxauth's token; when WeChat refuses it,
+// the app reports it stale once and sends with the next one.
+func TestAdminNotifyUsesWxauthsAccessToken(t *testing.T) {
+	api, apiURL := newWxauthStandIn(t, 204)
+	var mu sync.Mutex
+	var sent []string
+	wechat := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&msg)
+		tok := r.URL.Query().Get("access_token")
+		mu.Lock()
+		sent = append(sent, tok)
+		mu.Unlock()
+		if r.URL.Path != "/cgi-bin/message/subscribe/send" || msg["touser"] != "o-alice" || msg["template_id"] != "tmpl" {
+			fmt.Fprint(w, `{"errcode":47001,"errmsg":"data format error"}`)
+			return
+		}
+		if tok != "tok-2" {
+			fmt.Fprint(w, `{"errcode":40001,"errmsg":"invalid credential"}`)
+			return
+		}
+		fmt.Fprint(w, `{"errcode":0,"errmsg":"ok"}`)
+	}))
+	t.Cleanup(wechat.Close)
+	env := map[string]string{"WXAUTH_SECRET": testSecret, "WXAUTH_API": apiURL, "WECHAT_API": wechat.URL}
+	if code, out := runAdmin(env, "notify", "o-alice", "tmpl", "shipped"); code != 0 {
+		t.Fatalf("notify: %d %s", code, out)
+	}
+	sameJSON(t, "app_api calls", api.got(), []any{
+		map[string]any{"action": "access_token"},
+		map[string]any{"action": "access_token", "stale": "tok-1"},
+	})
+	if want := []string{"tok-1", "tok-2"}; fmt.Sprint(sent) != fmt.Sprint(want) {
+		t.Errorf("tokens sent to WeChat %v, want %v", sent, want)
+	}
+	// Any other errcode is an error.
+	if code, out := runAdmin(env, "notify", "o-bob", "tmpl", "x"); code != 1 || !strings.Contains(out, "47001") {
+		t.Errorf("refused message: %d %s", code, out)
 	}
 }

@@ -2,8 +2,9 @@
 
 // End to end: this app behind a real Caddy that runs ../Caddyfile (wxauth with
 // app_hook and app_api, wxmock standing in for WeChat). Logs in, binds a phone number,
-// decrypts user info, changes a role and bans through app_api, logs out, and
-// checks that the app's store holds exactly what wxmock said.
+// decrypts user info, changes a role and bans through app_api, sends a
+// subscribe message with wxauth's access_token, logs out, and checks that
+// the app's store holds exactly what wxmock said.
 //
 // Caddy is $CADDY_BIN when set, else built from the repository's ./cmd/caddy.
 // Every port is picked at run time.
@@ -261,7 +262,7 @@ func TestE2E(t *testing.T) {
 	}
 	runAdmin := func(args ...string) {
 		cmd := exec.Command(appBin, args...)
-		cmd.Env = append(os.Environ(), append(appEnv, "WXAUTH_API="+site+"/wx/app")...)
+		cmd.Env = append(os.Environ(), append(appEnv, "WXAUTH_API="+site+"/wx/app", "WECHAT_API="+mock)...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("app %v: %v\n%s", args, err, out)
 		}
@@ -329,6 +330,19 @@ func TestE2E(t *testing.T) {
 	bobOpenID, _ := b.Body["openid"].(string)
 	bobToken, _ := b.Body["token"].(string)
 	sidB := sidOf(t, bobToken)
+
+	// A subscribe message with wxauth's access_token; after WeChat expired
+	// every token, the app reports its token stale and sends again.
+	runAdmin("notify", bobOpenID, "tmpl-welcome", "welcome")
+	runAdmin("notify", bobOpenID, "tmpl-welcome", "welcome")
+	if n := mockGet("/wxmock/stats")["subscribe_send"]; n != float64(2) {
+		t.Fatalf("subscribe_send calls: %v, want 2", n)
+	}
+	call(t, "POST", mock+"/wxmock/expire_tokens", nil, "")
+	runAdmin("notify", bobOpenID, "tmpl-welcome", "welcome again")
+	if n := mockGet("/wxmock/stats")["subscribe_send"]; n != float64(4) {
+		t.Fatalf("subscribe_send calls after the tokens expired: %v, want 4 (refused, then sent)", n)
+	}
 	if r := call(t, "POST", site+"/wx/logout", nil, bobToken); r.Status != 204 {
 		t.Fatalf("logout: %+v", r)
 	}

@@ -6,10 +6,12 @@
 //	go run . ban <openid>                             refuse its logins, end its sessions
 //	go run . unban <openid>                           allow its logins again
 //	go run . role <openid> <role>                     new role, in the store and at once in every session
+//	go run . notify <openid> <template_id> <text>     a subscribe message, with wxauth's access_token
 //
 // Environment: WXAUTH_SECRET (the secret of app_hook), PORT (default 3000;
 // 0 picks a free one), STORE (default users.json), WXAUTH_API (the URL of
-// app_api, e.g. http://127.0.0.1:8080/wx/app, for the admin commands).
+// app_api, e.g. http://127.0.0.1:8080/wx/app, for the admin commands),
+// WECHAT_API (default https://api.weixin.qq.com; wxmock's URL in the demo).
 package main
 
 import (
@@ -31,7 +33,7 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
-const usage = "usage: app [serve] | ban <openid> | unban <openid> | role <openid> <role>"
+const usage = "usage: app [serve] | ban <openid> | unban <openid> | role <openid> <role> | notify <openid> <template_id> <text>"
 
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	secret := getenv("WXAUTH_SECRET")
@@ -58,7 +60,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 			return 1
 		}
 		return 0
-	case (cmd == "ban" || cmd == "unban") && len(args) == 2, cmd == "role" && len(args) == 3:
+	case (cmd == "ban" || cmd == "unban") && len(args) == 2, cmd == "role" && len(args) == 3, cmd == "notify" && len(args) == 4:
 	default:
 		fmt.Fprintln(stderr, usage)
 		return 2
@@ -67,6 +69,22 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	if cmd != "unban" && (!strings.HasPrefix(secret, "whsec_") || api.URL == "") {
 		fmt.Fprintln(stderr, "set WXAUTH_SECRET (whsec_...) and WXAUTH_API (the app_api URL)")
 		return 2
+	}
+	if cmd == "notify" {
+		wechatAPI := getenv("WECHAT_API")
+		if wechatAPI == "" {
+			wechatAPI = "https://api.weixin.qq.com"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// thing1 is the template's first field; a real template names its own.
+		data := map[string]any{"thing1": map[string]any{"value": args[3]}}
+		if err := api.SendSubscribeMessage(ctx, wechatAPI, args[1], args[2], data); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "notify %s: done\n", args[1])
+		return 0
 	}
 	if err := admin(api, storeFile, args); err != nil {
 		fmt.Fprintln(stderr, err)

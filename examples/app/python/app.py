@@ -7,11 +7,14 @@ claims; its admin commands call wxauth's app_api.
     python3 app.py ban <openid>                  refuse its logins, end its sessions
     python3 app.py unban <openid>                allow its logins again
     python3 app.py role <openid> <role>          new role, in the store and at once in every session
+    python3 app.py notify <openid> <template_id> <text>
+                                                 a subscribe message, with wxauth's access_token
     python3 app.py dump                          print the store as JSON
 
 Environment: WXAUTH_SECRET (the secret of app_hook), PORT (default 3000; 0
 picks a free one), STORE (default users.db), WXAUTH_API (the URL of app_api,
-e.g. http://127.0.0.1:8080/wx/app, for the admin commands).
+e.g. http://127.0.0.1:8080/wx/app, for the admin commands), WECHAT_API
+(default https://api.weixin.qq.com; wxmock's URL in the demo).
 """
 
 import json
@@ -23,6 +26,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -277,7 +281,8 @@ def make_server(app, port):
 
 
 def call_wxauth(api_url, secret, body):
-    """POSTs body to wxauth's app_api, signed with secret; wxauth answers 204."""
+    """POSTs body to wxauth's app_api, signed with secret; returns the JSON
+    answer (200), or None (204)."""
     payload = json.dumps(body).encode()
     # A fresh id per call: wxauth refuses an id it has seen (a replay).
     msg_id = "msg_" + secrets.token_hex(16)
@@ -289,8 +294,9 @@ def call_wxauth(api_url, secret, body):
         "webhook-signature": webhooks.sign(secret, msg_id, ts, payload),
     })
     try:
-        with urllib.request.urlopen(req, timeout=10):
-            pass
+        with urllib.request.urlopen(req, timeout=10) as res:
+            answer = res.read(4096)
+            return json.loads(answer) if answer else None
     except urllib.error.HTTPError as e:
         raise RuntimeError(f"wxauth {body.get('action')}: {e.code} {e.read(4096).decode(errors='replace')}") from None
 
@@ -305,7 +311,42 @@ def end_sessions(api_url, secret, openid):
     call_wxauth(api_url, secret, {"action": "end_sessions", "openid": openid})
 
 
-USAGE = "usage: app.py [serve] | ban <openid> | unban <openid> | role <openid> <role> | dump"
+def access_token(api_url, secret, stale=None):
+    """Returns wxauth's WeChat access_token: the app shares the one token (and
+    quota) of the cluster instead of fetching its own, which could invalidate
+    wxauth's. With stale, the token WeChat just refused (40001, 42001), wxauth
+    replaces it once for the whole cluster."""
+    body = {"action": "access_token"}
+    if stale:
+        body["stale"] = stale
+    answer = call_wxauth(api_url, secret, body) or {}
+    if not answer.get("access_token"):
+        raise RuntimeError("wxauth access_token: no token in the answer")
+    return answer["access_token"]
+
+
+def send_subscribe_message(api_url, secret, wechat_api, openid, template_id, data):
+    """Sends a subscribe message to openid through WeChat's API at wechat_api
+    (https://api.weixin.qq.com, or wxmock), with wxauth's access_token. When
+    WeChat refuses the token, asks wxauth for the next one and sends once more."""
+    payload = json.dumps({"touser": openid, "template_id": template_id, "data": data}).encode()
+    stale = None
+    for attempt in range(2):
+        token = access_token(api_url, secret, stale)
+        url = wechat_api + "/cgi-bin/message/subscribe/send?access_token=" + urllib.parse.quote(token, safe="")
+        req = urllib.request.Request(url, data=payload, method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as res:
+            errcode = json.loads(res.read(4096)).get("errcode", 0)
+        if errcode == 0:
+            return
+        if errcode not in (40001, 42001) or attempt:
+            break
+        stale = token  # refused: wxauth replaces it, once for the cluster
+    raise RuntimeError(f"WeChat subscribe/send: errcode {errcode}")
+
+
+USAGE = ("usage: app.py [serve] | ban <openid> | unban <openid> | role <openid> <role>"
+         " | notify <openid> <template_id> <text> | dump")
 
 
 def main(argv, env, out=sys.stdout, err=sys.stderr):
@@ -329,7 +370,8 @@ def main(argv, env, out=sys.stdout, err=sys.stderr):
         with closing(connect(store)) as db:
             print(json.dumps(dump(db), indent=2), file=out)
         return 0
-    if not ((cmd in ("ban", "unban") and len(argv) == 2) or (cmd == "role" and len(argv) == 3)):
+    if not ((cmd in ("ban", "unban") and len(argv) == 2) or (cmd == "role" and len(argv) == 3)
+            or (cmd == "notify" and len(argv) == 4)):
         print(USAGE, file=err)
         return 2
     api = env.get("WXAUTH_API", "")
@@ -337,6 +379,16 @@ def main(argv, env, out=sys.stdout, err=sys.stderr):
         print("set WXAUTH_SECRET (whsec_...) and WXAUTH_API (the app_api URL)", file=err)
         return 2
     openid = argv[1]
+    if cmd == "notify":
+        try:
+            # thing1 is the template's first field; a real template names its own.
+            send_subscribe_message(api, secret, env.get("WECHAT_API") or "https://api.weixin.qq.com",
+                                   openid, argv[2], {"thing1": {"value": argv[3]}})
+        except (RuntimeError, OSError, ValueError) as e:
+            print(e, file=err)
+            return 1
+        print(f"notify {openid}: done", file=out)
+        return 0
     try:
         # The store first: a login that races the ban is refused by the hook,
         # and the sessions that exist are ended next.

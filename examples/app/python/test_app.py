@@ -15,6 +15,7 @@ import threading
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import closing
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -226,9 +227,16 @@ class WxauthStandIn:
                     self.end_headers()
                     return
                 seen.add(msg_id)
-                stand_in.calls.append(json.loads(body))
+                call = json.loads(body)
+                stand_in.calls.append(call)
                 answer = b"" if status == 204 else b'{"error":"invalid_signature"}'
-                self.send_response(status)
+                code = status
+                if call.get("action") == "access_token" and status == 204:
+                    # tok-1 until the app reports it stale, then tok-2.
+                    token = "tok-2" if call.get("stale") else "tok-1"
+                    answer = json.dumps({"access_token": token, "expires_at": int(time.time()) + 7200}).encode()
+                    code = 200
+                self.send_response(code)
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
@@ -275,6 +283,42 @@ class AdminTest(Base):
         self.assertEqual((code, "usage" in out), (2, True), out)
         code, out = self.admin({"STORE": self.store}, "ban", "o-alice")
         self.assertEqual((code, "WXAUTH_SECRET" in out), (2, True), out)
+
+    def test_notify_sends_a_subscribe_message_with_wxauths_access_token(self):
+        """When WeChat refuses the token, the app reports it stale once and
+        sends with the next one."""
+        api = WxauthStandIn(self)
+        sent = []
+
+        class WeChat(BaseHTTPRequestHandler):
+            def do_POST(self):
+                msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                url = urllib.parse.urlsplit(self.path)
+                token = urllib.parse.parse_qs(url.query)["access_token"][0]
+                sent.append(token)
+                errcode = 0
+                if url.path != "/cgi-bin/message/subscribe/send" or msg["touser"] != "o-alice" or msg["template_id"] != "tmpl":
+                    errcode = 47001
+                elif token != "tok-2":
+                    errcode = 40001
+                answer = json.dumps({"errcode": errcode}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        wechat = serve(self, ThreadingHTTPServer(("127.0.0.1", 0), WeChat))
+        env = {"WXAUTH_SECRET": SECRET, "WXAUTH_API": api.url, "WECHAT_API": wechat}
+        code, out = self.admin(env, "notify", "o-alice", "tmpl", "shipped")
+        self.assertEqual(code, 0, out)
+        self.assertEqual(api.calls, [{"action": "access_token"}, {"action": "access_token", "stale": "tok-1"}])
+        self.assertEqual(sent, ["tok-1", "tok-2"])
+        # Any other errcode is an error.
+        code, out = self.admin(env, "notify", "o-bob", "tmpl", "x")
+        self.assertEqual((code, "47001" in out), (1, True), out)
 
     def test_dump_prints_the_store(self):
         self.send(self.event("login"))

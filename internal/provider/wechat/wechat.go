@@ -111,6 +111,7 @@ var (
 	_ login.Decrypter      = (*Provider)(nil)
 	_ login.PhoneNumberer  = (*Provider)(nil)
 	_ login.SessionChecker = (*Provider)(nil)
+	_ login.AccessTokener  = (*Provider)(nil)
 )
 
 // Exchange resolves a wx.login code with code2Session.
@@ -169,4 +170,15 @@ func (p *Provider) CheckSessionKey(ctx context.Context, openid, sessionKey strin
 		return false, nil
 	}
 	return false, p.fail(nil, err)
+}
+
+// AccessToken hands out the managed access_token, or replaces stale, the
+// token WeChat refused, once for the cluster (see wx.AccessTokens.Refresh).
+func (p *Provider) AccessToken(ctx context.Context, log *zap.Logger, stale string) (string, time.Time, error) {
+	tok, exp, err := p.access.Refresh(ctx, stale)
+	if err != nil {
+		log.Warn("access_token for the app failed", zap.Bool("stale", stale != ""), zap.Error(err))
+		return "", time.Time{}, p.fail(log, err)
+	}
+	return tok, exp, nil
 }

@@ -1,7 +1,8 @@
 // End to end: this app behind a real Caddy that runs ../Caddyfile (wxauth with
 // app_hook and app_api, wxmock standing in for WeChat). Logs in, binds a phone number,
-// decrypts user info, changes a role and bans through app_api, logs out, and
-// checks that the app's store holds exactly what wxmock said.
+// decrypts user info, changes a role and bans through app_api, sends a
+// subscribe message with wxauth's access_token, logs out, and checks that
+// the app's store holds exactly what wxmock said.
 //
 // Caddy is $CADDY_BIN when set, else built from the repository's ./cmd/caddy.
 // Every port is picked at run time.
@@ -137,7 +138,7 @@ const sidOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url'
 function admin(...args) {
   return run(process.execPath, ['admin.mjs', ...args], {
     cwd: appDir,
-    env: { ...process.env, WXAUTH_SECRET: secret, WXAUTH_API: site + '/wx/app', STORE: storeFile },
+    env: { ...process.env, WXAUTH_SECRET: secret, WXAUTH_API: site + '/wx/app', WECHAT_API: mock, STORE: storeFile },
   })
 }
 
@@ -157,7 +158,7 @@ function timesIn(v, from, to) {
   return out
 }
 
-test('login, phone, decrypt, role, ban and logout reach the app; its store holds what wxmock said', async () => {
+test('login, phone, decrypt, role, ban, notify and logout reach the app; its store holds what wxmock said', async () => {
   const from = Math.floor(Date.now() / 1000)
 
   // Log in: the hook registers the user and its claims reach the upstream.
@@ -211,6 +212,15 @@ test('login, phone, decrypt, role, ban and logout reach the app; its store holds
   assert.equal(b.status, 200, JSON.stringify(b.body))
   const bob = b.body
   const sidB = sidOf(bob.token)
+
+  // A subscribe message with wxauth's access_token; after WeChat expired
+  // every token, the app reports its token stale and sends again.
+  await admin('notify', bob.openid, 'tmpl-welcome', 'welcome')
+  await admin('notify', bob.openid, 'tmpl-welcome', 'welcome')
+  assert.equal((await mockCode('/wxmock/stats')).subscribe_send, 2)
+  assert.equal((await call('POST', mock + '/wxmock/expire_tokens')).status, 204)
+  await admin('notify', bob.openid, 'tmpl-welcome', 'welcome again')
+  assert.equal((await mockCode('/wxmock/stats')).subscribe_send, 4, 'refused once, then sent')
   assert.equal((await call('POST', site + '/wx/logout', { token: bob.token })).status, 204)
   await eventually('the logout event is stored', async () => (await readStore(storeFile)).users[bob.openid]?.sessions[sidB]?.logout)
 

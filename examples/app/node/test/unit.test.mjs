@@ -216,6 +216,13 @@ async function wxauthStandIn(t, status = 204) {
         assert.ok(!seen.has(req.headers['webhook-id']), 'a fresh webhook-id per call')
         seen.add(req.headers['webhook-id'])
         calls.push({ path: req.url, body })
+        if (body.action === 'access_token' && status === 204) {
+          // tok-1 until the app reports it stale, then tok-2.
+          const token = body.stale ? 'tok-2' : 'tok-1'
+          res.writeHead(200, { 'content-type': 'application/json' })
+          res.end(JSON.stringify({ access_token: token, expires_at: Math.floor(Date.now() / 1000) + 7200 }))
+          return
+        }
         res.writeHead(status).end(status === 204 ? undefined : '{"error":"invalid_signature"}')
       } catch (e) {
         calls.push({ error: e.message })
@@ -259,4 +266,35 @@ test('admin: an unknown user or a refused call fails loudly', async (t) => {
   await send(url, event('login'))
   await assert.rejects(admin(env, 'ban', 'o-alice'), (e) => e.code === 1 && /end_sessions: 401/.test(e.stderr))
   await assert.rejects(admin(env, 'role', 'o-alice'), (e) => e.code === 2 && /usage/.test(e.stderr))
+})
+
+// A subscribe message goes out with wxauth's token; when WeChat refuses it,
+// the app reports it stale once and sends with the next one.
+test("admin: notify sends a subscribe message with wxauth's access_token", async (t) => {
+  const { api, calls } = await wxauthStandIn(t)
+  const sent = []
+  const wechat = await listen(
+    t,
+    createServer(async (req, res) => {
+      const chunks = []
+      for await (const c of req) chunks.push(c)
+      const msg = JSON.parse(Buffer.concat(chunks).toString())
+      const u = new URL(req.url, 'http://x')
+      const token = u.searchParams.get('access_token')
+      sent.push(token)
+      let errcode = 0
+      if (u.pathname !== '/cgi-bin/message/subscribe/send' || msg.touser !== 'o-alice' || msg.template_id !== 'tmpl') errcode = 47001
+      else if (token !== 'tok-2') errcode = 40001
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ errcode }))
+    }),
+  )
+  const env = { WXAUTH_SECRET: secret, WXAUTH_API: api, WECHAT_API: wechat }
+  await admin(env, 'notify', 'o-alice', 'tmpl', 'shipped')
+  assert.deepEqual(
+    calls.map((c) => c.body),
+    [{ action: 'access_token' }, { action: 'access_token', stale: 'tok-1' }],
+  )
+  assert.deepEqual(sent, ['tok-1', 'tok-2'])
+  // Any other errcode is an error.
+  await assert.rejects(admin(env, 'notify', 'o-bob', 'tmpl', 'x'), (e) => e.code === 1 && /47001/.test(e.stderr))
 })
