@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 
-import { NONCE_PATTERN, WxAuthError, type StoredToken } from '../src/core.js'
+import { isRefusal, NONCE_PATTERN, WxAuthError, type LoginEvent, type StoredToken } from '../src/core.js'
 import { fake, kinds, type Handler, type Seen } from './fakes.js'
 
 // A server that issues token "t<code>" on login and accepts only tokens in `valid`.
@@ -37,10 +37,21 @@ function server(opts: { ttl?: number } = {}) {
     }
     if (req.path === '/missing') return { status: 404, data: 'not found' }
     if (req.path === '/forbidden') return { status: 401, data: { error: 'not_a_member', message: 'app says no' } }
+    if (req.path === '/banned') {
+      return { status: 403, data: { error: 'account_closed', message: 'This account is closed.', refused_by: 'app' } }
+    }
+    if (req.path === '/refused-401') {
+      // An app refusal that happens to use a re-login code must still not be retried.
+      return { status: 401, data: { error: 'invalid_token', message: 'no', refused_by: 'app' } }
+    }
     return { status: 200, data: { ok: true, token: tok } }
   }
   return { valid, handle, refreshes: () => refreshes }
 }
+
+// The default storage key of a client on the fakes' baseURL.
+const KEY = 'wxauth_token:https://app.example'
+const valid = (token: string): StoredToken => ({ token, expiresAt: Date.now() + 3600_000, renewAt: Date.now() + 3500_000, openid: 'o1' })
 
 const logins = (seen: Seen[]) => seen.filter((s) => s.path === '/wx/login').map((s) => s.data as { code: string; nonce: string })
 
@@ -56,7 +67,7 @@ for (const kind of kinds) describe(`client core through the ${kind} adapter`, ()
     assert.equal(logins(st.seen)[0]!.code, 'code1')
     assert.equal(st.seen[1]!.auth, 'Bearer tcode1')
     assert.equal(c.token(), 'tcode1')
-    const stored = st.storage.get('wxauth_token') as StoredToken
+    const stored = st.storage.get(KEY) as StoredToken
     assert.equal(stored.openid, 'o1')
     assert.ok(stored.expiresAt > Date.now() + 7100_000)
   })
@@ -410,5 +421,198 @@ for (const kind of kinds) describe(`client core through the ${kind} adapter`, ()
     const c = make({})
     await c.decrypt({ detail: { encryptedData: 'E', iv: 'I', errMsg: 'ok' } as never })
     assert.deepEqual(st.seen.find((s) => s.path === '/wx/decrypt')!.data, { encryptedData: 'E', iv: 'I' })
+  })
+
+  describe('ensureToken and getToken', () => {
+    test('ensureToken logs in once for concurrent callers and returns the token; getToken reads it without a request', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, srv.handle)
+      const c = make({})
+      assert.equal(c.getToken(), null)
+      assert.equal(st.seen.length, 0)
+      const all = await Promise.all([c.ensureToken(), c.ensureToken(), c.request<{ token: string }>({ path: '/api' })])
+      assert.deepEqual(all, ['tcode1', 'tcode1', { ok: true, token: 'tcode1' }])
+      assert.equal(st.logins, 1)
+      const n = st.seen.length
+      assert.equal(await c.ensureToken(), 'tcode1')
+      assert.equal(c.getToken(), 'tcode1')
+      assert.equal(st.seen.length, n)
+    })
+
+    test('getToken is null for an expired token; ensureToken then logs in', async () => {
+      const srv = server({ ttl: 600 })
+      const { st, make } = fake(kind, srv.handle)
+      let clock = 1_000_000
+      const c = make({ now: () => clock })
+      await c.ensureToken()
+      clock += 601_000
+      assert.equal(c.getToken(), null)
+      assert.equal(c.token(), 'tcode1') // token() still returns what is stored
+      assert.equal(await c.ensureToken(), 'tcode2')
+      assert.equal(st.logins, 2)
+    })
+
+    test('ensureToken({ refused }) replaces a refused token once for all callers refused with it', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, srv.handle)
+      st.storage.set(KEY, valid('revoked'))
+      const c = make({})
+      assert.equal(c.getToken(), 'revoked')
+      const all = await Promise.all([1, 2, 3].map(() => c.ensureToken({ refused: 'revoked' })))
+      assert.deepEqual(all, ['tcode1', 'tcode1', 'tcode1'])
+      assert.equal(st.logins, 1)
+      // A caller that comes late with the old token gets the new one, without another login.
+      assert.equal(await c.ensureToken({ refused: 'revoked' }), 'tcode1')
+      assert.equal(st.logins, 1)
+    })
+  })
+
+  describe('refusals', () => {
+    test('an app refusal is a typed WxAuthError, never retried and never a reason to log in again', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, srv.handle)
+      const c = make({})
+      await c.login()
+      for (const path of ['/banned', '/refused-401']) {
+        const err = await c.request({ path }).catch((e: unknown) => e)
+        assert.ok(err instanceof WxAuthError)
+        assert.ok(isRefusal(err))
+        assert.equal(err.refusedBy, 'app')
+        assert.equal(st.seen.filter((s) => s.path === path).length, 1)
+      }
+      const err = (await c.request({ path: '/banned' }).catch((e: unknown) => e)) as WxAuthError
+      assert.equal(err.status, 403)
+      assert.equal(err.error, 'account_closed')
+      assert.equal(err.message, 'This account is closed.')
+      assert.equal(st.logins, 1)
+      assert.equal(c.getToken(), 'tcode1')
+      assert.equal(isRefusal(new WxAuthError(401, 'invalid_token', 'x')), false)
+      assert.equal(isRefusal(new Error('x')), false)
+    })
+
+    test('a refused login is not retried and stores nothing', async () => {
+      const { st, make } = fake(kind, (req) =>
+        req.path === '/wx/login' ? { status: 403, data: { error: 'banned', message: 'Banned.', refused_by: 'app' } } : { status: 200 },
+      )
+      const c = make({})
+      const err = await c.request({ path: '/api' }).catch((e: unknown) => e)
+      assert.ok(isRefusal(err))
+      assert.equal(err.error, 'banned')
+      assert.equal(st.logins, 1)
+      assert.equal(logins(st.seen).length, 1)
+      assert.equal(st.seen.filter((s) => s.path === '/api').length, 0)
+      assert.equal(c.getToken(), null)
+    })
+
+    test('a refused refresh is not followed by a new login', async () => {
+      let refuse = false
+      const srv = server({ ttl: 600 })
+      const { st, make } = fake(kind, (req) =>
+        refuse && req.path === '/wx/refresh'
+          ? { status: 403, data: { error: 'banned', message: 'Banned.', refused_by: 'app' } }
+          : srv.handle(req),
+      )
+      let clock = 1_000_000
+      const c = make({ now: () => clock })
+      await c.ensureToken()
+      refuse = true
+      clock += 550_000
+      const err = await c.ensureToken().catch((e: unknown) => e)
+      assert.ok(isRefusal(err))
+      assert.equal(st.logins, 1)
+    })
+  })
+
+  describe('events', () => {
+    test('onLogin reports logins and refreshes, onLogout a logout; unsubscribing stops them', async () => {
+      const srv = server({ ttl: 600 })
+      const { make } = fake(kind, srv.handle)
+      let clock = 1_000_000
+      const c = make({ now: () => clock })
+      const seen: string[] = []
+      const offLogin = c.onLogin((e: LoginEvent) => seen.push(`${e.via} ${e.token} ${e.openid}`))
+      const offLogout = c.onLogout(() => seen.push('logout'))
+      c.onLogin(() => {
+        throw new Error('a broken listener does not break the client')
+      })
+      await c.request({ path: '/api' })
+      await c.request({ path: '/api' })
+      clock += 550_000
+      await c.request({ path: '/api' })
+      await c.logout()
+      await c.logout() // nothing stored: no event
+      assert.deepEqual(seen, ['login tcode1 o1', 'refresh tcode1r o1', 'logout'])
+      offLogin()
+      offLogout()
+      offLogin() // twice is harmless
+      await c.login()
+      await c.logout()
+      assert.equal(seen.length, 3)
+    })
+
+    test('onAuthError gets login failures once, refusals and an invalid_token left after the retry, not other errors', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, (req) =>
+        req.path === '/stuck' ? { status: 401, data: { error: 'invalid_token', message: 'no' } } : srv.handle(req),
+      )
+      const c = make({})
+      const got: string[] = []
+      const off = c.onAuthError((e) => got.push(`${e.status} ${e.error}${isRefusal(e) ? ' refused' : ''}`))
+
+      st.loginFails = true
+      const results = await Promise.allSettled([c.request({ path: '/api' }), c.ensureToken(), c.login()])
+      assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected'])
+      assert.deepEqual(got, ['0 wx_login_failed']) // three callers, one login, one event
+      st.loginFails = false
+
+      await c.request({ path: '/banned' }).catch(() => undefined)
+      await c.request({ path: '/stuck' }).catch(() => undefined)
+      await c.request({ path: '/missing' }).catch(() => undefined) // 404: not an auth error
+      await c.request({ path: '/forbidden' }).catch(() => undefined) // the app's own 401 code
+      await c.getPhoneNumber({ detail: {} }).catch(() => undefined)
+      assert.deepEqual(got, ['0 wx_login_failed', '403 account_closed refused', '401 invalid_token'])
+      off()
+      await c.request({ path: '/banned' }).catch(() => undefined)
+      assert.equal(got.length, 3)
+    })
+  })
+
+  describe('storage key', () => {
+    test('clients of two servers keep their own tokens', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, srv.handle)
+      const a = make({ baseURL: 'https://app.example' })
+      const b = make({ baseURL: 'https://two.example/' })
+      await a.login()
+      await b.login()
+      assert.equal(a.getToken(), 'tcode1')
+      assert.equal(b.getToken(), 'tcode2')
+      assert.deepEqual([...st.storage.keys()].sort(), [KEY, 'wxauth_token:https://two.example'])
+    })
+
+    test('an explicit storageKey wins and reads no other key', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, srv.handle)
+      st.storage.set('wxauth_token', valid('old'))
+      const c = make({ storageKey: 'mine' })
+      assert.equal(c.getToken(), null)
+      await c.login()
+      assert.equal((st.storage.get('mine') as StoredToken).token, 'tcode1')
+      assert.equal((st.storage.get('wxauth_token') as StoredToken).token, 'old')
+    })
+
+    test('a token stored under the old plain key is moved to the namespaced key once', async () => {
+      const srv = server()
+      const { st, make } = fake(kind, srv.handle)
+      srv.valid.add('old')
+      st.storage.set('wxauth_token', valid('old'))
+      const c = make({})
+      assert.deepEqual(await c.request({ path: '/api' }), { ok: true, token: 'old' })
+      assert.equal(st.logins, 0)
+      assert.equal(st.storage.has('wxauth_token'), false)
+      assert.equal((st.storage.get(KEY) as StoredToken).token, 'old')
+      // Moved, not shared: a second server's client does not get it.
+      assert.equal(make({ baseURL: 'https://two.example' }).getToken(), null)
+    })
   })
 })

@@ -68,7 +68,13 @@ export interface ClientOptions {
   phonePath?: string
   /** The wxauth `session_path`. Default `/wx/session`. */
   sessionPath?: string
-  /** The local storage key that holds the token. Default `wxauth_token`. */
+  /**
+   * The local storage key that holds the token. Default `wxauth_token:` plus
+   * baseURL (without its trailing slash), so that clients of two servers keep
+   * their own tokens. A token stored by an earlier version under the plain
+   * `wxauth_token` key is moved to the default key on first use (not when
+   * this option is set).
+   */
   storageKey?: string
   /**
    * How long before its expiry a token is renewed (through the refresh
@@ -197,6 +203,40 @@ export interface Client {
   session(): Promise<SessionInfo>
   /** The stored token, if any (it may be expired); undefined before login. */
   token(): string | undefined
+  /**
+   * A token the server should accept, for requests sent by your own HTTP
+   * layer: the stored one while it is valid, else after a refresh or a login
+   * (concurrent callers share one). With `{ refused }`, the token your
+   * request was refused with (`401 invalid_token`): the client forgets it
+   * and resolves with a new one, shared with every caller refused with the
+   * same token. Retry your request once with it.
+   */
+  ensureToken(opts?: EnsureTokenOptions): Promise<string>
+  /** The stored token when it has not expired (by the local clock), else null. Never sends a request. */
+  getToken(): string | null
+  /** Calls `listener` after every login and refresh that stored a new token. Returns the unsubscribe function. */
+  onLogin(listener: (e: LoginEvent) => void): () => void
+  /** Calls `listener` after {@link Client.logout} forgot a stored token. Returns the unsubscribe function. */
+  onLogout(listener: () => void): () => void
+  /**
+   * Calls `listener` once per failure that the app may want to route on: a
+   * login or refresh that failed (any cause, network included), a `401`
+   * `invalid_token` / `missing_token` left after the one re-login and retry,
+   * and every refusal by the app ({@link isRefusal}). Returns the unsubscribe function.
+   */
+  onAuthError(listener: (e: WxAuthError) => void): () => void
+}
+
+/** Options of {@link Client.ensureToken}. */
+export interface EnsureTokenOptions {
+  /** The token a request was refused with; it is replaced, not returned. */
+  refused?: string
+}
+
+/** What {@link Client.onLogin} listeners get: the server's reply and how the token came. */
+export interface LoginEvent extends LoginResult {
+  /** `login` for a new session (wx.login), `refresh` for a renewed token of the same session. */
+  via: 'login' | 'refresh'
 }
 
 /**
@@ -217,8 +257,14 @@ export class WxAuthError extends Error {
   readonly errcode?: number
   /** The raw reply body, or the platform's failure object. */
   readonly body?: unknown
+  /**
+   * Who refused on purpose: `app` when your app_hook refused the login,
+   * phone or decrypt event (`403` with the app's own `error` and `message`).
+   * The client never retries or logs in again after a refusal; see {@link isRefusal}.
+   */
+  readonly refusedBy?: string
 
-  constructor(status: number, error: string, message: string, errcode?: number, body?: unknown) {
+  constructor(status: number, error: string, message: string, errcode?: number, body?: unknown, refusedBy?: string) {
     super(message || error)
     // Keeps instanceof working when a build compiles classes down to ES5.
     Object.setPrototypeOf(this, WxAuthError.prototype)
@@ -227,7 +273,16 @@ export class WxAuthError extends Error {
     this.error = error
     if (errcode !== undefined) this.errcode = errcode
     if (body !== undefined) this.body = body
+    if (refusedBy !== undefined) this.refusedBy = refusedBy
   }
+}
+
+/**
+ * True for a deliberate refusal (today only by your app, `refusedBy: 'app'`):
+ * show `e.message` to the user (it is the app's own text) and do not retry.
+ */
+export function isRefusal(e: unknown): e is WxAuthError & { refusedBy: string } {
+  return e instanceof WxAuthError && typeof e.refusedBy === 'string' && e.refusedBy !== ''
 }
 
 /** The bytes of a login nonce: 24 bytes make 32 base64url characters. */
@@ -287,7 +342,9 @@ const relogin = new Set(['invalid_token', 'missing_token'])
 export function createClient(platform: Platform, options: ClientOptions): Client {
   const now = options.now ?? Date.now
   const base = options.baseURL.replace(/\/+$/, '')
-  const key = options.storageKey ?? 'wxauth_token'
+  const key = options.storageKey ?? 'wxauth_token:' + base
+  // The key of versions before 0.3, read once when the namespaced one is empty.
+  let legacy: string | undefined = options.storageKey === undefined ? 'wxauth_token' : undefined
   const renewBefore = (options.renewBeforeSeconds ?? 60) * 1000
   const paths = {
     login: options.loginPath ?? '/wx/login',
@@ -302,10 +359,46 @@ export function createClient(platform: Platform, options: ClientOptions): Client
   // The one login or refresh under way; every caller that needs a new token waits on it.
   let pending: Promise<StoredToken> | undefined
 
-  function load(): StoredToken | undefined {
+  const listeners = { login: [] as ((e: LoginEvent) => void)[], logout: [] as (() => void)[], error: [] as ((e: WxAuthError) => void)[] }
+  // Errors already handed to onAuthError (callers sharing a login share its error), and login failures.
+  const reported = new WeakSet<object>()
+  const fromLogin = new WeakSet<object>()
+
+  function subscribe<F>(list: F[], f: F): () => void {
+    list.push(f)
+    return () => {
+      const i = list.indexOf(f)
+      if (i >= 0) list.splice(i, 1)
+    }
+  }
+
+  function emit<A extends unknown[]>(list: ((...a: A) => void)[], ...a: A): void {
+    for (const f of list.slice()) {
+      try {
+        f(...a)
+      } catch {
+        // A listener's failure is the app's own; the client goes on.
+      }
+    }
+  }
+
+  // Hands an auth failure to onAuthError once, then rethrows it.
+  function fail(e: unknown): never {
+    if (
+      e instanceof WxAuthError &&
+      !reported.has(e) &&
+      (fromLogin.has(e) || isRefusal(e) || (e.status === 401 && relogin.has(e.error)))
+    ) {
+      reported.add(e)
+      emit(listeners.error, e)
+    }
+    throw e
+  }
+
+  function read(k: string): StoredToken | undefined {
     let v: unknown
     try {
-      v = platform.getStorage(key)
+      v = platform.getStorage(k)
     } catch {
       return undefined
     }
@@ -314,6 +407,22 @@ export function createClient(platform: Platform, options: ClientOptions): Client
       return undefined
     }
     return { renewAt: t.expiresAt, openid: '', ...t } as StoredToken
+  }
+
+  function load(): StoredToken | undefined {
+    const s = read(key)
+    if (s || legacy === undefined) return s
+    const old = read(legacy)
+    const k = legacy
+    legacy = undefined
+    if (!old) return undefined
+    try {
+      platform.setStorage(key, old)
+      platform.removeStorage(k)
+    } catch {
+      // Still usable for this run.
+    }
+    return old
   }
 
   function save(r: LoginResult): StoredToken {
@@ -401,17 +510,24 @@ export function createClient(platform: Platform, options: ClientOptions): Client
       // code with the same nonce gets this session's token once more.
       r = await send(login)
     }
-    return save(asLoginResult(r))
+    const res = asLoginResult(r)
+    const s = save(res)
+    emit(listeners.login, { ...res, via: 'login' })
+    return s
   }
 
   async function doRefresh(old: StoredToken): Promise<StoredToken> {
+    let res: LoginResult
     try {
-      const r = await send({ path: paths.refresh, method: 'POST' }, old.token)
-      return save(asLoginResult(r))
-    } catch {
-      // Whatever went wrong, a fresh login is the way back.
+      res = asLoginResult(await send({ path: paths.refresh, method: 'POST' }, old.token))
+    } catch (e) {
+      // A refusal stands; whatever else went wrong, a fresh login is the way back.
+      if (isRefusal(e)) throw e
       return doLogin()
     }
+    const s = save(res)
+    emit(listeners.login, { ...res, via: 'refresh' })
+    return s
   }
 
   // Starts a login (or a refresh of a still valid token) unless one is under way.
@@ -429,6 +545,7 @@ export function createClient(platform: Platform, options: ClientOptions): Client
         },
         (e: unknown) => {
           done()
+          if (e && typeof e === 'object') fromLogin.add(e)
           throw e
         },
       )
@@ -443,6 +560,15 @@ export function createClient(platform: Platform, options: ClientOptions): Client
     return (await renew(s)).token
   }
 
+  // The token to use instead of one the server refused.
+  async function replacement(refused: string): Promise<string> {
+    // Another request may already have logged in again since this one started.
+    const s = load()
+    if (s && s.token !== refused && now() < s.renewAt) return s.token
+    if (s && s.token === refused) forget()
+    return (await renew()).token
+  }
+
   async function request<T = unknown>(opts: RequestOptions): Promise<T> {
     if (!opts.path.startsWith('/')) {
       // Absolute URLs would send the token to whatever host they name.
@@ -450,25 +576,33 @@ export function createClient(platform: Platform, options: ClientOptions): Client
     }
     if (opts.auth === false) return result<T>(await send(opts))
 
-    const token = await current()
-    let r = await send(opts, token)
-    if (r.statusCode === 401 && relogin.has(errorCode(r.data))) {
-      // Another request may already have logged in again since this one started.
-      const s = load()
-      let next: string
-      if (s && s.token !== token && now() < s.renewAt) {
-        next = s.token
-      } else {
-        if (s && s.token === token) forget()
-        next = (await renew()).token
+    try {
+      const token = await current()
+      let r = await send(opts, token)
+      if (r.statusCode === 401 && relogin.has(errorCode(r.data)) && !refusedBy(r.data)) {
+        r = await send(opts, await replacement(token)) // exactly one retry
       }
-      r = await send(opts, next) // exactly one retry
+      return result<T>(r)
+    } catch (e) {
+      return fail(e)
     }
-    return result<T>(r)
+  }
+
+  async function ensureToken(opts?: EnsureTokenOptions): Promise<string> {
+    try {
+      return opts && opts.refused ? await replacement(opts.refused) : await current()
+    } catch (e) {
+      return fail(e)
+    }
+  }
+
+  function getToken(): string | null {
+    const s = load()
+    return s && now() < s.expiresAt ? s.token : null
   }
 
   async function login(): Promise<LoginResult> {
-    const s = await renew()
+    const s = await renew().catch(fail)
     const r: LoginResult = {
       token: s.token,
       token_type: 'Bearer',
@@ -484,6 +618,7 @@ export function createClient(platform: Platform, options: ClientOptions): Client
     const s = load()
     forget()
     if (!s) return
+    emit(listeners.logout)
     const r = await send({ path: paths.logout, method: 'POST' }, s.token)
     // A token the server no longer knows is as logged out as it gets.
     if (r.statusCode === 401) return
@@ -519,7 +654,21 @@ export function createClient(platform: Platform, options: ClientOptions): Client
     return load()?.token
   }
 
-  return { request, login, logout, decrypt, phone, getPhoneNumber, session, token }
+  return {
+    request,
+    login,
+    logout,
+    decrypt,
+    phone,
+    getPhoneNumber,
+    session,
+    token,
+    ensureToken,
+    getToken,
+    onLogin: (f) => subscribe(listeners.login, f),
+    onLogout: (f) => subscribe(listeners.logout, f),
+    onAuthError: (f) => subscribe(listeners.error, f),
+  }
 }
 
 /** The `errMsg` of a platform failure object, or an Error's message. */
@@ -534,6 +683,11 @@ export function errMsg(e: unknown): string {
 function errorCode(data: unknown): string {
   const e = (data as { error?: unknown } | null | undefined)?.error
   return typeof e === 'string' ? e : ''
+}
+
+function refusedBy(data: unknown): string {
+  const r = (data as { refused_by?: unknown } | null | undefined)?.refused_by
+  return typeof r === 'string' ? r : ''
 }
 
 function result<T>(r: HttpReply): T {
@@ -553,6 +707,7 @@ function toError(r: HttpReply): WxAuthError {
       typeof d.message === 'string' ? d.message : d.error,
       typeof d.errcode === 'number' ? d.errcode : undefined,
       r.data,
+      refusedBy(d) || undefined,
     )
   }
   return new WxAuthError(r.statusCode, 'http_error', 'HTTP ' + r.statusCode, undefined, r.data)
