@@ -21,7 +21,7 @@ import { after, afterEach, before, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
-import { NONCE_PATTERN, WxAuthError, type Client, type PhoneInfo } from '../src/core.js'
+import { isRefusal, NONCE_PATTERN, WxAuthError, type Client, type PhoneInfo } from '../src/core.js'
 import { createShim, kinds, type Shim } from './shims.js'
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
@@ -72,7 +72,8 @@ const hook = {
   url: '',
   secret: '',
   events: [] as Received[],
-  answer: undefined as ((ev: AppEvent) => number | undefined) | undefined,
+  /** A status, or a status with a JSON body (a refusal on purpose is 403 with {error, message}). */
+  answer: undefined as ((ev: AppEvent) => number | { status: number; body: unknown } | undefined) | undefined,
   /** Runs as an event arrives, before it is answered. */
   onEvent: undefined as ((r: Received) => void) | undefined,
   server: undefined as Server | undefined,
@@ -110,7 +111,8 @@ async function startHook(): Promise<void> {
     } catch {
       refused ||= 'not JSON'
     }
-    const status = refused ? 401 : (hook.answer?.(body) ?? 204)
+    const answer = refused ? 401 : (hook.answer?.(body) ?? 204)
+    const status = typeof answer === 'number' ? answer : answer.status
     const r: Received = {
       id: String(req.headers['webhook-id']),
       kind: String(req.headers['x-wxauth-event']),
@@ -121,7 +123,8 @@ async function startHook(): Promise<void> {
     }
     hook.events.push(r)
     hook.onEvent?.(r)
-    res.writeHead(status).end()
+    if (typeof answer === 'number') res.writeHead(status).end()
+    else res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(answer.body))
   })
   hook.server = server
   await new Promise<void>((resolve, reject) => {
@@ -360,11 +363,13 @@ for (const kind of kinds) {
     test('a corrupted stored token is refused, then one re-login and one retry succeed', async () => {
       const { c, shim } = client('carol')
       const who = await c.request<WhoAmI>({ path: '/api/whoami' })
-      const stored = shim.storage.get('wxauth_token') as { token: string }
+      // The default key is namespaced by the server's base URL.
+      const key = 'wxauth_token:' + app
+      const stored = shim.storage.get(key) as { token: string }
       // Change a character early in the signature (the last one may only carry padding bits).
       const i = stored.token.lastIndexOf('.') + 2
       const bad = stored.token.slice(0, i) + (stored.token[i] === 'x' ? 'y' : 'x') + stored.token.slice(i + 1)
-      shim.storage.set('wxauth_token', { ...stored, token: bad })
+      shim.storage.set(key, { ...stored, token: bad })
 
       assert.deepEqual(await c.request<WhoAmI>({ path: '/api/whoami' }), who)
       assert.equal(shim.logins, 2)
@@ -586,6 +591,33 @@ for (const kind of kinds) {
       const logins = eventsOf('login', who.openid)
       assert.deepEqual(logins.map((r) => r.status), [500, 204])
       assert.equal(logins[1]!.body.sid, claimsOf(c.token()!).sid)
+    })
+
+    test('a login the app refuses on purpose is a typed refusal: no retry, no token, onAuthError told once', async () => {
+      const { c, shim } = client('trent')
+      const heard: WxAuthError[] = []
+      c.onAuthError((e) => heard.push(e))
+      hook.answer = (ev) =>
+        ev.event === 'login' ? { status: 403, body: { error: 'account_closed', message: 'This account is closed.' } } : undefined
+      const err = await c.request<WhoAmI>({ path: '/api/whoami' }).catch((e: unknown) => e)
+      assert.ok(isRefusal(err), String(err))
+      assert.equal(err.status, 403)
+      assert.equal(err.error, 'account_closed')
+      assert.equal(err.message, 'This account is closed.')
+      assert.equal(err.refusedBy, 'app')
+      assert.deepEqual(calls(shim), ['POST /wx/login 403'])
+      assert.equal(shim.logins, 1)
+      assert.equal(c.getToken(), null)
+      assert.deepEqual(heard, [err])
+    })
+
+    test('ensureToken gives a token that the server takes from a request sent without the client', async () => {
+      const { c } = client('uma')
+      const token = await c.ensureToken()
+      assert.equal(c.getToken(), token)
+      const r = await fetch(app + '/api/whoami', { headers: { Authorization: 'Bearer ' + token } })
+      assert.equal(r.status, 200)
+      assert.equal(((await r.json()) as WhoAmI).openid, claimsOf(token).sub)
     })
 
     test('session reports the session', async () => {

@@ -1,5 +1,5 @@
 import { client } from '../../api'
-import { WxAuthError } from '../../wxauth/core'
+import { isRefusal, WxAuthError } from '../../wxauth/core'
 
 interface WhoAmI {
   openid: string
@@ -8,6 +8,8 @@ interface WhoAmI {
 
 // Turns an error into a line for the screen; WxAuthError carries the server's code.
 function explain(e: unknown): string {
+  // The app refused on purpose (a ban, say): its message is meant for the user.
+  if (isRefusal(e)) return e.message
   if (e instanceof WxAuthError) {
     return `${e.status} ${e.error}: ${e.message}` + (e.errcode !== undefined ? ` (errcode ${e.errcode})` : '')
   }
