@@ -9,6 +9,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -154,7 +155,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err er
 			return true, nil
 		}
 		g.Counters.Missing.Inc()
-		return false, apierr.Write(w, apierr.MissingToken)
+		return false, apierr.Write(w, g.Missing(r))
 	}
 	id, aerr := g.Check(r.Context(), tok)
 	if aerr != nil {
@@ -202,6 +203,23 @@ func (g *Guard) scrub(h http.Header) (tok string) {
 func (g *Guard) Find(r *http.Request) string {
 	tok, _ := g.findFrom(r, 0)
 	return tok
+}
+
+// Missing is the answer to r, which holds no token: missing_token, whose
+// message says how to send a token when a header source's header holds
+// one without the scheme (a bare "Authorization: <token>"). Only this path
+// reads the headers again; a request with a token never comes here.
+func (g *Guard) Missing(r *http.Request) *apierr.Error {
+	for i := range g.Sources {
+		if s := &g.Sources[i]; s.From == "header" && s.Scheme != "" {
+			if v := r.Header[s.Name]; len(v) > 0 && looksLikeToken(strings.TrimSpace(v[0])) {
+				return apierr.MissingToken.WithMessage(fmt.Sprintf(
+					"the %s header holds a token without the %s scheme; send it as %s: %s <token>",
+					s.Name, s.Scheme, s.Name, s.Scheme))
+			}
+		}
+	}
+	return apierr.MissingToken
 }
 
 // findFrom returns the request's token from the first source, from source
