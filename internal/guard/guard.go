@@ -312,7 +312,8 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 		id.created = claims.IssuedAt.Add(time.Second).UnixNano()
 	}
 	if claims.ExpiresAt != nil {
-		id.expNanos = claims.ExpiresAt.Add(leeway).UnixNano()
+		id.exp = claims.ExpiresAt.UnixNano()
+		id.expNanos = id.exp + int64(leeway)
 	}
 	// A signature proves the token was issued, not that its session is
 	// alive: a token this instance never confirmed waits for the store.
@@ -340,6 +341,17 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 	}
 	g.Counters.OK.Inc()
 	return id, nil
+}
+
+// TokenExpired refuses a token past its expiry, still verified within the
+// verifier's leeway, whose session ended with it (or cannot be extended):
+// no refresh helps, only a new login.
+var TokenExpired = apierr.InvalidToken("the token has expired; call wx.login and log in again")
+
+// PastExpiry reports whether id's token is past its own expiry, though
+// still accepted within the verifier's leeway.
+func (g *Guard) PastExpiry(id *Identity) bool {
+	return id.exp != 0 && g.Now().UnixNano() >= id.exp
 }
 
 // recheck confirms a cached token's session off the request path.
@@ -382,6 +394,10 @@ func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *a
 		}
 		g.Ended.confirm(id.sid, id.expNanos)
 	case errors.Is(err, session.ErrNotFound):
+		if g.PastExpiry(id) {
+			// Accepted within the leeway, but its session ended with it.
+			return nil, TokenExpired
+		}
 		return nil, apierr.InvalidToken("the session has ended")
 	case g.Ctx.Err() != nil:
 		return nil, errUnconfirmed // the config is being unloaded
