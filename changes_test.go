@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
@@ -30,6 +31,7 @@ type appFixture struct {
 	ended    *guard.Ended
 	g        *guard.Guard
 	sessions map[string]*session.Session
+	leeway   time.Duration // the verifier's, 0 unless a test sets it
 }
 
 func newAppFixture(t *testing.T) *appFixture {
@@ -48,7 +50,7 @@ func newAppFixture(t *testing.T) *appFixture {
 			c.Subject = s.OpenID
 			c.IssuedAt = jwt.NewNumericDate(s.Created)
 			c.ExpiresAt = jwt.NewNumericDate(exp)
-			return c, 0, nil
+			return c, f.leeway, nil
 		},
 		Lookup: func(_ context.Context, sid string) (*session.Session, error) {
 			s := f.sessions[sid]
@@ -197,5 +199,39 @@ func TestChangesPublish(t *testing.T) {
 	}
 	if err := c.Publish(context.Background(), changes.Event{Type: changes.EndSession, OpenID: "bob", SID: "s2"}); err != nil || len(feed.published) != 1 {
 		t.Fatalf("publish: %v, %d published", err, len(feed.published))
+	}
+}
+
+// A refresh refused to a token past its expiry, accepted within the
+// verifier's leeway, says that the token expired and the app must log in
+// again, not that the session has ended; a live token's refusal is kept.
+func TestRefreshInLeewaySaysExpired(t *testing.T) {
+	f := newAppFixture(t)
+	f.leeway = time.Minute
+	h := &Handler{guard: f.g}
+	ended := apierr.InvalidToken("the session has ended")
+	live, aerr := f.g.Check(context.Background(), f.login("s1", "o1", nil))
+	if aerr != nil {
+		t.Fatal(aerr)
+	}
+	for _, err := range []error{ended, apierr.StoreUnavailable} {
+		if got := h.refreshRefused(live, err); got != err {
+			t.Errorf("a live token's refusal %v became %v", err, got)
+		}
+	}
+	f.clock.Advance(time.Hour + 10*time.Second) // past exp, within the leeway
+	late, aerr := f.g.Check(context.Background(), f.login("s2", "o2", nil))
+	if aerr != nil {
+		t.Fatalf("a token within the leeway: %v", aerr)
+	}
+	for _, err := range []error{ended, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")} {
+		got := h.refreshRefused(late, err)
+		var ae *apierr.Error
+		if !errors.As(got, &ae) || ae.Code != "invalid_token" || !strings.Contains(ae.Message, "the token has expired") || !strings.Contains(ae.Message, "wx.login") {
+			t.Errorf("%v became %v, want the token has expired", err, got)
+		}
+	}
+	if got := h.refreshRefused(late, apierr.StoreUnavailable); got != apierr.StoreUnavailable {
+		t.Errorf("a store failure became %v", got)
 	}
 }

@@ -1,9 +1,12 @@
 package wxauth
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -189,9 +192,34 @@ func (c *Config) replacePlaceholders(repl *caddy.Replacer) error {
 func expandPlaceholders(repl *caddy.Replacer, name, v string) (string, error) {
 	out := repl.ReplaceKnown(v, "")
 	if v != "" && out == "" {
-		return "", fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q", name, v)
+		return "", emptyPlaceholder(name, v)
 	}
 	return out, nil
+}
+
+// emptyPlaceholder says why v, one {file.*} or {env.*} placeholder,
+// replaced to nothing: a missing file, an empty one, an unset variable.
+func emptyPlaceholder(name, v string) error {
+	inner, whole := strings.CutPrefix(v, "{")
+	inner, closed := strings.CutSuffix(inner, "}")
+	if whole && closed && !strings.ContainsAny(inner, "{}") {
+		if path, ok := strings.CutPrefix(inner, "file."); ok {
+			switch _, err := os.Stat(path); {
+			case errors.Is(err, fs.ErrNotExist):
+				return fmt.Errorf("wxauth: %s: the file %q named by %q does not exist", name, path, v)
+			case err != nil:
+				return fmt.Errorf("wxauth: %s: the file %q named by %q cannot be read: %v", name, path, v, err)
+			}
+			return fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q: the file %q is empty", name, v, path)
+		}
+		if env, ok := strings.CutPrefix(inner, "env."); ok {
+			if _, set := os.LookupEnv(env); !set {
+				return fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q: the environment variable %s is not set", name, v, env)
+			}
+			return fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q: the environment variable %s is set but empty", name, v, env)
+		}
+	}
+	return fmt.Errorf("wxauth: %s is empty after replacing placeholders in %q", name, v)
 }
 
 // validate checks the configuration after defaults and placeholders are

@@ -30,6 +30,7 @@ func TestConfigErrors(t *testing.T) {
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	missing := filepath.Join(t.TempDir(), "no-such-file")
 	base := func(mod func(h *Handler)) *Handler {
 		h := &Handler{Config: Config{AppID: "wx0123456789abcdef", AppSecret: "0123456789abcdef0123456789abcdef"}}
 		mod(h)
@@ -44,7 +45,12 @@ func TestConfigErrors(t *testing.T) {
 		{"valid", func(h *Handler) {}, ""},
 		{"app_id from an unset variable", func(h *Handler) { h.AppID = "{env." + unset + "}" },
 			`app_id is empty after replacing placeholders in "{env.` + unset + `}"`},
-		{"app_id from an empty file", func(h *Handler) { h.AppID = "{file." + empty + "}" }, "app_id is empty after replacing placeholders"},
+		{"app_id from an unset variable says so", func(h *Handler) { h.AppID = "{env." + unset + "}" },
+			"the environment variable " + unset + " is not set"},
+		{"app_id from an empty file", func(h *Handler) { h.AppID = "{file." + empty + "}" },
+			`app_id is empty after replacing placeholders in "{file.` + empty + `}": the file "` + empty + `" is empty`},
+		{"app_id from a missing file", func(h *Handler) { h.AppID = "{file." + missing + "}" },
+			`app_id: the file "` + missing + `" named by "{file.` + missing + `}" does not exist`},
 		{"app_id absent", func(h *Handler) { h.AppID = "" }, "app_id is required; if the config sets it with {$NAME}, that variable is probably unset"},
 		{"app_secret absent", func(h *Handler) { h.AppSecret = "" }, "app_secret is required; if the config sets it with {$NAME}, that variable is probably unset"},
 		{"app_secret from an unset variable", func(h *Handler) { h.AppSecret = "{env." + unset + "}" }, "app_secret is empty after replacing placeholders"},

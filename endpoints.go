@@ -54,7 +54,7 @@ func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpo
 	if ep.auth {
 		tok := h.guard.Find(r)
 		if tok == "" {
-			return apierr.Write(w, apierr.MissingToken)
+			return apierr.Write(w, h.guard.Missing(r))
 		}
 		var aerr *apierr.Error
 		if id, aerr = h.guard.Check(r.Context(), tok); aerr != nil {

@@ -140,13 +140,13 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *guard
 	defer cancel()
 	s, err := h.callerSession(ctx, id)
 	if err != nil {
-		return err
+		return h.refreshRefused(id, err)
 	}
 	ttl := time.Duration(h.TokenTTL)
 	if err := h.sessions.Extend(ctx, s, ttl); err != nil {
 		if errors.Is(err, session.ErrNotFound) {
 			// Ended meanwhile, or at its age limit.
-			return apierr.InvalidToken("the session has ended")
+			return h.refreshRefused(id, apierr.InvalidToken("the session has ended"))
 		}
 		return apierr.StoreUnavailable
 	}
@@ -156,9 +156,20 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *guard
 	}
 	reply, err := h.issue(s)
 	if err != nil {
-		return err
+		return h.refreshRefused(id, err)
 	}
 	return apierr.WriteJSON(w, http.StatusOK, reply)
+}
+
+// refreshRefused is the answer to a refresh refused with err: a token past
+// its expiry (accepted within the leeway) whose session ended or cannot be
+// extended has expired, and the app must log in again; other errors as is.
+func (h *Handler) refreshRefused(id *guard.Identity, err error) error {
+	var ae *apierr.Error
+	if errors.As(err, &ae) && ae.Code == "invalid_token" && h.guard.PastExpiry(id) {
+		return guard.TokenExpired
+	}
+	return err
 }
 
 // serveLogout ends the caller's session everywhere.

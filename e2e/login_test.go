@@ -157,6 +157,13 @@ func TestTokenErrors(t *testing.T) {
 	}
 	// Other schemes are not tokens.
 	expectError(t, h.do(http.MethodGet, appURL+"/x", nil, "Authorization", "Basic "+good), 401, "missing_token")
+	// A bare token, without the scheme, is missing too, and the answer says
+	// how to send it.
+	r = h.do(http.MethodGet, appURL+"/x", nil, "Authorization", good)
+	expectError(t, r, 401, "missing_token")
+	if !strings.Contains(r.str("message"), "send it as Authorization: Bearer <token>") {
+		t.Errorf("bare token: message %q", r.str("message"))
+	}
 	if r := h.do(http.MethodGet, appURL+"/x", nil, "Authorization", "bearer "+good); r.status != 200 {
 		t.Fatalf("lower-case scheme refused: %d", r.status)
 	}

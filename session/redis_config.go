@@ -320,6 +320,14 @@ func (c RedisConfig) tlsConfig(fromURL *tls.Config, perHost bool) (*tls.Config, 
 // checkURL checks the scheme of a Redis URL; go-redis also takes unix://,
 // which none of the deployments here use.
 func checkURL(raw string) error {
+	if !strings.Contains(raw, "://") {
+		// host:port alone: url.Parse's error would not say what is missing.
+		hint := ""
+		if !strings.ContainsAny(raw, "@/?#") { // no credentials to echo
+			hint = fmt.Sprintf(" (for %q: redis://%s/0)", raw, raw)
+		}
+		return fmt.Errorf("session: redis URL has no scheme; write redis://host:port/db, or rediss://host:port/db for TLS%s", hint)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// *url.Error quotes the whole URL, password included; keep its cause only.
@@ -330,7 +338,7 @@ func checkURL(raw string) error {
 		return fmt.Errorf("session: invalid redis URL: %v", err)
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return errors.New("session: redis URL must start with redis:// or rediss://")
+		return errors.New("session: redis URL must start with redis:// or rediss://, as in redis://host:port/db (rediss:// for TLS)")
 	}
 	return nil
 }

@@ -92,6 +92,18 @@ type sealedStore struct {
 
 var errUnsealed = errors.New("session: stored value does not open with this key")
 
+// ErrUnsealed is returned by a sealed store's Get when a value is present
+// but does not open with the store's key: it was sealed with another key
+// (another app_secret, or another deployment sharing the store). It
+// matches ErrNotFound (errors.Is), so the state is rebuilt as for an absent
+// value, while a caller that cares can tell the two apart.
+var ErrUnsealed error = unsealed{}
+
+type unsealed struct{}
+
+func (unsealed) Error() string { return "session: stored value does not open with this store's key" }
+func (unsealed) Unwrap() error { return ErrNotFound }
+
 func (x *sealedStore) seal(key string, value []byte) ([]byte, error) {
 	nonce := make([]byte, x.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
@@ -113,7 +125,8 @@ func (x *sealedStore) open(key string, stored []byte) ([]byte, error) {
 	return v, nil
 }
 
-// Get returns the opened value, or ErrNotFound when it is absent or does not open.
+// Get returns the opened value, ErrNotFound when it is absent, or
+// ErrUnsealed (which matches ErrNotFound) when it does not open.
 func (x *sealedStore) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := x.s.Get(ctx, key)
 	if err != nil {
@@ -121,7 +134,7 @@ func (x *sealedStore) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	v, err := x.open(key, b)
 	if err != nil {
-		return nil, ErrNotFound
+		return nil, ErrUnsealed
 	}
 	return v, nil
 }

@@ -44,8 +44,13 @@ func TestSealedStore(t *testing.T) {
 	if got, _ := sealed(t, raw, 1).Get(ctx, "app/session_keys/oAlice"); string(got) != secret {
 		t.Fatalf("same key: %q", got)
 	}
-	if _, err := sealed(t, raw, 2).Get(ctx, "app/session_keys/oAlice"); !errors.Is(err, session.ErrNotFound) {
+	// It reads as absent, yet tells that a value is there (ErrUnsealed),
+	// unlike a value that is really absent.
+	if _, err := sealed(t, raw, 2).Get(ctx, "app/session_keys/oAlice"); !errors.Is(err, session.ErrNotFound) || !errors.Is(err, session.ErrUnsealed) {
 		t.Fatalf("other key: %v", err)
+	}
+	if _, err := s.Get(ctx, "app/session_keys/nobody"); !errors.Is(err, session.ErrNotFound) || errors.Is(err, session.ErrUnsealed) {
+		t.Fatalf("absent: %v", err)
 	}
 	// A value moved to another key, or written unsealed, does not open.
 	_ = raw.Set(ctx, "app/session_keys/oMallory", stored, 0)

@@ -9,6 +9,7 @@ package guard
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -154,7 +155,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err er
 			return true, nil
 		}
 		g.Counters.Missing.Inc()
-		return false, apierr.Write(w, apierr.MissingToken)
+		return false, apierr.Write(w, g.Missing(r))
 	}
 	id, aerr := g.Check(r.Context(), tok)
 	if aerr != nil {
@@ -202,6 +203,23 @@ func (g *Guard) scrub(h http.Header) (tok string) {
 func (g *Guard) Find(r *http.Request) string {
 	tok, _ := g.findFrom(r, 0)
 	return tok
+}
+
+// Missing is the answer to r, which holds no token: missing_token, whose
+// message says how to send a token when a header source's header holds
+// one without the scheme (a bare "Authorization: <token>"). Only this path
+// reads the headers again; a request with a token never comes here.
+func (g *Guard) Missing(r *http.Request) *apierr.Error {
+	for i := range g.Sources {
+		if s := &g.Sources[i]; s.From == "header" && s.Scheme != "" {
+			if v := r.Header[s.Name]; len(v) > 0 && looksLikeToken(strings.TrimSpace(v[0])) {
+				return apierr.MissingToken.WithMessage(fmt.Sprintf(
+					"the %s header holds a token without the %s scheme; send it as %s: %s <token>",
+					s.Name, s.Scheme, s.Name, s.Scheme))
+			}
+		}
+	}
+	return apierr.MissingToken
 }
 
 // findFrom returns the request's token from the first source, from source
@@ -294,7 +312,8 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 		id.created = claims.IssuedAt.Add(time.Second).UnixNano()
 	}
 	if claims.ExpiresAt != nil {
-		id.expNanos = claims.ExpiresAt.Add(leeway).UnixNano()
+		id.exp = claims.ExpiresAt.UnixNano()
+		id.expNanos = id.exp + int64(leeway)
 	}
 	// A signature proves the token was issued, not that its session is
 	// alive: a token this instance never confirmed waits for the store.
@@ -322,6 +341,17 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 	}
 	g.Counters.OK.Inc()
 	return id, nil
+}
+
+// TokenExpired refuses a token past its expiry, still verified within the
+// verifier's leeway, whose session ended with it (or cannot be extended):
+// no refresh helps, only a new login.
+var TokenExpired = apierr.InvalidToken("the token has expired; call wx.login and log in again")
+
+// PastExpiry reports whether id's token is past its own expiry, though
+// still accepted within the verifier's leeway.
+func (g *Guard) PastExpiry(id *Identity) bool {
+	return id.exp != 0 && g.Now().UnixNano() >= id.exp
 }
 
 // recheck confirms a cached token's session off the request path.
@@ -364,6 +394,10 @@ func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *a
 		}
 		g.Ended.confirm(id.sid, id.expNanos)
 	case errors.Is(err, session.ErrNotFound):
+		if g.PastExpiry(id) {
+			// Accepted within the leeway, but its session ended with it.
+			return nil, TokenExpired
+		}
 		return nil, apierr.InvalidToken("the session has ended")
 	case g.Ctx.Err() != nil:
 		return nil, errUnconfirmed // the config is being unloaded

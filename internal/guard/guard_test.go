@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -516,3 +517,46 @@ func serveThen(g *Guard, w http.ResponseWriter, r *http.Request, next nextFunc) 
 // errKeysNotLoaded is what the glue's verify answers while the keys could
 // not be loaded.
 var errKeysNotLoaded = apierr.New(http.StatusServiceUnavailable, "store_unavailable", "the signing keys could not be loaded")
+
+// A token past its expiry, still accepted within the verifier's leeway,
+// whose session ended with it is refused as expired, saying to log in
+// again; before its expiry, a session that is gone has ended.
+func TestExpiredTokenInLeewaySaysExpired(t *testing.T) {
+	withLeeway := func(c *Config) {
+		verify := c.Verify
+		c.Verify = func(tok string) (*token.Claims, time.Duration, error) {
+			claims, _, err := verify(tok)
+			return claims, time.Minute, err
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		cached bool
+	}{{"first sight", false}, {"cached", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newGuardFixture(t, withLeeway)
+			tok := f.login("s1", "o-s1", nil)
+			if tc.cached {
+				if code := f.check(tok); code != "" {
+					t.Fatalf("a fresh token: %s", code)
+				}
+			}
+			// The session's record expires with the token.
+			f.clock.Advance(time.Hour + 10*time.Second)
+			f.logout("s1")
+			id, aerr := f.g.Check(context.Background(), tok)
+			if aerr == nil {
+				t.Fatalf("accepted: %+v", id)
+			}
+			if aerr.Code != "invalid_token" || !strings.Contains(aerr.Message, "the token has expired") || !strings.Contains(aerr.Message, "wx.login") {
+				t.Fatalf("refused with %s: %s", aerr.Code, aerr.Message)
+			}
+		})
+	}
+	f := newGuardFixture(t, withLeeway)
+	tok := f.login("s2", "o-s2", nil)
+	f.logout("s2")
+	if _, aerr := f.g.Check(context.Background(), tok); aerr == nil || aerr.Message != "the session has ended" {
+		t.Fatalf("a live token of an ended session: %v", aerr)
+	}
+}

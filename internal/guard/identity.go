@@ -21,6 +21,7 @@ type Identity struct {
 	sid      string
 	openid   string
 	expNanos int64 // token expiry plus the verifier's leeway, unix nanos
+	exp      int64 // token expiry, unix nanos; 0 when the token has none
 	created  int64 // when the session began, unix nanos (for ending every session of a user)
 
 	// user holds the headers and placeholders of the user's current claims,

@@ -74,6 +74,19 @@ func (s *TokenSource) fromHeader(vals []string) string {
 	return strings.TrimSpace(v[n+1:])
 }
 
+// looksLikeToken reports whether v has a JWT's shape: three base64url
+// parts separated by dots.
+func looksLikeToken(v string) bool {
+	parts := 0
+	for part := range strings.SplitSeq(v, ".") {
+		parts++
+		if part == "" || strings.TrimLeft(part, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+			return false
+		}
+	}
+	return parts == 3
+}
+
 // remove takes this source's token out of r, so the credential reaches no
 // later handler, upstream or log: the whole header, every cookie of the
 // name (other cookies kept as sent), every query parameter of the name

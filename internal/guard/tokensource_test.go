@@ -1,10 +1,14 @@
 package guard
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/wxauth/caddy-wxauth/internal/apierr"
 )
 
 // passRequest runs req through g and returns what the next handler saw.
@@ -323,5 +327,37 @@ func TestQueryTokenRemovedFromBothURIs(t *testing.T) {
 	s.remove(r)
 	if r.URL.RawQuery != "b=2" || r.RequestURI != "/orig?a=1" {
 		t.Fatalf("URL query %q, RequestURI %q", r.URL.RawQuery, r.RequestURI)
+	}
+}
+
+// A bare token in Authorization, without "Bearer ", is missing_token with
+// a message that says how to send it; another scheme's credentials keep
+// the plain message.
+func TestBareTokenSaysHowToSendIt(t *testing.T) {
+	f := newGuardFixture(t)
+	const jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvIn0.c2lnbmF0dXJl"
+	for _, tc := range []struct{ header, want string }{
+		{jwt, "the Authorization header holds a token without the Bearer scheme; send it as Authorization: Bearer <token>"},
+		{" " + jwt + " ", "send it as Authorization: Bearer <token>"},
+		{"Basic dXNlcjpwYXNz", apierr.MissingToken.Message},
+		{"a.b", apierr.MissingToken.Message},
+		{"a..b", apierr.MissingToken.Message},
+		{"", apierr.MissingToken.Message},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		w := httptest.NewRecorder()
+		if pass, _ := f.g.Serve(w, req); pass {
+			t.Fatalf("%q passed", tc.header)
+		}
+		var body struct{ Error, Message string }
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != http.StatusUnauthorized || body.Error != "missing_token" || !strings.Contains(body.Message, tc.want) {
+			t.Errorf("%q: %d %+v, want missing_token %q", tc.header, w.Code, body, tc.want)
+		}
 	}
 }

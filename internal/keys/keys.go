@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
 
@@ -96,6 +97,7 @@ type Config struct {
 // concurrent use.
 type Source struct {
 	m      *token.Manager // nil with fixed keys
+	kv     *watchedKV     // the store of m
 	cfg    token.Config
 	rotate time.Duration
 	last   *Last
@@ -132,8 +134,9 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		s.tokens.Store(t)
 		return s, nil
 	}
+	s.kv = &watchedKV{KV: cfg.Store}
 	s.m = token.NewManager(token.ManagerConfig{
-		KV:     cfg.Store,
+		KV:     s.kv,
 		Prefix: cfg.Prefix,
 		Alg:    cfg.Alg,
 		Rotate: cfg.Rotate,
@@ -252,15 +255,44 @@ func (s *Source) load(ctx context.Context, create, reload bool) error {
 		s.tokens.Store(t)
 	}
 	s.last.Store(ring)
+	foreign := s.kv.unsealed.Swap(false)
 	if prev != "" && s.m.Lost(prev) {
 		// The store lost the key this instance signed with: it was wiped,
-		// sessions with it, and events may be lost too.
-		s.logger.Warn("the store lost this app's signing key (wiped?); keys read again, cached tokens are confirmed in the store")
+		// sessions with it, and events may be lost too. When the store held
+		// a key that does not open with this app's store key, the likelier
+		// cause is another deployment sealing with another app_secret.
+		if foreign {
+			s.logger.Warn(SharedStoreMessage)
+		} else {
+			s.logger.Warn("the store lost this app's signing key (wiped?); keys read again, cached tokens are confirmed in the store")
+		}
 		if s.wipes != nil {
 			s.wipes.Wiped()
 		}
 	}
 	return nil
+}
+
+// SharedStoreMessage is logged instead of the wipe warning when the store
+// held this app's signing key sealed with another key.
+const SharedStoreMessage = "the store holds this app's signing key sealed with another key: " +
+	"another deployment may share this store (same app_id and key_prefix) with a different app_secret, " +
+	"and each replaces the other's keys, logging users out; give each deployment its own key_prefix, " +
+	"or the same app_secret; keys read again, cached tokens are confirmed in the store"
+
+// watchedKV notes when a read finds a value that does not open with the
+// store's key (session.ErrUnsealed), as against an absent one.
+type watchedKV struct {
+	token.KV
+	unsealed atomic.Bool
+}
+
+func (w *watchedKV) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := w.KV.Get(ctx, key)
+	if errors.Is(err, session.ErrUnsealed) {
+		w.unsealed.Store(true)
+	}
+	return b, err
 }
 
 // onDemand runs a load that a request asked for, at most once per
@@ -325,6 +357,7 @@ func (s *Source) Check(ctx context.Context) error {
 		return s.load(ctx, true, false)
 	}
 	cctx, cancel := context.WithTimeout(ctx, LoadTimeout)
+	s.kv.unsealed.Store(false)
 	id, err := s.m.StoredSigningID(cctx, s.now())
 	cancel()
 	if err != nil {

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
@@ -248,4 +252,64 @@ func forgeKid(t *testing.T, tok, kid string) string {
 	hdr["kid"] = kid
 	b, _ := json.Marshal(hdr)
 	return base64.RawURLEncoding.EncodeToString(b) + "." + parts[1] + "." + parts[2]
+}
+
+// sealedWith returns raw sealed with a key made of b, as a deployment with
+// its own app_secret seals the store.
+func sealedWith(t *testing.T, raw session.Store, b byte) session.Store {
+	t.Helper()
+	s, err := session.Sealed(raw, bytes.Repeat([]byte{b}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Two deployments with different app_secrets on one store replace each
+// other's keys: that is logged as a shared store, not as a wipe, which
+// keeps its own message.
+func TestSharedStoreIsNotCalledAWipe(t *testing.T) {
+	raw := session.NewMemory()
+	clock := clock.NewFake()
+	core, logs := observer.New(zap.WarnLevel)
+	wiped := new(wipes)
+	cfg := testConfig(sealedWith(t, raw, 1), clock)
+	cfg.Logger, cfg.Wipes = zap.New(core), wiped
+	a := newSource(t, cfg)
+	if err := a.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// B, sealing with another key, takes the record over.
+	b := newSource(t, testConfig(sealedWith(t, raw, 2), clock))
+	if err := b.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if wiped.n.Load() != 1 {
+		t.Fatalf("%d lost keys reported, want 1", wiped.n.Load())
+	}
+	if got := logs.FilterMessageSnippet("wiped").Len(); got != 0 {
+		t.Fatalf("a shared store logged as a wipe: %v", logs.All())
+	}
+	if logs.FilterMessage(SharedStoreMessage).Len() != 1 {
+		t.Fatalf("no shared-store warning: %v", logs.All())
+	}
+	for _, want := range []string{"another deployment may share this store", "key_prefix", "app_secret"} {
+		if !strings.Contains(SharedStoreMessage, want) {
+			t.Errorf("the warning does not say %q", want)
+		}
+	}
+
+	// A real wipe (the record gone) is still called one.
+	if err := raw.Delete(context.Background(), "wxauth/wxkeys/keys/hs256"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if logs.FilterMessageSnippet("wiped?").Len() != 1 || logs.FilterMessage(SharedStoreMessage).Len() != 1 {
+		t.Fatalf("a wipe after a shared store: %v", logs.All())
+	}
 }
