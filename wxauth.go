@@ -82,7 +82,9 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets up the store, keys and WeChat client.
+// Provision checks the config, then wires the packages once: the sealed
+// store, the state shared across reloads, the signing keys, the background
+// jobs, the token check, the login flow and the limits.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if err := h.Config.prepare(); err != nil {
