@@ -31,11 +31,11 @@ const (
 // Events can only end sessions or change claims; they never grant access,
 // which always takes a valid token whose session is in the store.
 type Event struct {
-	Type   string         `json:"type"`
-	SID    string         `json:"sid,omitempty"`
-	OpenID string         `json:"openid,omitempty"`
-	At     int64          `json:"at,omitempty"` // unix nanos
-	Claims map[string]any `json:"claims,omitempty"`
+	Type   string         `json:"type"`             // EndSession, EndUser or Claims
+	SID    string         `json:"sid,omitempty"`    // the session ended (EndSession)
+	OpenID string         `json:"openid,omitempty"` // the user whose sessions or claims changed
+	At     int64          `json:"at,omitempty"`     // unix nanos: sessions begun before it end (EndUser)
+	Claims map[string]any `json:"claims,omitempty"` // the user's claims now (Claims)
 }
 
 // Subscriber applies the events of the feed to what this process caches.

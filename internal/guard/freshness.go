@@ -38,7 +38,7 @@ type FeedState interface {
 // confirmed within Bound is confirmed in the store before it is answered;
 // after a gap, every token confirmed before it is.
 type FeedFreshness struct {
-	Feed  FeedState
+	Feed  FeedState     // the change feed's health
 	Bound time.Duration // the change bound
 	Lag   time.Duration // how far behind now the feed's catch-up runs when all is well
 }

@@ -58,14 +58,14 @@ type Config struct {
 	// Counters count the checks' results; unset ones count nothing.
 	Counters Counters
 
-	Sources       []TokenSource
+	Sources       []TokenSource     // where tokens are read, tried in order
 	Strip         []string          // client headers removed besides X-Wx-*
 	ClaimHeaders  map[string]string // claim -> header name
-	Optional      bool
-	ForwardToken  bool          // keep the credential on the request for next
-	CacheSize     int           // 0: DefaultCacheSize
-	LookupTimeout time.Duration // 0: defaultLookupTimeout
-	Logger        *zap.Logger
+	Optional      bool              // requests without a token go on anonymously
+	ForwardToken  bool              // keep the credential on the request for next
+	CacheSize     int               // 0: DefaultCacheSize
+	LookupTimeout time.Duration     // 0: defaultLookupTimeout
+	Logger        *zap.Logger       // refused tokens (debug) and store trouble (warn)
 }
 
 // Counter counts up; a prometheus.Counter is one.

@@ -24,17 +24,17 @@ const AnswerMax = 64 << 10
 // Event is the body of an event. It never holds a secret, session_key or
 // token.
 type Event struct {
-	ID         string         `json:"id"`
-	Event      string         `json:"event"`
-	Time       int64          `json:"time"`
-	AppID      string         `json:"app_id"`
-	OpenID     string         `json:"openid"`
-	UnionID    string         `json:"unionid,omitempty"`
-	SID        string         `json:"sid"`
-	FirstLogin *bool          `json:"first_login,omitempty"`
-	Claims     map[string]any `json:"claims"`
-	Phone      any            `json:"phone,omitempty"`
-	Data       any            `json:"data,omitempty"`
+	ID         string         `json:"id"`                    // the event's id, also its webhook-id
+	Event      string         `json:"event"`                 // login, phone, decrypt or logout
+	Time       int64          `json:"time"`                  // unix seconds
+	AppID      string         `json:"app_id"`                // the mini-program's AppID
+	OpenID     string         `json:"openid"`                // the user
+	UnionID    string         `json:"unionid,omitempty"`     // the user across the open platform, when WeChat gave one
+	SID        string         `json:"sid"`                   // the session
+	FirstLogin *bool          `json:"first_login,omitempty"` // login: true in exactly one login event per user
+	Claims     map[string]any `json:"claims"`                // the user's claims before the app answers
+	Phone      any            `json:"phone,omitempty"`       // phone: WeChat's phone_info
+	Data       any            `json:"data,omitempty"`        // decrypt: the decrypted user data
 }
 
 // ErrFailed is matched (errors.Is) by every error of Send but a *Refusal;

@@ -28,7 +28,7 @@ type Config struct {
 	Provider Provider
 	// Store keeps the codes in use (see Do), under Prefix.
 	Store  session.Store
-	Prefix string
+	Prefix string // the app's key prefix in Store
 	// Sessions stores the session and the newest session key.
 	Sessions *session.Manager
 	// Users keeps the user records: first login, claims, ended_at.

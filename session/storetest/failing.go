@@ -16,7 +16,7 @@ var ErrDown = errors.New("store down")
 // writes and locks fail with ErrDown, as an unreachable Redis would.
 type Failing struct {
 	session.Store
-	Down atomic.Bool
+	Down atomic.Bool // set: every call fails with ErrDown
 }
 
 // Get fails while the store is down.
