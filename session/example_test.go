@@ -142,7 +142,7 @@ func ExampleNewRedis() {
 	fmt.Println(err)
 	// Output:
 	// <nil>
-	// session: redis URL must start with redis:// or rediss://
+	// session: redis URL must start with redis:// or rediss://, as in redis://host:port/db (rediss:// for TLS)
 }
 
 func ExampleSealed() {
