@@ -99,7 +99,8 @@ func resolveCounters(m metricSet) metricSet {
 // guardCounters are the token check's counters.
 func (m *metricSet) guardCounters() guard.Counters {
 	return guard.Counters{OK: m.checkOK, Cached: m.checkCached, Missing: m.checkMissing,
-		Invalid: m.checkInvalid, Anonymous: m.checkAnonymous, StoreTrouble: m.storeTokenCheck}
+		Invalid: m.checkInvalid, Anonymous: m.checkAnonymous, StoreTrouble: m.storeTokenCheck,
+		Panics: m.panics.WithLabelValues("recheck")}
 }
 
 // registerMetrics adds the collectors to a config's registry.

@@ -63,6 +63,12 @@ func (r Runner) Go(name string, fn func()) {
 	go r.run(name, fn)
 }
 
+// Run calls fn in this goroutine, recovering a panic; it reports whether
+// fn panicked.
+func (r Runner) Run(name string, fn func()) (panicked bool) {
+	return r.run(name, fn)
+}
+
 // run calls fn and reports whether it panicked.
 func (r Runner) run(name string, fn func()) (panicked bool) {
 	defer func() {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
+	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
@@ -75,6 +76,7 @@ type Counter interface{ Inc() }
 type Counters struct {
 	OK, Cached, Missing, Invalid, Anonymous Counter // checks by result
 	StoreTrouble                            Counter // lookups the store failed
+	Panics                                  Counter // background confirmations that panicked
 }
 
 type noCount struct{}
@@ -118,7 +120,7 @@ func New(c Config) *Guard {
 		c.Placeholders = func(*http.Request, func(string) (any, bool)) {}
 	}
 	for _, p := range []*Counter{&c.Counters.OK, &c.Counters.Cached, &c.Counters.Missing,
-		&c.Counters.Invalid, &c.Counters.Anonymous, &c.Counters.StoreTrouble} {
+		&c.Counters.Invalid, &c.Counters.Anonymous, &c.Counters.StoreTrouble, &c.Counters.Panics} {
 		if *p == nil {
 			*p = noCount{}
 		}
@@ -357,9 +359,11 @@ func (g *Guard) PastExpiry(id *Identity) bool {
 // recheck confirms a cached token's session off the request path.
 func (g *Guard) recheck(id *Identity) {
 	defer id.checking.Store(false)
-	if _, err := g.confirm(g.Ctx, id); err != nil && err != errUnconfirmed {
-		id.dead.Store(true)
-	}
+	background.Runner{Logger: g.Logger, Panicked: func(string) { g.Counters.Panics.Inc() }}.Run("recheck", func() {
+		if _, err := g.confirm(g.Ctx, id); err != nil && err != errUnconfirmed {
+			id.dead.Store(true)
+		}
+	})
 }
 
 // errUnconfirmed is confirm's answer when the store could not say whether a

@@ -346,6 +346,44 @@ func TestGuardBackgroundRecheck(t *testing.T) {
 	}
 }
 
+// A background confirmation that panics is recovered and counted; the
+// token goes on being answered, and the next confirmation runs.
+func TestGuardRecheckPanicIsRecovered(t *testing.T) {
+	panics := new(countingCounter)
+	var boom atomic.Bool
+	f := newGuardFixture(t, func(c *Config) {
+		c.Counters.Panics = panics
+		lookup := c.Lookup
+		c.Lookup = func(ctx context.Context, sid string) (*session.Session, error) {
+			if boom.Load() {
+				panic("lookup broke")
+			}
+			return lookup(ctx, sid)
+		}
+	})
+	tok := f.login("s1", "alice", nil)
+	if got := f.check(tok); got != "" {
+		t.Fatal(got)
+	}
+	boom.Store(true)
+	f.clock.Advance(6 * time.Second) // due soon: confirmed in the background
+	if got := f.check(tok); got != "" {
+		t.Fatalf("due soon: %q", got)
+	}
+	f.waitIdle(tok)
+	if panics.Load() != 1 {
+		t.Fatalf("%d panics counted, want 1", panics.Load())
+	}
+	boom.Store(false)
+	f.logout("s1")
+	f.clock.Advance(6 * time.Second)
+	_ = f.check(tok)
+	f.waitIdle(tok)
+	if got := f.check(tok); got != "invalid_token" {
+		t.Fatalf("the confirmation after a panic did not run: %q", got)
+	}
+}
+
 // A logout that lands while a first verification reads the session must
 // not leave the token cached as valid.
 func TestGuardLogoutRacesFirstVerification(t *testing.T) {
