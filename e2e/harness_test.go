@@ -227,6 +227,15 @@ func (h *harness) do(method, u string, body io.Reader, headers ...string) reply 
 		req.Header.Add(headers[i], headers[i+1])
 	}
 	resp, err := h.tc.Client.Do(req)
+	// Right after a config load, a server of the config before may still
+	// accept a connection on the shared listener and close it as it stops:
+	// a request without a body is sent again, until a deadline, on a fresh
+	// connection.
+	for deadline := time.Now().Add(5 * time.Second); err != nil && body == nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // polling for a fact, with a deadline
+		h.tc.Client.CloseIdleConnections()
+		resp, err = h.tc.Client.Do(req)
+	}
 	if err != nil {
 		h.t.Fatalf("%s %s: %v", method, u, err)
 	}
