@@ -61,7 +61,7 @@ func TestClusterRedisWipe(t *testing.T) {
 // Redis restarts with its data: instances reconnect, and tokens, sessions
 // and keys are as before.
 func TestClusterRedisRestart(t *testing.T) {
-	port, dir := freePort(t), t.TempDir()
+	port, dir := serverPort(t), t.TempDir()
 	url, stop := redistest.StartPersistentOn(t, port, dir)
 	c := newCluster(t, "", "store redis "+url)
 	tok, _ := c.login(c.appA, "rosa")

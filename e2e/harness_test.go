@@ -73,22 +73,21 @@ func repoPath(elem ...string) string {
 	return filepath.Join(append([]string{".."}, elem...)...)
 }
 
-// freePorts returns n distinct loopback ports that were free a moment ago.
+// freePorts returns n distinct ports for Caddy, reserved for this run (see
+// reservePort): two runs on one machine never share one.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
-		// Held open until all are chosen, so the n differ.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := reservePort()
 		if err != nil {
 			return nil, err
 		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// freePort returns a port for Caddy, reserved for this run.
 func freePort(t *testing.T) int {
 	t.Helper()
 	p, err := freePorts(1)
@@ -96,6 +95,19 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return p[0]
+}
+
+// serverPort returns a loopback port that was free a moment ago, for a
+// server that does not share ports (redis-server): a reserved one would
+// refuse it. redistest retries when another process took it meanwhile.
+func serverPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // globalOptions is the global block of the caddytest Caddy; extra goes

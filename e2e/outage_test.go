@@ -15,7 +15,7 @@ import (
 // out elsewhere, shown to an instance that restarted, or to one started
 // during the outage, is refused with 503 store_unavailable.
 func TestClusterOutageRefusesUnconfirmedTokens(t *testing.T) {
-	port, dir := freePort(t), t.TempDir()
+	port, dir := serverPort(t), t.TempDir()
 	url, stop := redistest.StartPersistentOn(t, port, dir)
 	c := newCluster(t, "", "store redis "+url)
 

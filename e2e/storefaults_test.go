@@ -46,7 +46,7 @@ func TestSlowStoreDoesNotSlowCachedRequests(t *testing.T) {
 // Without a signing_key, a store that is down at start does not keep Caddy
 // from starting: logins and token checks answer 503 until the keys load.
 func TestStoreDownAtStart(t *testing.T) {
-	port := freePort(t)
+	port := serverPort(t)
 	h := start(t, fmt.Sprintf("store redis redis://127.0.0.1:%d/0", port))
 	code := h.code("amy")
 	expectError(t, h.postJSON(appURL+"/wx/login", map[string]string{"code": code}), 503, "store_unavailable")
@@ -73,7 +73,7 @@ func TestStoreDownAtStart(t *testing.T) {
 // what this process confirmed: a token checked before the outage still
 // works, one never checked here waits for the store.
 func TestReloadWithStoreDownKeepsKeys(t *testing.T) {
-	url, stop := redistest.StartOn(t, freePort(t))
+	url, stop := redistest.StartOn(t, serverPort(t))
 	h := start(t, "store redis "+url)
 	tok, unchecked := h.token("dora"), h.token("dina")
 	if r := h.do(http.MethodGet, appURL+"/x", nil, bearer(tok)...); r.status != 200 {
@@ -89,7 +89,7 @@ func TestReloadWithStoreDownKeepsKeys(t *testing.T) {
 
 func TestStoreDown(t *testing.T) {
 	// A token this instance confirmed while the store worked...
-	port, dir := freePort(t), t.TempDir()
+	port, dir := serverPort(t), t.TempDir()
 	url, stop := redistest.StartPersistentOn(t, port, dir)
 	cfg := fmt.Sprintf("signing_key %s\n store redis %s", testKey, url)
 	h := start(t, cfg)
