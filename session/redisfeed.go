@@ -142,11 +142,14 @@ func (f *RedisFeed) Follow(ctx context.Context, fl Follower) {
 				last = top // start from now
 			case idLess(top, last) || n < added:
 				// Wiped (the stream is behind this follower, or counts fewer
-				// entries than it did): what it held is gone.
+				// entries than it did): what it held is gone, and all the
+				// new stream holds came after. It is read from its start: a
+				// new entry can carry an id at or below the last one read
+				// (the same millisecond), which reading on from there would
+				// miss; one read twice is applied twice, which changes
+				// nothing.
 				fl.Gap()
-				if idLess(top, last) {
-					last = "0-0"
-				}
+				last = "0-0"
 			}
 			added = n
 			checked = time.Now()
