@@ -72,7 +72,7 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
 	defer cancel()
 	// A call is taken once: its id is kept for as long as its timestamp is good.
-	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+hash(callID), []byte{1}, 2*hook.Tolerance)
+	fresh, err := h.store.SetNX(ctx, h.prefix+"/app_calls/"+session.HashKey(callID), []byte{1}, 2*hook.Tolerance)
 	switch {
 	case err != nil:
 		return apierr.StoreUnavailable

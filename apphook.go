@@ -229,7 +229,7 @@ type phoneRecord struct {
 }
 
 func (h *Handler) phoneKey(code string) string {
-	return h.prefix + "/phone_codes/" + hash(code)
+	return h.prefix + "/phone_codes/" + session.HashKey(code)
 }
 
 // keptPhone returns the answer kept for code, if the caller's openid asked it.

@@ -1,8 +1,6 @@
 package wxauth
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -157,10 +155,4 @@ func validCode(code string) bool {
 		}
 	}
 	return true
-}
-
-// hash names a secret (a code, a key) in store keys without keeping it.
-func hash(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
 }

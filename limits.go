@@ -83,7 +83,7 @@ func (h *Handler) sessionKeyValid(ctx context.Context, s *session.Session, key s
 		return false, apierr.StoreUnavailable
 	}
 	defer unlock()
-	sum := hash(key)[:16]
+	sum := session.HashKey(key)[:16]
 	b, err := h.store.Get(lctx, name)
 	switch {
 	case errors.Is(err, session.ErrNotFound):

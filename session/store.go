@@ -7,6 +7,8 @@ package session
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"io/fs"
 	"time"
 )
@@ -41,4 +43,11 @@ type Store interface {
 	// Lock takes a cluster-wide lock on name, blocking until it is held or
 	// ctx ends. The returned function releases it.
 	Lock(ctx context.Context, name string) (unlock func(), err error)
+}
+
+// HashKey names a value a client sent (a code, a call id) in a store key
+// without storing the value itself: its SHA-256, in hex.
+func HashKey(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
 }

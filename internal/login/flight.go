@@ -2,9 +2,7 @@ package login
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -75,7 +73,7 @@ func (f *flight) do(ctx context.Context, code, nonce string, login func(context.
 		// No proof of the caller: a concurrent or repeated call gets nothing.
 		return f.lead(ctx, code, "", login)
 	}
-	key := hash(code + "\x00" + nonce)
+	key := session.HashKey(code + "\x00" + nonce)
 	f.mu.Lock()
 	if c, ok := f.calls[key]; ok {
 		f.mu.Unlock()
@@ -104,10 +102,10 @@ func (f *flight) do(ctx context.Context, code, nonce string, login func(context.
 // lead claims code in the store and runs login, or follows the instance
 // that claimed it first.
 func (f *flight) lead(ctx context.Context, code, nonce string, login func(context.Context) (*session.Session, error)) (*session.Session, error) {
-	key := f.prefix + "/codes/" + hash(code)
+	key := f.prefix + "/codes/" + session.HashKey(code)
 	rec := codeRecord{}
 	if nonce != "" {
-		rec.Nonce = hash(nonce)
+		rec.Nonce = session.HashKey(nonce)
 	}
 	deadline := f.now().Add(codeWaitMax)
 	for {
@@ -194,11 +192,6 @@ func (f *flight) setNX(ctx context.Context, key string, v any) (bool, error) {
 	sctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	return f.store.SetNX(sctx, key, b, replayWindow)
-}
-
-func hash(s string) string {
-	h := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(h[:])
 }
 
 // ValidNonce reports whether a login nonce has the contract's form: 16-64
