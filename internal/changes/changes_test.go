@@ -172,7 +172,7 @@ func TestPublishAndRetry(t *testing.T) {
 	go func() { defer close(done); c.Retry(ctx) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for feed.count() < 2 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond) // polling for the retry's publish, with a deadline
 	}
 	cancel()
 	<-done

@@ -25,7 +25,7 @@ func TestGuardClock(t *testing.T) {
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		check()
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // the clock under test follows real time: reads spread over it
 	}
 	// A read leaves the ticker running: it stops only on the second tick
 	// after the last read.
@@ -38,7 +38,7 @@ func TestGuardClock(t *testing.T) {
 		if i > 1000 {
 			t.Fatal("the ticker still runs with nobody reading the clock")
 		}
-		time.Sleep(Tick)
+		time.Sleep(Tick) // polling for the ticker to stop, bounded by the count above
 	}
 	// The first read after idling is exact, and starts the ticker again.
 	before := time.Now().UnixNano()
