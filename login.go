@@ -61,7 +61,7 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	if _, err := h.signer(); err != nil {
 		return nil, err
 	}
-	s, err := h.login.Do(r.Context(), h.requestLogger(r), code, nonce)
+	s, err := h.login.Do(r.Context(), h.requestLogger(r), login.Code{Code: code}, nonce)
 	if err != nil {
 		return nil, err
 	}

@@ -148,9 +148,7 @@ func countLogin(err error) {
 		result = "refused_by_" + ae.RefusedBy
 	case errors.As(err, &ae):
 		result = ae.Code
-		if ae.ErrCode != nil {
-			code = strconv.Itoa(*ae.ErrCode)
-		}
+		code = ae.ErrCodeString()
 	}
 	metrics.logins.WithLabelValues(result, code).Inc()
 }

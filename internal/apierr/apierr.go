@@ -19,8 +19,13 @@ type Error struct {
 	Code string `json:"error"`
 	// Message says what went wrong and what to do, without any secret.
 	Message string `json:"message"`
-	// ErrCode is the upstream platform's own code, only where it sent one.
-	ErrCode *int `json:"errcode,omitempty"`
+	// ErrCode is the upstream platform's own code, only where it sent one:
+	// an int for most platforms, a string where the platform's code is
+	// text (Alipay's sub_code, Baidu's error).
+	ErrCode any `json:"errcode,omitempty"`
+	// Platform names the platform whose answer this is, for errors that
+	// say a platform's app is misconfigured (platform_config).
+	Platform string `json:"platform,omitempty"`
 	// RefusedBy names who refused on purpose ("app": the app hook), only
 	// for such a refusal.
 	RefusedBy string `json:"refused_by,omitempty"`
@@ -46,8 +51,28 @@ func (e *Error) WithHeader(name, value string) *Error {
 // WithErrCode returns a copy of e that reports the platform's code.
 func (e *Error) WithErrCode(code int) *Error {
 	c := *e
-	c.ErrCode = &code
+	c.ErrCode = code
 	return &c
+}
+
+// WithErrCodeText returns a copy of e that reports a platform's code that
+// is text, not a number.
+func (e *Error) WithErrCodeText(code string) *Error {
+	c := *e
+	c.ErrCode = code
+	return &c
+}
+
+// ErrCodeString is the platform's code as text ("" when none), for metric
+// labels and logs.
+func (e *Error) ErrCodeString() string {
+	switch c := e.ErrCode.(type) {
+	case int:
+		return strconv.Itoa(c)
+	case string:
+		return c
+	}
+	return ""
 }
 
 // WithRefusedBy returns a copy of e that says who refused on purpose.
@@ -86,6 +111,27 @@ func InvalidToken(reason string) *Error {
 // InvalidRequest refuses a malformed request, saying what is wrong.
 func InvalidRequest(msg string) *Error {
 	return New(http.StatusBadRequest, "invalid_request", msg)
+}
+
+// PlatformConfig answers a platform's refusal that means the server's app
+// on that platform is misconfigured (wrong app id, secret or key): the
+// operator must fix it, the user can do nothing.
+func PlatformConfig(platform, msg string) *Error {
+	e := New(http.StatusBadGateway, "platform_config", msg)
+	e.Platform = platform
+	return e
+}
+
+// Unsupported refuses an operation the caller's platform does not have
+// (Alipay has no session key to decrypt with).
+func Unsupported(msg string) *Error {
+	return New(http.StatusBadRequest, "unsupported", msg)
+}
+
+// Forbidden refuses a request the caller may not make, such as a browser
+// logout sent from another site.
+func Forbidden(msg string) *Error {
+	return New(http.StatusForbidden, "forbidden", msg)
 }
 
 // MethodNotAllowed refuses a method, listing the allowed ones in Allow.

@@ -15,7 +15,7 @@ func TestWithReturnsCopies(t *testing.T) {
 	if n, _ := base.Header(); n != "" || base.ErrCode != nil {
 		t.Fatal("With changed the shared value")
 	}
-	if _, v := a.Header(); v != "5" || *a.ErrCode != 45011 {
+	if _, v := a.Header(); v != "5" || a.ErrCode != 45011 {
 		t.Fatalf("a: %v %v", v, a.ErrCode)
 	}
 	if _, v := b.Header(); v != "60" || b.ErrCode != nil {

@@ -62,8 +62,13 @@ func New(cfg Config) *Flow {
 // session across every instance that shares the store: a concurrent or
 // repeated login with the same code and the same nonce gets that session,
 // any other one is refused (invalid_code). Errors are *apierr.Error.
-func (f *Flow) Do(ctx context.Context, log *zap.Logger, code, nonce string) (*session.Session, error) {
-	return f.flight.do(ctx, code, nonce, func(ctx context.Context) (*session.Session, error) {
+func (f *Flow) Do(ctx context.Context, log *zap.Logger, code Code, nonce string) (*session.Session, error) {
+	key := code.Code
+	if code.AnonymousCode != "" {
+		// Either code alone is another login, so the pair is the key.
+		key += "\x00" + code.AnonymousCode
+	}
+	return f.flight.do(ctx, key, nonce, func(ctx context.Context) (*session.Session, error) {
 		return f.login(ctx, log, code)
 	})
 }
@@ -71,7 +76,7 @@ func (f *Flow) Do(ctx context.Context, log *zap.Logger, code, nonce string) (*se
 // login exchanges code at the provider and makes the session. With the app
 // hook's login event, the app answers before anything else is stored, so a
 // failing hook leaves no session behind.
-func (f *Flow) login(ctx context.Context, log *zap.Logger, code string) (_ *session.Session, err error) {
+func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *session.Session, err error) {
 	begun := f.cfg.Now().UTC()
 	id, err := f.cfg.Provider.Exchange(ctx, log, code)
 	if err != nil {

@@ -18,12 +18,12 @@ import (
 // fakeProvider names user "o-<user>" for code "<user>.<n>", or refuses with err.
 type fakeProvider struct{ err error }
 
-func (p fakeProvider) Exchange(_ context.Context, _ *zap.Logger, code string) (*Identity, error) {
+func (p fakeProvider) Exchange(_ context.Context, _ *zap.Logger, c Code) (*Identity, error) {
 	if p.err != nil {
 		return nil, p.err
 	}
-	user, _, _ := strings.Cut(code, ".")
-	return &Identity{Platform: "test", AppID: "app", OpenID: "o-" + user, SessionKey: "key-" + code}, nil
+	user, _, _ := strings.Cut(c.Code, ".")
+	return &Identity{Platform: "test", AppID: "app", OpenID: "o-" + user, SessionKey: "key-" + c.Code}, nil
 }
 
 // fakeApp records the logins it is asked about and answers with claims or err.
@@ -65,17 +65,17 @@ func TestFlowLogin(t *testing.T) {
 	f := newFlowFixture()
 	app := &fakeApp{claims: map[string]any{"uid": "7"}}
 	fl := f.flow(fakeProvider{}, app)
-	s, err := fl.Do(ctx, zap.NewNop(), "alice.1", "")
+	s, err := fl.Do(ctx, zap.NewNop(), Code{Code: "alice.1"}, "")
 	if err != nil || s.OpenID != "o-alice" || s.Claims["uid"] != "7" {
 		t.Fatalf("got %+v, %v", s, err)
 	}
 	if key, err := f.sessions.SessionKey(ctx, "o-alice"); err != nil || key != "key-alice.1" {
 		t.Fatalf("session_key %q %v", key, err)
 	}
-	if _, err := fl.Do(ctx, zap.NewNop(), "alice.2", ""); err != nil {
+	if _, err := fl.Do(ctx, zap.NewNop(), Code{Code: "alice.2"}, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), "alice.3", ""); err != nil {
+	if _, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), Code{Code: "alice.3"}, ""); err != nil {
 		t.Fatalf("the user on another instance: %v", err)
 	}
 	if len(app.firsts) != 3 || !app.firsts[0] || app.firsts[1] || app.firsts[2] {
@@ -89,14 +89,14 @@ func TestFlowHookFails(t *testing.T) {
 	f := newFlowFixture()
 	hookFailed := apierr.New(http.StatusBadGateway, "hook_failed", "the app hook failed")
 	app := &fakeApp{err: hookFailed}
-	if _, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), "bob.1", ""); err != hookFailed {
+	if _, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), Code{Code: "bob.1"}, ""); err != hookFailed {
 		t.Fatalf("got %v", err)
 	}
 	if _, err := f.sessions.SessionKey(ctx, "o-bob"); !errors.Is(err, session.ErrNotFound) {
 		t.Fatalf("a session_key was kept: %v", err)
 	}
 	app.err = nil
-	if _, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), "bob.2", ""); err != nil {
+	if _, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), Code{Code: "bob.2"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	if len(app.firsts) != 2 || !app.firsts[0] || !app.firsts[1] {
@@ -108,7 +108,7 @@ func TestFlowHookFails(t *testing.T) {
 func TestFlowProviderRefuses(t *testing.T) {
 	f := newFlowFixture()
 	refused := apierr.New(http.StatusUnauthorized, "invalid_code", "no").WithErrCode(40029)
-	if _, err := f.flow(fakeProvider{err: refused}, nil).Do(context.Background(), zap.NewNop(), "carol", ""); err != refused {
+	if _, err := f.flow(fakeProvider{err: refused}, nil).Do(context.Background(), zap.NewNop(), Code{Code: "carol"}, ""); err != refused {
 		t.Fatalf("got %v", err)
 	}
 	if u, err := f.users.Get(context.Background(), "o-carol"); err != nil || u.Seen {
@@ -127,7 +127,7 @@ func TestFlowEndedWhileAsked(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	_, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), "dave", "")
+	_, err := f.flow(fakeProvider{}, app).Do(ctx, zap.NewNop(), Code{Code: "dave"}, "")
 	var e *apierr.Error
 	if !errors.As(err, &e) || e.Code != "invalid_token" {
 		t.Fatalf("got %v, want invalid_token", err)

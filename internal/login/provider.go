@@ -14,8 +14,13 @@ import (
 
 // Identity is who a login code names on its platform.
 type Identity struct {
-	// Platform names the platform that vouched for the user ("wechat").
+	// Platform names the platform that vouched for the user: "wechat",
+	// "qq", "douyin", "alipay", "baidu" or "kuaishou".
 	Platform string
+	// Surface is where the user logged in: "mp" (a mini-program), "oa"
+	// (WeChat's in-app browser, official account OAuth) or "qr" (a
+	// website's QR login). Empty means "mp".
+	Surface string
 	// AppID is the app on the platform the code was made for.
 	AppID string
 	// OpenID identifies the user within the app.
@@ -28,6 +33,26 @@ type Identity struct {
 	// the server: it is kept sealed in the store, never logged, never
 	// answered to a client or sent to the app hook.
 	SessionKey string
+	// Anonymous is set when OpenID names a device, not a person (Douyin's
+	// anonymous_openid of a guest who has not logged in).
+	Anonymous bool
+	// AnonymousOpenID is the device's anonymous openid given beside a
+	// real login (Douyin), so the app can merge a guest's data into the
+	// user's.
+	AnonymousOpenID string
+	// UserInfo is the profile the platform gave with the login (web
+	// login's sns/userinfo, without tokens or privilege lists); nil when
+	// it gave none.
+	UserInfo json.RawMessage
+}
+
+// Code is what a client sends to log in: the login code its platform gave
+// it, and for Douyin the guest's anonymous_code (either or both).
+type Code struct {
+	// Code is the platform's login code (wx.login, tt.login, ...).
+	Code string
+	// AnonymousCode is Douyin's anonymous_code; empty elsewhere.
+	AnonymousCode string
 }
 
 // Provider exchanges a login code for the user's identity on one platform.
@@ -37,7 +62,7 @@ type Identity struct {
 // (502), with the platform's errcode only when it sent one. The platform's
 // own message goes to log only: it can name the server's address.
 type Provider interface {
-	Exchange(ctx context.Context, log *zap.Logger, code string) (*Identity, error)
+	Exchange(ctx context.Context, log *zap.Logger, code Code) (*Identity, error)
 }
 
 // Encrypted is user data the client got from its platform, sealed with the
@@ -65,6 +90,15 @@ type Decrypter interface {
 // as Provider's.
 type PhoneNumberer interface {
 	PhoneNumber(ctx context.Context, log *zap.Logger, code, openid string) (info json.RawMessage, asked bool, err error)
+}
+
+// SealedPhoner is a Provider whose phone number comes sealed by the
+// platform with the app's own key rather than by a code (Alipay's
+// my.getPhoneNumber): raw is the text the mini-program got, posted
+// unchanged. It answers the contract's phone shape {"phone_number",
+// "pure_phone_number", "country_code"}. Errors are *apierr.Error.
+type SealedPhoner interface {
+	OpenPhone(raw []byte) (json.RawMessage, error)
 }
 
 // SessionChecker is a Provider that asks its platform whether sessionKey is

@@ -44,8 +44,8 @@ func TestWeChatErrorMapping(t *testing.T) {
 	for _, c := range cases {
 		e := mapError(c.err)
 		got := 0
-		if e.ErrCode != nil {
-			got = *e.ErrCode
+		if c, ok := e.ErrCode.(int); ok {
+			got = c
 		}
 		if e.Status != c.status || e.Code != c.code || got != c.errcode || e.Message == "" {
 			t.Errorf("%v: got %d %s errcode %d, want %d %s %d", c.err, e.Status, e.Code, got, c.status, c.code, c.errcode)

@@ -115,14 +115,14 @@ var (
 )
 
 // Exchange resolves a wx.login code with code2Session.
-func (p *Provider) Exchange(ctx context.Context, log *zap.Logger, code string) (*login.Identity, error) {
-	ws, err := p.client.Code2Session(ctx, code)
+func (p *Provider) Exchange(ctx context.Context, log *zap.Logger, code login.Code) (*login.Identity, error) {
+	ws, err := p.client.Code2Session(ctx, code.Code)
 	if err != nil {
 		log.Info("login refused by WeChat", zap.Error(err))
 		return nil, p.fail(log, err)
 	}
 	return &login.Identity{
-		Platform: Platform, AppID: p.appID,
+		Platform: Platform, Surface: "mp", AppID: p.appID,
 		OpenID: ws.OpenID, UnionID: ws.UnionID, SessionKey: ws.SessionKey,
 	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -54,17 +55,17 @@ func errorCode(t *testing.T, err error) (string, int) {
 		t.Fatalf("%v (%T) is not an *apierr.Error", err, err)
 	}
 	code := 0
-	if e.ErrCode != nil {
-		code = *e.ErrCode
+	if c, ok := e.ErrCode.(int); ok {
+		code = c
 	}
 	return e.Code, code
 }
 
 func TestExchange(t *testing.T) {
 	p := newProvider(t, map[string]string{"/sns/jscode2session": `{"openid":"o-alice","unionid":"u-alice","session_key":"c2Vzc2lvbmtleQ=="}`})
-	id, err := p.Exchange(context.Background(), zap.NewNop(), "code1")
-	want := login.Identity{Platform: "wechat", AppID: testApp, OpenID: "o-alice", UnionID: "u-alice", SessionKey: "c2Vzc2lvbmtleQ=="}
-	if err != nil || *id != want {
+	id, err := p.Exchange(context.Background(), zap.NewNop(), login.Code{Code: "code1"})
+	want := login.Identity{Platform: "wechat", Surface: "mp", AppID: testApp, OpenID: "o-alice", UnionID: "u-alice", SessionKey: "c2Vzc2lvbmtleQ=="}
+	if err != nil || !reflect.DeepEqual(*id, want) {
 		t.Fatalf("got %+v, %v; want %+v", id, err, want)
 	}
 }
@@ -74,7 +75,7 @@ func TestExchange(t *testing.T) {
 func TestExchangeRefused(t *testing.T) {
 	p := newProvider(t, map[string]string{"/sns/jscode2session": `{"errcode":40029,"errmsg":"invalid code, rid: 203.0.113.9"}`})
 	core, logs := observer.New(zapcore.InfoLevel)
-	_, err := p.Exchange(context.Background(), zap.New(core), "code1")
+	_, err := p.Exchange(context.Background(), zap.New(core), login.Code{Code: "code1"})
 	if code, errcode := errorCode(t, err); code != "invalid_code" || errcode != 40029 {
 		t.Fatalf("got %s %d, want invalid_code 40029", code, errcode)
 	}
@@ -172,7 +173,7 @@ func TestConfigErrorsLoggedOnceAMinute(t *testing.T) {
 		Log: zap.New(core), Now: func() time.Time { return now }, ConfigError: func(code int) { counted = append(counted, code) }})
 	errorLines := func() int { return logs.FilterLevelExact(zapcore.ErrorLevel).Len() }
 	login := func() error {
-		_, err := p.Exchange(context.Background(), zap.New(core), "code1")
+		_, err := p.Exchange(context.Background(), zap.New(core), login.Code{Code: "code1"})
 		return err
 	}
 
