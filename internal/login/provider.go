@@ -92,6 +92,15 @@ type PhoneNumberer interface {
 	PhoneNumber(ctx context.Context, log *zap.Logger, code, openid string) (info json.RawMessage, asked bool, err error)
 }
 
+// EncryptedPhoner is a Provider whose phone number comes as user data sealed
+// with the session key (the getPhoneNumber answer's encryptedData and iv on
+// QQ, Douyin, Baidu and Kuaishou). It answers the contract's phone shape
+// {"phone_number", "pure_phone_number", "country_code"}. Errors are as
+// Decrypter's.
+type EncryptedPhoner interface {
+	PhoneFromEncrypted(sessionKey string, in Encrypted) (json.RawMessage, error)
+}
+
 // SealedPhoner is a Provider whose phone number comes sealed by the
 // platform with the app's own key rather than by a code (Alipay's
 // my.getPhoneNumber): raw is the text the mini-program got, posted
