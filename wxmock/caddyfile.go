@@ -27,6 +27,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    app_secret       <secret>
 //	    access_token_ttl <duration>
 //	    any_code         <user>
+//	    platform <name> { ... }   # repeatable: see unmarshalPlatform
 //	}
 //
 // The block is optional. any_code is for WeChat DevTools only: see
@@ -62,6 +63,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if !validUserName(h.AnyCode) {
 				return d.Errf("bad any_code user %q: letters, digits, '_', '-' and '.', at most %d", h.AnyCode, maxUserName)
+			}
+		case "platform":
+			if err := h.unmarshalPlatform(d); err != nil {
+				return err
 			}
 		default:
 			return d.Errf("unrecognized subdirective %q", d.Val())

@@ -48,6 +48,11 @@ type Handler struct {
 	// reaches wxmock with the app's secret logs in.
 	AnyCode string `json:"any_code,omitempty"`
 
+	// Platforms configures the stand-ins for other mini-program platforms,
+	// by platform name (qq, douyin, alipay, baidu, kuaishou). A platform
+	// not named here is still served, accepting any app id and secret.
+	Platforms map[string]*Platform `json:"platforms,omitempty"`
+
 	appID     string
 	appSecret string
 	state     *state
@@ -96,7 +101,7 @@ func (h *Handler) Validate() error {
 	if h.AnyCode != "" && !validUserName(h.AnyCode) {
 		return fmt.Errorf("any_code %q: a user name is letters, digits, '_', '-' and '.', at most %d", h.AnyCode, maxUserName)
 	}
-	return nil
+	return h.validatePlatforms()
 }
 
 // maxUserName bounds the user name of any_code.
@@ -154,6 +159,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case "/wxmock/reset":
 		h.devReset(w, r)
 	default:
+		if f := h.platformRoute(r.URL.Path); f != nil {
+			f(w, r)
+			return nil
+		}
 		return next.ServeHTTP(w, r)
 	}
 	return nil

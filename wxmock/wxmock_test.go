@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -224,7 +225,7 @@ func TestUnmarshalCaddyfile(t *testing.T) {
 			t.Errorf("%q: %v", tt.input, err)
 			continue
 		}
-		if h != tt.want {
+		if !reflect.DeepEqual(h, tt.want) {
 			t.Errorf("%q: got %+v, want %+v", tt.input, h, tt.want)
 		}
 	}
