@@ -7,6 +7,7 @@ package login
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"time"
 
 	"go.uber.org/zap"
@@ -44,6 +45,38 @@ type Identity struct {
 	// login's sns/userinfo, without tokens or privilege lists); nil when
 	// it gave none.
 	UserInfo json.RawMessage
+}
+
+// PlatformConfig is what the provider of a mini-program platform other than
+// WeChat is built from: the handler's platform block, placeholders
+// resolved. Each platform package has New(PlatformConfig) returning its
+// Provider, or an error naming the field that is wrong (a key that does not
+// parse), for caddy validate.
+type PlatformConfig struct {
+	// AppID is the app's id on the platform (Baidu: the AppKey).
+	AppID string
+	// AppSecret is the app's secret (Baidu: sk); not for Alipay.
+	AppSecret string
+	// PrivateKey is Alipay's app private key (RSA2, PEM PKCS#1 or PKCS#8,
+	// or bare base64), which signs gateway requests.
+	PrivateKey string
+	// PlatformPublicKey is Alipay's public key (PEM or bare base64), which
+	// verifies the gateway's answers and sealed phone numbers.
+	PlatformPublicKey string
+	// AESKey is Alipay's content key (base64 of 16 bytes), which opens
+	// sealed phone numbers.
+	AESKey string
+	// APIBase is the platform's API origin (Alipay: the gateway URL);
+	// empty means the platform's own.
+	APIBase string
+	// Timeout bounds each call to the platform; 0 means 5 s.
+	Timeout time.Duration
+	// Client makes the calls; nil means a client with Timeout.
+	Client *http.Client
+	// ConfigError, when set, is called once per answer that says the app
+	// is misconfigured (platform_config), with the platform's code, so the
+	// caller counts it; the provider logs it at error level itself.
+	ConfigError func(errcode string)
 }
 
 // Code is what a client sends to log in: the login code its platform gave
