@@ -103,5 +103,8 @@ func (h *Handler) validatePlatforms() error {
 // platform's API is served under /<platform>/, plus WeChat's web login
 // (open.weixin.qq.com's pages and the sns/oauth2 API) at WeChat's paths.
 func (h *Handler) platformRoute(path string) http.HandlerFunc {
+	if f := h.webRoute(path); f != nil {
+		return f
+	}
 	return nil
 }
