@@ -12,6 +12,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 
@@ -29,15 +30,21 @@ const (
 
 // appCall is the body of a call to app_api.
 type appCall struct {
-	Action string         `json:"action"`
-	OpenID string         `json:"openid"`
-	Claims map[string]any `json:"claims"`
+	Action string `json:"action"`
+	// OpenID names the user, with Platform (default wechat) and AppID
+	// (default the platform's one app) when the handler serves several.
+	OpenID   string `json:"openid"`
+	Platform string `json:"platform"`
+	AppID    string `json:"app_id"`
+	// UnionID names the person instead, under link_by unionid.
+	UnionID string         `json:"unionid"`
+	Claims  map[string]any `json:"claims"`
 	// Stale is the access_token WeChat refused, access_token action only.
 	Stale *string `json:"stale"`
 }
 
 // appCallFields are appCall's JSON names, the only ones a call may use.
-var appCallFields = []string{"action", "openid", "claims", "stale"}
+var appCallFields = []string{"action", "openid", "platform", "app_id", "unionid", "claims", "stale"}
 
 // accessTokenReply answers the access_token action.
 type accessTokenReply struct {
@@ -81,13 +88,18 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 		return errAppSignature
 	}
 
+	if call.Action == actionAccessToken {
+		return h.serveAccessToken(w, r, call.Platform, call.Stale)
+	}
+	key, err := h.callUser(ctx, &call)
+	if err != nil {
+		return err
+	}
 	switch call.Action {
-	case actionAccessToken:
-		return h.serveAccessToken(w, r, call.Stale)
 	case actionSetClaims:
-		_, err = h.users.ApplyClaims(ctx, call.OpenID, call.Claims)
+		_, err = h.users.ApplyClaims(ctx, key, call.Claims)
 	case actionEndSessions:
-		err = h.endSessions(ctx, call.OpenID)
+		err = h.endSessions(ctx, key)
 	}
 	if err != nil {
 		log.Error("app_api call failed", zap.String("action", call.Action), zap.Error(err))
@@ -101,13 +113,66 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 	return nil
 }
 
-// endSessions ends every session of openid begun until now, on every instance.
-func (h *Handler) endSessions(ctx context.Context, openid string) error {
+// callUser is the key of the user record a call names: the person of a
+// unionid, or the person an openid of one of the handler's apps logged in
+// as.
+func (h *Handler) callUser(ctx context.Context, call *appCall) (string, error) {
+	if call.UnionID != "" {
+		if h.LinkBy != "unionid" {
+			return "", apierr.InvalidRequest(`"unionid" names a person under link_by unionid, which this handler does not set; name the user by "openid"`)
+		}
+		return users.UnionKey(call.UnionID), nil
+	}
+	plt := call.Platform
+	if plt == "" {
+		plt = platform.WeChat
+	}
+	appID := call.AppID
+	switch {
+	case plt == platform.WeChat && (appID == "" || appID == h.AppID):
+		if h.AppID == "" {
+			return "", apierr.InvalidRequest(`this handler serves no WeChat mini-program: name the user's "platform" (and "app_id" for a web login)`)
+		}
+		appID = h.AppID
+	case plt == platform.WeChat:
+		if !h.servesApp(plt, appID) {
+			return "", apierr.InvalidRequest(`"app_id" is not an app this handler serves`)
+		}
+	default:
+		b, ok := h.Platforms[plt]
+		if !ok {
+			return "", apierr.InvalidRequest(`"platform" is not one this handler serves`)
+		}
+		if appID != "" && appID != b.AppID {
+			return "", apierr.InvalidRequest(`"app_id" is not the app this handler serves on that platform`)
+		}
+		appID = b.AppID
+	}
+	key, err := h.users.Resolve(ctx, h.keyRule().Local(plt, appID, call.OpenID))
+	if err != nil {
+		return "", apierr.StoreUnavailable
+	}
+	return key, nil
+}
+
+// servesApp reports whether the handler accepts tokens of appID on plt.
+func (h *Handler) servesApp(plt, appID string) bool {
+	for _, a := range h.apps() {
+		if a.Platform == plt && a.AppID == appID {
+			return true
+		}
+	}
+	return false
+}
+
+// endSessions ends every session of user key begun until now, on every
+// instance.
+func (h *Handler) endSessions(ctx context.Context, key string) error {
 	at := clock.Real()
-	if _, err := h.users.Update(ctx, openid, func(u *users.Record) { u.EndedAt = at.UnixNano() }); err != nil {
+	if _, err := h.users.Update(ctx, key, func(u *users.Record) { u.EndedAt = at.UnixNano() }); err != nil {
 		return err
 	}
-	return h.app.changes.Publish(ctx, changes.Event{Type: changes.EndUser, OpenID: openid, At: at.UnixNano()})
+	return h.app.changes.Publish(ctx, changes.Event{Type: changes.EndUser, OpenID: key, At: at.UnixNano()})
 }
 
 // checkAppCall decodes body into call and checks its fields for its action.
@@ -116,8 +181,8 @@ func checkAppCall(body []byte, call *appCall) error {
 		return apierr.InvalidRequest(err.Error())
 	}
 	if call.Action == actionAccessToken {
-		if call.OpenID != "" || call.Claims != nil {
-			return apierr.InvalidRequest(`access_token takes no "openid" or "claims"`)
+		if call.OpenID != "" || call.Claims != nil || call.UnionID != "" || call.AppID != "" {
+			return apierr.InvalidRequest(`access_token takes no "openid", "unionid", "app_id" or "claims"`)
 		}
 		if call.Stale != nil && *call.Stale == "" {
 			return apierr.InvalidRequest(`"stale" must be the access_token WeChat refused`)
@@ -127,8 +192,13 @@ func checkAppCall(body []byte, call *appCall) error {
 	if call.Stale != nil {
 		return apierr.InvalidRequest(`"stale" is for the access_token action only`)
 	}
-	if !users.PlainName(call.OpenID) {
-		return apierr.InvalidRequest(`"openid" is missing or malformed`)
+	switch {
+	case call.UnionID != "" && (call.OpenID != "" || call.Platform != "" || call.AppID != ""):
+		return apierr.InvalidRequest(`name the user by "unionid" or by "openid" (with "platform" and "app_id"), not both`)
+	case call.UnionID != "" && !users.PlainName(call.UnionID):
+		return apierr.InvalidRequest(`"unionid" is malformed`)
+	case call.UnionID == "" && !users.PlainName(call.OpenID):
+		return apierr.InvalidRequest(`"openid" (or "unionid") is missing or malformed`)
 	}
 	switch call.Action {
 	case actionSetClaims:
@@ -147,10 +217,14 @@ func checkAppCall(body []byte, call *appCall) error {
 
 // serveAccessToken answers the access_token action: the cluster's token,
 // or, with stale, its replacement (see login.AccessTokener).
-func (h *Handler) serveAccessToken(w http.ResponseWriter, r *http.Request, stale *string) error {
-	at, ok := h.provider.(login.AccessTokener)
+func (h *Handler) serveAccessToken(w http.ResponseWriter, r *http.Request, plt string, stale *string) error {
+	pl, err := h.platformLogin(plt)
+	if err != nil {
+		return err
+	}
+	at, ok := pl.provider.(login.AccessTokener)
 	if !ok {
-		return apierr.New(http.StatusNotImplemented, "not_supported", "the login platform has no access token")
+		return apierr.Unsupported("wxauth hands out WeChat's access_token only; this platform's is not managed here")
 	}
 	var bad string
 	if stale != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/changes"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 	"go.uber.org/zap"
@@ -118,8 +119,17 @@ func (h *Handler) newHookEvent(kind string, s *session.Session, claims map[strin
 	}
 	return &hook.Event{
 		ID: hook.NewEventID(), Event: kind, Time: clock.Real().Unix(),
-		AppID: h.AppID, OpenID: s.OpenID, UnionID: s.UnionID, SID: s.ID, Claims: claims,
+		AppID: h.appOf(s), Platform: s.PlatformName(), Surface: s.SurfaceName(), Anonymous: s.Anonymous,
+		OpenID: s.OpenID, UnionID: s.UnionID, SID: s.ID, Claims: claims,
 	}
+}
+
+// appOf is the app s logged in to.
+func (h *Handler) appOf(s *session.Session) string {
+	if s.AppID != "" {
+		return s.AppID
+	}
+	return h.AppID
 }
 
 // refusedByApp is the contract's answer to the app's refusal r: 403 with
@@ -178,9 +188,10 @@ func (f claimsFeed) ClaimsChanged(ctx context.Context, openid string, claims map
 // loginHook asks the app hook about a login, for login.Flow.
 type loginHook struct{ h *Handler }
 
-func (a loginHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, claims map[string]any, first bool) (map[string]any, error) {
+func (a loginHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, id *login.Identity, claims map[string]any, first bool) (map[string]any, error) {
 	ev := a.h.newHookEvent(hookLogin, s, claims)
 	ev.FirstLogin = &first
+	ev.AnonymousOpenID = id.AnonymousOpenID
 	return a.h.askApp(ctx, log, ev)
 }
 
@@ -191,7 +202,7 @@ func (h *Handler) afterHook(ctx context.Context, s *session.Session, change map[
 	sctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	if change != nil {
-		if _, err := h.users.ApplyClaims(sctx, s.OpenID, change); err != nil {
+		if _, err := h.users.ApplyClaims(sctx, s.UserKey(), change); err != nil {
 			return apierr.StoreUnavailable
 		}
 	}
@@ -250,6 +261,23 @@ type phoneEventData struct {
 	PhoneNumber     string `json:"phoneNumber"`
 	PurePhoneNumber string `json:"purePhoneNumber"`
 	CountryCode     any    `json:"countryCode"`
+}
+
+// phoneOf is the phone event's number from a phone answer: WeChat's
+// phone_info, or the other platforms' {phone_number, pure_phone_number,
+// country_code}.
+func phoneOf(info []byte) phoneEventData {
+	var wx phoneEventData
+	var other struct {
+		PhoneNumber     string `json:"phone_number"`
+		PurePhoneNumber string `json:"pure_phone_number"`
+		CountryCode     any    `json:"country_code"`
+	}
+	_ = json.Unmarshal(info, &wx)
+	if wx.PhoneNumber == "" && json.Unmarshal(info, &other) == nil {
+		wx = phoneEventData{PhoneNumber: other.PhoneNumber, PurePhoneNumber: other.PurePhoneNumber, CountryCode: other.CountryCode}
+	}
+	return wx
 }
 
 // decryptedData is the decrypted object without its watermark.

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
 )
 
 func init() {
@@ -51,16 +52,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		app_hook     <url> { secret <whsec_...>; events login phone decrypt logout; timeout <duration>; claim_header <claim> <Header-Name> }
 //		app_api      <path>
 //		cache_size   <tokens>
+//		platform     qq|douyin|alipay|baidu|kuaishou { app_id; app_secret; private_key; alipay_public_key; aes_key; api_base }
+//		link_by      unionid
 //	}
 //
-// signing_key, token_from and claim_header may repeat; every other
-// subdirective may be given once per block.
+// signing_key, token_from, claim_header and platform (once per platform)
+// may repeat; every other subdirective may be given once per block.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	given := once{"signing_key": repeatable, "token_from": repeatable}
+	given := once{"signing_key": repeatable, "token_from": repeatable, "platform": repeatable}
 	for d.NextBlock(0) {
 		if err := given.check(d); err != nil {
 			return err
@@ -95,6 +98,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.SigningKeys = append(h.SigningKeys, k)
 		case "store":
 			err = h.unmarshalStore(d)
+		case "platform":
+			err = h.unmarshalPlatform(d)
+		case "link_by":
+			err = arg(d, &h.LinkBy)
 		case "optional":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -325,6 +332,22 @@ var globalPlaceholder = regexp.MustCompile(`\{(env|file|system)\.[^{}]+\}`)
 
 // withoutPlaceholders removes s's {env.*}, {file.*} and {system.*} placeholders.
 func withoutPlaceholders(s string) string { return globalPlaceholder.ReplaceAllString(s, "") }
+
+// unmarshalPlatform reads a platform block; each platform is given once.
+func (h *Handler) unmarshalPlatform(d *caddyfile.Dispenser) error {
+	name, b, err := platform.Parse(d)
+	if err != nil {
+		return err
+	}
+	if _, dup := h.Platforms[name]; dup {
+		return d.Errf("platform %s is configured twice", name)
+	}
+	if h.Platforms == nil {
+		h.Platforms = map[string]*platform.Block{}
+	}
+	h.Platforms[name] = b
+	return nil
+}
 
 func (h *Handler) unmarshalHook(d *caddyfile.Dispenser) error {
 	h.AppHook = &AppHook{}

@@ -13,7 +13,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wxauth/caddy-wxauth/internal/guard"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
 	"github.com/wxauth/caddy-wxauth/internal/users"
+	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 	"github.com/wxauth/caddy-wxauth/wechat"
 )
@@ -22,9 +24,10 @@ import (
 // http.handlers.wxauth. It is checked in one place, validate, after
 // defaults and placeholders are applied.
 type Config struct {
-	// The mini-program's AppID. Required.
+	// The WeChat mini-program's AppID. Required unless the handler serves
+	// only other platforms (platforms).
 	AppID string `json:"app_id,omitempty"`
-	// The mini-program's AppSecret. Required. {env.*} and {file.*}
+	// The WeChat mini-program's AppSecret. Required with app_id. {env.*} and {file.*}
 	// placeholders are replaced at provision time, so the secret can stay out
 	// of the config.
 	AppSecret string `json:"app_secret,omitempty"`
@@ -37,8 +40,21 @@ type Config struct {
 	// refreshed: no token expires later than login + session_max_age. At
 	// least token_ttl. Default 30 days.
 	SessionMaxAge caddy.Duration `json:"session_max_age,omitempty"`
-	// Timeout of each call to WeChat. Default 5s.
+	// Timeout of each call to WeChat, and to the other platforms. Default 5s.
 	WeChatTimeout caddy.Duration `json:"wechat_timeout,omitempty"`
+
+	// The mini-program platforms served besides WeChat, by name (qq,
+	// douyin, alipay, baidu, kuaishou): one app each. A handler may serve
+	// WeChat (app_id), any of these, or only these; a login names its
+	// platform, and a token of a platform the handler does not serve is
+	// refused.
+	Platforms map[string]*platform.Block `json:"platforms,omitempty"`
+	// LinkBy joins one person's logins across the WeChat apps of one open
+	// platform account (the mini-program and web logins): "unionid" keys a
+	// user by unionid whenever WeChat gives one, so claims, end_sessions
+	// and events follow the person. Empty (default): each app's users are
+	// its own.
+	LinkBy string `json:"link_by,omitempty"`
 
 	// Fixed signing keys; the first signs, all verify. When empty, a key is
 	// generated once per app_id and kept in the store, so every instance that
@@ -183,6 +199,11 @@ func (c *Config) replacePlaceholders(repl *caddy.Replacer) error {
 			return err
 		}
 	}
+	for _, name := range platform.SortedNames(c.Platforms) {
+		if err := c.Platforms[name].Expand(name, expand); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -225,21 +246,14 @@ func emptyPlaceholder(name, v string) error {
 // validate checks the configuration after defaults and placeholders are
 // applied; Provision runs it before opening anything.
 func (c *Config) validate() error {
-	if c.AppID == "" {
-		return fmt.Errorf("wxauth: app_id is required%s", unsetHint)
-	}
-	if !users.PlainName(c.AppID) {
-		// It names the app's keys in the store, so it must be a plain word.
-		return fmt.Errorf("wxauth: app_id %q must be letters, digits, '-' or '_' (e.g. wx0123456789abcdef)", c.AppID)
-	}
-	if c.AppSecret == "" {
-		return fmt.Errorf("wxauth: app_secret is required%s", unsetHint)
+	if err := c.validateApps(); err != nil {
+		return err
 	}
 	u, err := url.Parse(c.APIBase)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("wxauth: api_base %q is not an http(s) URL", c.APIBase)
 	}
-	if strings.EqualFold(u.Hostname(), weChatAPIHost) {
+	if c.AppID != "" && strings.EqualFold(u.Hostname(), weChatAPIHost) {
 		if err := c.checkCredentialShapes(); err != nil {
 			return err
 		}
@@ -312,6 +326,55 @@ func (c *Config) validate() error {
 		}
 	}
 	return c.Store.validate()
+}
+
+// validateApps checks the apps served: WeChat's (app_id, app_secret), the
+// platform blocks, and link_by.
+func (c *Config) validateApps() error {
+	switch {
+	case c.AppID == "" && len(c.Platforms) == 0:
+		return fmt.Errorf("wxauth: app_id is required%s; a handler of other platforms only needs a platform block instead", unsetHint)
+	case c.AppID == "" && c.AppSecret != "":
+		return fmt.Errorf("wxauth: app_secret is set but app_id is not%s", unsetHint)
+	case c.AppID != "" && !users.PlainName(c.AppID):
+		// It names the app's keys in the store, so it must be a plain word.
+		return fmt.Errorf("wxauth: app_id %q must be letters, digits, '-' or '_' (e.g. wx0123456789abcdef)", c.AppID)
+	case c.AppID != "" && c.AppSecret == "":
+		return fmt.Errorf("wxauth: app_secret is required%s", unsetHint)
+	}
+	for _, name := range platform.SortedNames(c.Platforms) {
+		if err := c.Platforms[name].Validate(name); err != nil {
+			return err
+		}
+	}
+	if c.LinkBy != "" && c.LinkBy != "unionid" {
+		return fmt.Errorf("wxauth: link_by %q: the one way to link is unionid", c.LinkBy)
+	}
+	return nil
+}
+
+// apps lists the apps whose tokens the handler accepts.
+func (c *Config) apps() []token.App {
+	var out []token.App
+	for _, name := range platform.SortedNames(c.Platforms) {
+		out = append(out, token.App{Platform: name, AppID: c.Platforms[name].AppID})
+	}
+	return out
+}
+
+// keyRule names the handler's user records.
+func (c *Config) keyRule() users.KeyRule {
+	return users.KeyRule{PrimaryApp: c.AppID, LinkByUnionID: c.LinkBy == "unionid"}
+}
+
+// storeName names the handler's keys in the store: its WeChat app_id, or
+// for a handler of other platforms only its first platform's app.
+func (c *Config) storeName() string {
+	if c.AppID != "" {
+		return c.AppID
+	}
+	name := platform.SortedNames(c.Platforms)[0]
+	return name + "-" + session.HashKey(c.Platforms[name].AppID)[:16]
 }
 
 // unsetHint ends the message of a required field that is empty.

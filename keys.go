@@ -28,7 +28,7 @@ func (h *Handler) provisionTokens(ctx context.Context) error {
 		fixed[i] = keys.FixedKey{ID: sk.ID, Key: sk.Key}
 	}
 	src, err := keys.New(ctx, keys.Config{
-		Token:  token.Config{Audience: h.AppID, TTL: time.Duration(h.TokenTTL)},
+		Token:  token.Config{Audience: h.AppID, Apps: h.apps(), TTL: time.Duration(h.TokenTTL)},
 		Fixed:  fixed,
 		Store:  h.store,
 		Prefix: h.prefix + "/keys",

@@ -3,7 +3,10 @@ package wxauth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
@@ -11,6 +14,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/platform"
 	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
 	"github.com/wxauth/caddy-wxauth/wechat"
 
@@ -34,25 +38,45 @@ type loginReply struct {
 
 // serveLogin exchanges a wx.login code for a session and a token.
 func (h *Handler) serveLogin(w http.ResponseWriter, r *http.Request, _ *guard.Identity) error {
-	reply, err := h.loginRequest(r)
-	countLogin(err)
+	reply, plt, err := h.loginRequest(r)
+	countLogin(plt, err)
 	if err != nil {
 		return err
 	}
 	return apierr.WriteJSON(w, http.StatusOK, reply)
 }
 
-func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
+// loginRequest serves a login, and names its platform once known to be
+// one the handler serves.
+func (h *Handler) loginRequest(r *http.Request) (_ *loginReply, served string, _ error) {
 	if err := h.checkLoginLimit(r); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	f, err := readFields(r, "code", "nonce")
+	f, err := readFields(r, "code", "nonce", "platform", "anonymous_code")
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	code, nonce := f[0], f[1]
-	if !validCode(code) {
-		return nil, apierr.InvalidRequest(`"code" from wx.login is missing or malformed`)
+	code, nonce, plt, anon := f[0], f[1], f[2], f[3]
+	pl, err := h.platformLogin(plt)
+	if err != nil {
+		return nil, "", err
+	}
+	reply, err := h.loginWith(r, pl, code, anon, nonce)
+	return reply, pl.name, err
+}
+
+// loginWith checks a login's fields for platform login pl, then logs in.
+func (h *Handler) loginWith(r *http.Request, pl *platformLogin, code, anon, nonce string) (*loginReply, error) {
+	plt := pl.name
+	switch {
+	case anon != "" && plt != "douyin":
+		return nil, apierr.InvalidRequest(`"anonymous_code" is Douyin's (tt.login); other platforms log in with "code"`)
+	case anon != "" && !validCode(anon):
+		return nil, apierr.InvalidRequest(`"anonymous_code" from tt.login is malformed`)
+	case code == "" && anon != "":
+		// A Douyin guest: the device's anonymous openid logs in.
+	case !validCode(code):
+		return nil, apierr.InvalidRequest(`"code" from ` + loginCall(plt) + ` is missing or malformed`)
 	}
 	if nonce != "" && !login.ValidNonce(nonce) {
 		return nil, apierr.InvalidRequest(`"nonce" must be 16 to 64 characters of A-Z, a-z, 0-9, '_' and '-'`)
@@ -61,34 +85,91 @@ func (h *Handler) loginRequest(r *http.Request) (*loginReply, error) {
 	if _, err := h.signer(); err != nil {
 		return nil, err
 	}
-	s, err := h.login.Do(r.Context(), h.requestLogger(r), login.Code{Code: code}, nonce)
+	s, err := pl.flow.Do(r.Context(), h.requestLogger(r), login.Code{Code: code, AnonymousCode: anon}, nonce)
 	if err != nil {
 		return nil, err
 	}
 	return h.issue(s)
 }
 
-// provisionLogin sets up the login platform (WeChat) and the login flow
-// over it.
-func (h *Handler) provisionLogin(store session.Store, prefix string) {
-	wx := wechat.NewClient(wechat.Config{
-		AppID:     h.AppID,
-		AppSecret: h.secret,
-		BaseURL:   h.APIBase,
-		Timeout:   time.Duration(h.WeChatTimeout),
-		Observe:   observeWeChat,
-	})
-	h.provider = wxlogin.New(wxlogin.Config{
-		AppID: h.AppID, Client: wx, Log: h.logger, ConfigError: countWeChatConfigError,
-		Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc,
-			wechat.CountForced(metrics.tokenForced.Inc)),
-	})
+// platformLogin is one platform's login: its provider (with its optional
+// capabilities) and the flow over it.
+type platformLogin struct {
+	name     string // the platform
+	provider login.Provider
+	flow     *login.Flow
+}
+
+// platformLogin returns the login of platform plt ("" is WeChat), or the
+// contract's error for a platform the handler does not serve.
+func (h *Handler) platformLogin(plt string) (*platformLogin, error) {
+	if plt == "" {
+		plt = platform.WeChat
+	}
+	if pl, ok := h.logins[plt]; ok {
+		return pl, nil
+	}
+	served := make([]string, 0, len(h.logins))
+	for name := range h.logins {
+		served = append(served, name)
+	}
+	sort.Strings(served)
+	return nil, apierr.InvalidRequest(fmt.Sprintf(`"platform" %q is not served here; this server serves %s`, plt, strings.Join(served, ", ")))
+}
+
+// loginCall names the client call that gives plt's login code, for messages.
+func loginCall(plt string) string {
+	switch plt {
+	case "", platform.WeChat:
+		return "wx.login"
+	case "alipay":
+		return "my.getAuthCode"
+	case "baidu":
+		return "swan.getLoginCode"
+	case "douyin":
+		return "tt.login"
+	case "kuaishou":
+		return "ks.login"
+	}
+	return plt + ".login"
+}
+
+// provisionLogin sets up each platform's provider and the login flow over
+// it: WeChat's from app_id, the others from their platform blocks.
+func (h *Handler) provisionLogin(store session.Store, prefix string) error {
 	var hook login.App
 	if h.AppHook.wants(hookLogin) {
 		hook = loginHook{h}
 	}
-	h.login = login.New(login.Config{Provider: h.provider, Store: store, Prefix: prefix, Sessions: h.sessions,
-		Users: h.users, App: hook, TTL: time.Duration(h.TokenTTL), Timeout: storeTimeout})
+	flow := func(p login.Provider, prefix string) *login.Flow {
+		return login.New(login.Config{Provider: p, Store: store, Prefix: prefix, Sessions: h.sessions,
+			Users: h.users, Keys: h.keyRule(), App: hook, TTL: time.Duration(h.TokenTTL), Timeout: storeTimeout})
+	}
+	h.logins = map[string]*platformLogin{}
+	if h.AppID != "" {
+		wx := wechat.NewClient(wechat.Config{
+			AppID:     h.AppID,
+			AppSecret: h.secret,
+			BaseURL:   h.APIBase,
+			Timeout:   time.Duration(h.WeChatTimeout),
+			Observe:   observeWeChat,
+		})
+		p := wxlogin.New(wxlogin.Config{
+			AppID: h.AppID, Client: wx, Log: h.logger, ConfigError: countWeChatConfigError,
+			Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc,
+				wechat.CountForced(metrics.tokenForced.Inc)),
+		})
+		h.logins[platform.WeChat] = &platformLogin{name: platform.WeChat, provider: p, flow: flow(p, prefix)}
+	}
+	providers, err := platform.Providers(h.Platforms, platform.Settings{
+		Timeout: time.Duration(h.WeChatTimeout), ConfigError: countPlatformConfigError})
+	if err != nil {
+		return err
+	}
+	for name, p := range providers {
+		h.logins[name] = &platformLogin{name: name, provider: p, flow: flow(p, prefix+"/platforms/"+name)}
+	}
+	return nil
 }
 
 // issue signs a token for s, which expires after token_ttl or at the
@@ -99,7 +180,10 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 		return nil, err
 	}
 	now := clock.Real()
-	tok, exp, err := t.IssueUntil(s.OpenID, s.UnionID, s.ID, guard.TokenClaims(s.Claims), now, s.Created.Add(time.Duration(h.SessionMaxAge)))
+	tok, exp, err := t.IssueFor(token.Subject{
+		OpenID: s.OpenID, UnionID: s.UnionID, SessionID: s.ID, Platform: s.PlatformName(), AppID: h.appOf(s),
+		Surface: s.SurfaceName(), Anonymous: s.Anonymous, Extra: guard.TokenClaims(s.Claims),
+	}, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
 	if errors.Is(err, token.ErrNoLifetime) {
 		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")
 	}
@@ -114,6 +198,13 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 		OpenID:    s.OpenID,
 		UnionID:   s.UnionID,
 	}, nil
+}
+
+// sessionKeyName names where the session key of openid of appID on plt is
+// kept: a session key belongs to one app, even when link_by joins its user
+// with others.
+func (h *Handler) sessionKeyName(plt, appID, openid string) string {
+	return h.keyRule().Local(plt, appID, openid)
 }
 
 // callerSession loads the session of the caller's token, with the user's
@@ -150,9 +241,10 @@ func (h *Handler) serveRefresh(w http.ResponseWriter, r *http.Request, id *guard
 		}
 		return apierr.StoreUnavailable
 	}
-	if key, err := h.sessions.SessionKey(ctx, s.OpenID); err == nil {
+	skey := h.sessionKeyName(s.PlatformName(), h.appOf(s), s.OpenID)
+	if key, err := h.sessions.SessionKey(ctx, skey); err == nil {
 		// Keep the newest session_key as long as the session that may use it.
-		_ = h.sessions.SetSessionKey(ctx, s.OpenID, key, ttl)
+		_ = h.sessions.SetSessionKey(ctx, skey, key, ttl)
 	}
 	reply, err := h.issue(s)
 	if err != nil {
@@ -185,7 +277,7 @@ func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *guard.
 		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
-	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: id.OpenID(), SID: id.SID()}); err != nil {
+	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: s.UserKey(), SID: id.SID()}); err != nil {
 		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
 		return apierr.StoreUnavailable
 	}

@@ -25,6 +25,7 @@ type metricSet struct {
 	tokenForced   prometheus.Counter
 	storeErrors   *prometheus.CounterVec
 	wechatConfig  *prometheus.CounterVec
+	platformConf  *prometheus.CounterVec
 	panics        *prometheus.CounterVec
 	hookLatency   *prometheus.HistogramVec
 	hookFailures  *prometheus.CounterVec
@@ -38,8 +39,8 @@ type metricSet struct {
 var metrics = resolveCounters(metricSet{
 	logins: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "logins_total",
-		Help: "Logins by result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, refused_by_app, invalid_request, ...) and WeChat errcode (empty when WeChat gave none).",
-	}, []string{"result", "errcode"}),
+		Help: "Logins by platform (wechat, qq, douyin, alipay, baidu, kuaishou; empty for a request that named none it serves), result (ok, invalid_code, risky_user, rate_limited, upstream_error, store_unavailable, hook_failed, refused_by_app, invalid_request, ...) and the platform's errcode (empty when it gave none).",
+	}, []string{"platform", "result", "errcode"}),
 	tokenChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "token_checks_total",
 		Help: "Token checks on protected requests by result: ok (verified), cached, missing, invalid, anonymous.",
@@ -65,6 +66,10 @@ var metrics = resolveCounters(metricSet{
 		Namespace: "wxauth", Name: "wechat_config_errors_total",
 		Help: "WeChat answers that mean the server is misconfigured (answered 502 wechat_config), by WeChat's errcode: 40013, 40125, 40164, 41002, 41004, 48001, 89501, 89503, 89506, 89507.",
 	}, []string{"errcode"}),
+	platformConf: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "wxauth", Name: "platform_config_errors_total",
+		Help: "Answers of the other mini-program platforms that mean the server's app there is misconfigured (answered 502 platform_config), by platform and its code.",
+	}, []string{"platform", "errcode"}),
 	panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "background_panics_total",
 		Help: "Panics recovered in background work, by job (feed, retry, sweep, keys, recheck, event); a long-running job is started again after a backoff.",
@@ -108,7 +113,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.tokenForced, metrics.storeErrors, metrics.wechatConfig, metrics.panics,
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.tokenForced, metrics.storeErrors, metrics.wechatConfig, metrics.platformConf, metrics.panics,
 		metrics.hookLatency, metrics.hookFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -134,10 +139,11 @@ func observeWeChat(api string, d time.Duration, err error) {
 	metrics.wechatLatency.WithLabelValues(api, outcome).Observe(d.Seconds())
 }
 
-// countLogin records a login's result.
-func countLogin(err error) {
+// countLogin records a login's result on platform ("" when the request
+// named none the handler serves: the label takes only served names).
+func countLogin(platform string, err error) {
 	if err == nil {
-		metrics.logins.WithLabelValues("ok", "").Inc()
+		metrics.logins.WithLabelValues(platform, "ok", "").Inc()
 		return
 	}
 	result, code := "error", ""
@@ -150,13 +156,19 @@ func countLogin(err error) {
 		result = ae.Code
 		code = ae.ErrCodeString()
 	}
-	metrics.logins.WithLabelValues(result, code).Inc()
+	metrics.logins.WithLabelValues(platform, result, code).Inc()
 }
 
 // countWeChatConfigError counts a WeChat errcode that means the server is
 // misconfigured; the provider sends only the few such codes.
 func countWeChatConfigError(errcode int) {
 	metrics.wechatConfig.WithLabelValues(strconv.Itoa(errcode)).Inc()
+}
+
+// countPlatformConfigError counts an answer of another platform that means
+// the server's app there is misconfigured.
+func countPlatformConfigError(platform, errcode string) {
+	metrics.platformConf.WithLabelValues(platform, errcode).Inc()
 }
 
 // countPanic counts a recovered panic of a background job, labelled by the

@@ -392,7 +392,7 @@ func (c *StoreConfig) feedLag() time.Duration {
 // secret, which lives in the config, not in the store: a copy of the store
 // gives away no session_key, signing key or access_token.
 func (h *Handler) openStore(ctx caddy.Context) (pooledStore, []byte, error) {
-	prefix := "wxauth/" + h.AppID
+	prefix := "wxauth/" + h.storeName()
 	opened, release, err := h.Store.open(ctx, prefix)
 	if err != nil {
 		return opened, nil, err

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
+	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 
 	"github.com/wxauth/caddy-wxauth/internal/login"
 
@@ -19,7 +21,7 @@ import (
 func (h *Handler) sessionKey(ctx context.Context, id *guard.Identity) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	key, err := h.sessions.SessionKey(ctx, id.OpenID())
+	key, err := h.sessions.SessionKey(ctx, h.sessionKeyName(id.Platform(), id.AppID(), id.OpenID()))
 	if errors.Is(err, session.ErrNotFound) {
 		return "", apierr.InvalidToken("no session_key is kept for this user any more; call wx.login and log in again")
 	}
@@ -49,9 +51,9 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *guard
 	if (req.RawData == "") != (req.Signature == "") {
 		return apierr.InvalidRequest(`"rawData" and "signature" go together`)
 	}
-	dec, ok := h.provider.(login.Decrypter)
+	dec, ok := h.callerProvider(id).(login.Decrypter)
 	if !ok {
-		return apierr.Internal // a platform without it serves no decrypt endpoint
+		return errNoUserData(id)
 	}
 	key, err := h.sessionKey(r.Context(), id)
 	if err != nil {
@@ -62,17 +64,7 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *guard
 		return err
 	}
 	if h.AppHook.wants(hookDecrypt) {
-		s, err := h.eventSession(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		ev := h.newHookEvent(hookDecrypt, s, s.Claims)
-		ev.Data = decryptedData(data)
-		change, err := h.askApp(r.Context(), h.requestLogger(r), ev)
-		if err != nil {
-			return err
-		}
-		if err := h.afterHook(r.Context(), s, change); err != nil {
+		if err := h.tellApp(r, id, hookDecrypt, func(ev *hook.Event) { ev.Data = decryptedData(data) }); err != nil {
 			return err
 		}
 	}
@@ -83,6 +75,87 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *guard
 // naming the caller's openid so WeChat refuses another user's code. With
 // the app hook's phone event, the number reaches the app before the client.
 func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
+	switch p := h.callerProvider(id).(type) {
+	case login.PhoneNumberer:
+		return h.servePhoneCode(w, r, id, p)
+	case login.EncryptedPhoner:
+		return h.servePhoneSealed(w, r, id, func(body []byte) (json.RawMessage, error) {
+			var req decryptRequest
+			if err := strictjson.Decode(body, &req, "encryptedData", "iv"); err != nil || req.EncryptedData == "" || req.IV == "" {
+				return nil, apierr.InvalidRequest(`"encryptedData" and "iv" from the getPhoneNumber button are required`)
+			}
+			key, err := h.sessionKey(r.Context(), id)
+			if err != nil {
+				return nil, err
+			}
+			return p.PhoneFromEncrypted(key, login.Encrypted{Data: req.EncryptedData, IV: req.IV})
+		})
+	case login.SealedPhoner:
+		return h.servePhoneSealed(w, r, id, p.OpenPhone)
+	}
+	return errNoUserData(id)
+}
+
+// callerProvider is the login provider of the caller's platform.
+func (h *Handler) callerProvider(id *guard.Identity) login.Provider {
+	if pl, ok := h.logins[id.Platform()]; ok && id.Surface() == "mp" {
+		return pl.provider
+	}
+	return nil // a web login has no mini-program's user data
+}
+
+// errNoUserData answers a decrypt or phone request of a login that has no
+// such operation: Alipay has no session key, a web login no mini-program.
+func errNoUserData(id *guard.Identity) error {
+	if id.Surface() != "mp" {
+		return apierr.Unsupported("a web login has no mini-program user data or phone button: decrypt and phone are for mini-program logins")
+	}
+	return apierr.Unsupported(id.Platform() + " has no such operation: it gives no session key to decrypt user data with")
+}
+
+// servePhoneSealed answers a phone number the client got sealed from its
+// platform, opened by open: counted like a code (phone_limit), and handed
+// to the app first with the app hook's phone event.
+func (h *Handler) servePhoneSealed(w http.ResponseWriter, r *http.Request, id *guard.Identity, open func([]byte) (json.RawMessage, error)) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	refund, err := h.reservePhone(r.Context(), id.User())
+	if err != nil {
+		return err
+	}
+	info, err := open(body)
+	if err != nil {
+		refund()
+		return err
+	}
+	if h.AppHook.wants(hookPhone) {
+		if err := h.tellApp(r, id, hookPhone, func(ev *hook.Event) { ev.Phone = phoneOf(info) }); err != nil {
+			return err
+		}
+	}
+	return writeRaw(w, info)
+}
+
+// tellApp sends the app the caller's event kind, filled by fill, before
+// the client gets its answer, and applies the claims the app answered.
+func (h *Handler) tellApp(r *http.Request, id *guard.Identity, kind string, fill func(*hook.Event)) error {
+	s, err := h.eventSession(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	ev := h.newHookEvent(kind, s, s.Claims)
+	fill(ev)
+	change, err := h.askApp(r.Context(), h.requestLogger(r), ev)
+	if err != nil {
+		return err
+	}
+	return h.afterHook(r.Context(), s, change)
+}
+
+// servePhoneCode resolves a getPhoneNumber code (WeChat's).
+func (h *Handler) servePhoneCode(w http.ResponseWriter, r *http.Request, id *guard.Identity, phones login.PhoneNumberer) error {
 	f, err := readFields(r, "code")
 	if err != nil {
 		return err
@@ -90,10 +163,6 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *guard.I
 	code := f[0]
 	if !validCode(code) {
 		return apierr.InvalidRequest(`"code" from the getPhoneNumber button is missing or malformed`)
-	}
-	phones, ok := h.provider.(login.PhoneNumberer)
-	if !ok {
-		return apierr.Internal // a platform without it serves no phone endpoint
 	}
 	log := h.requestLogger(r)
 	wantsEvent := h.AppHook.wants(hookPhone)
@@ -131,10 +200,8 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *guard.I
 	if err != nil {
 		return err
 	}
-	var phone phoneEventData
-	_ = json.Unmarshal(rec.Info, &phone)
 	ev := h.newHookEvent(hookPhone, s, s.Claims)
-	ev.ID, ev.Phone = rec.EventID, phone
+	ev.ID, ev.Phone = rec.EventID, phoneOf(rec.Info)
 	change, err := h.askApp(r.Context(), log, ev)
 	if err != nil && !isRefusal(err) {
 		return err // kept for a retry with the same code
@@ -178,9 +245,9 @@ func (h *Handler) serveSession(w http.ResponseWriter, r *http.Request, id *guard
 	}
 	// A platform that cannot be asked leaves session_key_valid false, so
 	// the client logs in again before it decrypts.
-	checker, canCheck := h.provider.(login.SessionChecker)
+	checker, canCheck := h.callerProvider(id).(login.SessionChecker)
 	reply := sessionReply{OpenID: s.OpenID, UnionID: s.UnionID, ExpiresAt: s.Expires.Unix()}
-	key, err := h.sessions.SessionKey(ctx, s.OpenID)
+	key, err := h.sessions.SessionKey(ctx, h.sessionKeyName(id.Platform(), id.AppID(), id.OpenID()))
 	switch {
 	case errors.Is(err, session.ErrNotFound):
 	case err != nil:

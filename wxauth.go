@@ -22,7 +22,6 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
-	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/quota"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
@@ -62,9 +61,8 @@ type Handler struct {
 	keys     *keys.Source
 	sessions *session.Manager
 	users    *users.Store
-	provider login.Provider // the login platform, with its optional capabilities
+	logins   map[string]*platformLogin // by platform: its provider and login flow
 	guard    *guard.Guard
-	login    *login.Flow
 	limiter  *quota.Login
 	phone    *quota.Phone
 	routes   map[string]endpoint
@@ -109,7 +107,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.guard = guard.New(h.guardConfig(ctx))
-	h.provisionLogin(h.store, h.prefix)
+	if err := h.provisionLogin(h.store, h.prefix); err != nil {
+		return err
+	}
 	h.provisionLimits()
 	h.routes = h.buildRoutes()
 	return nil
@@ -124,6 +124,7 @@ func (h *Handler) guardConfig(ctx caddy.Context) guard.Config {
 		Now:          clock.Coarse.Now,
 		Fresh:        guard.FeedFreshness{Feed: h.app.changes, Bound: h.Store.changeBound(), Lag: h.Store.feedLag()},
 		Ended:        h.app.ended,
+		Keys:         h.keyRule(),
 		Placeholders: mapPlaceholders,
 		Counters:     metrics.guardCounters(),
 		Sources:      h.TokenSources,

@@ -371,10 +371,10 @@ func TestAppHookRefusal(t *testing.T) {
 		t.Fatalf("a refused first login was remembered: %v", ev)
 	}
 	after := h.metrics()
-	if got := after[`wxauth_logins_total{errcode="",result="refused_by_app"}`] - before[`wxauth_logins_total{errcode="",result="refused_by_app"}`]; got != 1 {
+	if got := after[`wxauth_logins_total{errcode="",platform="wechat",result="refused_by_app"}`] - before[`wxauth_logins_total{errcode="",platform="wechat",result="refused_by_app"}`]; got != 1 {
 		t.Errorf("refused_by_app logins went up by %v, want 1", got)
 	}
-	if _, ok := after[`wxauth_logins_total{errcode="",result="banned"}`]; ok {
+	if _, ok := after[`wxauth_logins_total{errcode="",platform="wechat",result="banned"}`]; ok {
 		t.Error("the app's error name became a metric label")
 	}
 

@@ -343,8 +343,8 @@ func TestWrongSecret(t *testing.T) {
 	}
 	after := h.metrics()
 	for series, want := range map[string]float64{
-		`wxauth_wechat_config_errors_total{errcode="40125"}`:          1,
-		`wxauth_logins_total{errcode="40125",result="wechat_config"}`: 1,
+		`wxauth_wechat_config_errors_total{errcode="40125"}`:                            1,
+		`wxauth_logins_total{errcode="40125",platform="wechat",result="wechat_config"}`: 1,
 	} {
 		if got := after[series] - before[series]; got != want {
 			t.Errorf("%s went up by %v, want %v", series, got, want)

@@ -27,8 +27,8 @@ func TestMetrics(t *testing.T) {
 	after := h.metrics()
 
 	for series, want := range map[string]float64{
-		`wxauth_logins_total{errcode="",result="ok"}`:                                                1,
-		`wxauth_logins_total{errcode="40029",result="invalid_code"}`:                                 1,
+		`wxauth_logins_total{errcode="",platform="wechat",result="ok"}`:                              1,
+		`wxauth_logins_total{errcode="40029",platform="wechat",result="invalid_code"}`:               1,
 		`wxauth_token_checks_total{result="missing"}`:                                                1,
 		`wxauth_wechat_request_duration_seconds_count{api="jscode2session",outcome="ok"}`:            1,
 		`wxauth_wechat_request_duration_seconds_count{api="jscode2session",outcome="errcode"}`:       1,
@@ -96,14 +96,14 @@ func TestAppHookMetrics(t *testing.T) {
 	after := h.metrics()
 
 	for series, want := range map[string]float64{
-		`wxauth_app_hook_duration_seconds_count{event="login"}`:             5,
-		`wxauth_app_hook_duration_seconds_bucket{event="login",le="0.5"}`:   4, // all but the timeout
-		`wxauth_app_hook_failures_total{event="login",reason="status"}`:     1,
-		`wxauth_app_hook_failures_total{event="login",reason="bad_answer"}`: 1,
-		`wxauth_app_hook_failures_total{event="login",reason="refused"}`:    1,
-		`wxauth_app_hook_failures_total{event="login",reason="timeout"}`:    1,
-		`wxauth_logins_total{errcode="",result="hook_failed"}`:              3,
-		`wxauth_logins_total{errcode="",result="refused_by_app"}`:           1,
+		`wxauth_app_hook_duration_seconds_count{event="login"}`:                     5,
+		`wxauth_app_hook_duration_seconds_bucket{event="login",le="0.5"}`:           4, // all but the timeout
+		`wxauth_app_hook_failures_total{event="login",reason="status"}`:             1,
+		`wxauth_app_hook_failures_total{event="login",reason="bad_answer"}`:         1,
+		`wxauth_app_hook_failures_total{event="login",reason="refused"}`:            1,
+		`wxauth_app_hook_failures_total{event="login",reason="timeout"}`:            1,
+		`wxauth_logins_total{errcode="",platform="wechat",result="hook_failed"}`:    3,
+		`wxauth_logins_total{errcode="",platform="wechat",result="refused_by_app"}`: 1,
 	} {
 		if got := after[series] - before[series]; got != want {
 			t.Errorf("%s went up by %v, want %v", series, got, want)

@@ -26,8 +26,22 @@ type Session struct {
 	ID string `json:"id"`
 	// OpenID is the user's openid for this mini-program.
 	OpenID string `json:"openid"`
-	// UnionID is the user's unionid, when WeChat returned one.
+	// UnionID is the user's unionid, when the platform returned one.
 	UnionID string `json:"unionid,omitempty"`
+	// Platform is the platform the user logged in on; empty in sessions
+	// stored before platforms existed, which are WeChat's.
+	Platform string `json:"platform,omitempty"`
+	// AppID is the app the user logged in to; empty means the handler's
+	// WeChat mini-program.
+	AppID string `json:"app_id,omitempty"`
+	// Surface is where the user logged in: "mp", "oa" or "qr"; empty
+	// means "mp".
+	Surface string `json:"surface,omitempty"`
+	// Anonymous marks a device's anonymous openid (a Douyin guest).
+	Anonymous bool `json:"anonymous,omitempty"`
+	// User is the key of the user's record (claims, ended sessions); empty
+	// in sessions stored before it existed, whose user is OpenID.
+	User string `json:"user,omitempty"`
 	// Created is when the user logged in.
 	Created time.Time `json:"created"`
 	// Expires is when the session ends unless extended.
@@ -35,6 +49,31 @@ type Session struct {
 	// Claims are extra claims from the app's login hook. They round-trip
 	// through JSON, so numbers come back as float64.
 	Claims map[string]any `json:"claims,omitempty"`
+}
+
+// UserKey is the key of s's user record.
+func (s *Session) UserKey() string {
+	if s.User != "" {
+		return s.User
+	}
+	return s.OpenID
+}
+
+// PlatformName is s's platform, "wechat" for sessions stored before
+// platforms existed.
+func (s *Session) PlatformName() string {
+	if s.Platform != "" {
+		return s.Platform
+	}
+	return "wechat"
+}
+
+// SurfaceName is where s logged in, "mp" unless a web login.
+func (s *Session) SurfaceName() string {
+	if s.Surface != "" {
+		return s.Surface
+	}
+	return "mp"
 }
 
 // Manager keeps sessions and session_keys of one app in a Store, under

@@ -1,6 +1,7 @@
 // Package token issues and verifies wxauth's "third session" tokens: JWTs
-// signed with HS256 (default) or EdDSA, whose subject is the WeChat
-// openid and whose audience is the mini-program's app_id. It also manages
+// signed with HS256 (default) or EdDSA, whose subject is the user's openid
+// on a platform (plt, WeChat when absent) and whose audience is the app_id
+// the user logged in to. It also manages
 // the signing keys: generation, persistence in a shared store, rotation.
 package token
 
@@ -91,18 +92,66 @@ type Claims struct {
 	SessionID string `json:"sid"`
 	// UnionID is the user's WeChat unionid, when known.
 	UnionID string `json:"unionid,omitempty"`
+	// Platform is the platform the user logged in on ("wechat", "qq",
+	// "douyin", "alipay", "baidu", "kuaishou"); empty in tokens issued
+	// before platforms existed, which are WeChat's.
+	Platform string `json:"plt,omitempty"`
+	// Surface is where the user logged in: "mp" (a mini-program), "oa" or
+	// "qr" (web login); empty means "mp".
+	Surface string `json:"srf,omitempty"`
+	// Anonymous marks a token whose subject names a device, not a person
+	// (a Douyin guest's anonymous_openid).
+	Anonymous bool `json:"anon,omitempty"`
 	// Extra holds claims added by the app's login hook (e.g. uid, roles).
 	// After Verify, JSON numbers in it are json.Number, so large integer
 	// ids keep their precision.
 	Extra map[string]any `json:"ext,omitempty"`
 }
 
+// PlatformWeChat is the platform of a token without plt.
+const PlatformWeChat = "wechat"
+
+// App is an app whose users' tokens a Tokens accepts: tokens for it carry
+// aud = AppID and plt = Platform.
+type App struct {
+	// Platform names the app's platform ("wechat", "qq", ...).
+	Platform string
+	// AppID is the app's id on the platform.
+	AppID string
+}
+
+// Subject is who a token is for, and where they logged in.
+type Subject struct {
+	// OpenID is the user's openid in the app (the sub claim); required.
+	OpenID string
+	// UnionID is the user's unionid, when known.
+	UnionID string
+	// SessionID is the server-side session; required.
+	SessionID string
+	// Platform is the user's platform; empty means WeChat.
+	Platform string
+	// AppID is the app the user logged in to (the aud claim); empty means
+	// Config.Audience.
+	AppID string
+	// Surface is "mp", "oa" or "qr"; empty means "mp".
+	Surface string
+	// Anonymous marks a device's anonymous openid (Douyin's guests).
+	Anonymous bool
+	// Extra holds claims added by the app (ext).
+	Extra map[string]any
+}
+
 // Config configures Tokens.
 type Config struct {
 	// Issuer is the iss claim; default "wxauth".
 	Issuer string
-	// Audience is the aud claim, the app_id; required.
+	// Audience is the WeChat mini-program's app_id: the aud claim of
+	// Issue's tokens. Audience or Apps is required.
 	Audience string
+	// Apps are the other apps whose tokens are accepted (other platforms,
+	// web logins). A token is accepted only when its (plt, aud) is
+	// (wechat, Audience) or one of these.
+	Apps []App
 	// TTL is the lifetime of issued tokens; default 2h.
 	TTL time.Duration
 	// Leeway is the clock skew allowed on exp and iat; default 30s.
@@ -119,8 +168,11 @@ type Tokens struct {
 
 // New returns Tokens for cfg, signing and verifying with ring.
 func New(cfg Config, ring *Keyring) (*Tokens, error) {
-	if cfg.Audience == "" {
+	if cfg.Audience == "" && len(cfg.Apps) == 0 {
 		return nil, errors.New("token: audience (app_id) is required")
+	}
+	if cfg.Audience != "" {
+		cfg.Apps = append([]App{{PlatformWeChat, cfg.Audience}}, cfg.Apps...)
 	}
 	if cfg.Issuer == "" {
 		cfg.Issuer = DefaultIssuer
@@ -146,7 +198,8 @@ func New(cfg Config, ring *Keyring) (*Tokens, error) {
 		// keyfunc then pins each token to the algorithm of its key.
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{HS256, EdDSA}),
-			jwt.WithAudience(cfg.Audience),
+			// aud is checked with plt in Verify: an app id is unique
+			// only within its platform.
 			jwt.WithIssuer(cfg.Issuer),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
@@ -159,7 +212,8 @@ func New(cfg Config, ring *Keyring) (*Tokens, error) {
 	return t, nil
 }
 
-// Config returns the effective configuration, defaults applied.
+// Config returns the effective configuration, defaults applied; Apps
+// starts with (wechat, Audience) when Audience is set.
 func (t *Tokens) Config() Config { return t.cfg }
 
 // SetKeyring replaces the keyring atomically; nil is ignored.
@@ -176,7 +230,7 @@ func (t *Tokens) Keyring() *Keyring { return t.ring.Load() }
 // configured TTL. unionid and extra are optional. It returns the token and
 // its expiry (whole seconds, as in the token).
 func (t *Tokens) Issue(openid, unionid, sid string, extra map[string]any, now time.Time) (string, time.Time, error) {
-	return t.IssueUntil(openid, unionid, sid, extra, now, time.Time{})
+	return t.IssueFor(Subject{OpenID: openid, UnionID: unionid, SessionID: sid, Extra: extra}, now, time.Time{})
 }
 
 // ErrNoLifetime is returned by IssueUntil when notAfter leaves the token
@@ -188,8 +242,23 @@ var ErrNoLifetime = errors.New("token: the expiry cap is not after the issue tim
 // seconds (now and notAfter rounded down), so exp never passes notAfter; the
 // token's lifetime is exp - iat. A zero notAfter caps nothing.
 func (t *Tokens) IssueUntil(openid, unionid, sid string, extra map[string]any, now, notAfter time.Time) (string, time.Time, error) {
-	if openid == "" || sid == "" {
+	return t.IssueFor(Subject{OpenID: openid, UnionID: unionid, SessionID: sid, Extra: extra}, now, notAfter)
+}
+
+// IssueFor is IssueUntil for any subject: a user of any app the Tokens
+// accepts, on any platform and surface.
+func (t *Tokens) IssueFor(sub Subject, now, notAfter time.Time) (string, time.Time, error) {
+	if sub.OpenID == "" || sub.SessionID == "" {
 		return "", time.Time{}, errors.New("token: issue needs an openid and a session id")
+	}
+	if sub.Platform == "" {
+		sub.Platform = PlatformWeChat
+	}
+	if sub.AppID == "" {
+		sub.AppID = t.cfg.Audience
+	}
+	if !t.serves(sub.Platform, sub.AppID) {
+		return "", time.Time{}, fmt.Errorf("token: app %q of platform %s is not one this issuer serves", sub.AppID, sub.Platform)
 	}
 	now = now.Truncate(time.Second)
 	exp := now.Add(t.cfg.TTL)
@@ -204,17 +273,20 @@ func (t *Tokens) IssueUntil(openid, unionid, sid string, extra map[string]any, n
 	claims := &Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    t.cfg.Issuer,
-			Subject:   openid,
-			Audience:  jwt.ClaimStrings{t.cfg.Audience},
+			Subject:   sub.OpenID,
+			Audience:  jwt.ClaimStrings{sub.AppID},
 			ExpiresAt: jwt.NewNumericDate(exp),
 			IssuedAt:  jwt.NewNumericDate(now),
 			// Every token is another: two issued in one second for one
 			// session (a refresh, a replayed login) never look alike.
 			ID: rand.Text()[:16],
 		},
-		SessionID: sid,
-		UnionID:   unionid,
-		Extra:     extra,
+		SessionID: sub.SessionID,
+		UnionID:   sub.UnionID,
+		Platform:  sub.Platform,
+		Surface:   sub.Surface,
+		Anonymous: sub.Anonymous,
+		Extra:     sub.Extra,
 	}
 	k := t.ring.Load().Signing()
 	var (
@@ -267,7 +339,27 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 	case claims.SessionID == "":
 		return nil, invalid(ErrClaims, "missing sid")
 	}
+	plt := claims.Platform
+	if plt == "" {
+		plt = PlatformWeChat
+	}
+	if len(claims.Audience) == 0 {
+		return nil, &verifyError{kind: ErrClaims, cause: fmt.Errorf("%w: aud", jwt.ErrTokenRequiredClaimMissing)}
+	}
+	if len(claims.Audience) != 1 || !t.serves(plt, claims.Audience[0]) {
+		return nil, &verifyError{kind: ErrAudience, cause: fmt.Errorf("%w: not a token of an app this server serves", jwt.ErrTokenInvalidAudience)}
+	}
 	return claims, nil
+}
+
+// serves reports whether tokens of app appID on platform are accepted.
+func (t *Tokens) serves(platform, appID string) bool {
+	for _, a := range t.cfg.Apps {
+		if a.AppID == appID && a.Platform == platform {
+			return true
+		}
+	}
+	return false
 }
 
 func invalid(kind error, reason string) error {

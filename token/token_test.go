@@ -415,3 +415,63 @@ func TestIssuedTokensAreUnique(t *testing.T) {
 		t.Fatal("two tokens of one session in one second are the same")
 	}
 }
+
+// A token names its platform and app; a Tokens accepts only the apps it
+// serves, an app id being unique only within its platform.
+func TestPlatformsAndApps(t *testing.T) {
+	ring := mustRing(t, mustKey(t, HS256, "k1"))
+	tk := mustTokens(t, Config{Audience: "wx-mp", Apps: []App{{"douyin", "tt-app"}, {PlatformWeChat, "wx-web"}}}, ring)
+	now := time.Now()
+	cases := []struct {
+		name string
+		sub  Subject
+		want Claims // the fields checked
+	}{
+		{"mini-program", Subject{OpenID: "o1", SessionID: "s1"}, Claims{Platform: "wechat"}},
+		{"douyin guest", Subject{OpenID: "a1", SessionID: "s2", Platform: "douyin", AppID: "tt-app", Anonymous: true}, Claims{Platform: "douyin", Anonymous: true}},
+		{"web", Subject{OpenID: "o2", UnionID: "u2", SessionID: "s3", AppID: "wx-web", Surface: "qr"}, Claims{Platform: "wechat", Surface: "qr", UnionID: "u2"}},
+	}
+	for _, c := range cases {
+		tok, _, err := tk.IssueFor(c.sub, now, time.Time{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got, err := tk.Verify(tok)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		wantAud := c.sub.AppID
+		if wantAud == "" {
+			wantAud = "wx-mp"
+		}
+		if got.Platform != c.want.Platform || got.Surface != c.want.Surface || got.Anonymous != c.want.Anonymous ||
+			got.UnionID != c.want.UnionID || got.Audience[0] != wantAud || got.Subject != c.sub.OpenID {
+			t.Errorf("%s: got %+v", c.name, got)
+		}
+	}
+	if _, _, err := tk.IssueFor(Subject{OpenID: "o", SessionID: "s", Platform: "qq", AppID: "tt-app"}, now, time.Time{}); err == nil {
+		t.Error("issued a token for an app of another platform")
+	}
+	// The same app id on another platform, and a token of an app another
+	// handler serves, are refused.
+	other := mustTokens(t, Config{Apps: []App{{"qq", "tt-app"}, {PlatformWeChat, "wx-other"}}}, ring)
+	for _, sub := range []Subject{{OpenID: "o", SessionID: "s", Platform: "qq", AppID: "tt-app"}, {OpenID: "o", SessionID: "s", AppID: "wx-other"}} {
+		tok, _, err := other.IssueFor(sub, now, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tk.Verify(tok); !errors.Is(err, ErrAudience) {
+			t.Errorf("%+v: got %v, want ErrAudience", sub, err)
+		}
+	}
+	// A token without plt (issued before platforms) is WeChat's.
+	legacy := craft(t, jwt.SigningMethodHS256, ring.Signing().Secret, map[string]any{"kid": "k1"}, jwt.MapClaims{
+		"iss": "wxauth", "sub": "o3", "aud": "wx-mp", "sid": "s4", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+	if c, err := tk.Verify(legacy); err != nil || c.Platform != "" {
+		t.Errorf("legacy token: %+v, %v", c, err)
+	}
+	if _, err := mustTokens(t, Config{Apps: []App{{"qq", "tt-app"}}}, ring).Verify(legacy); !errors.Is(err, ErrAudience) {
+		t.Errorf("legacy WeChat token accepted by a QQ-only handler: %v", err)
+	}
+}

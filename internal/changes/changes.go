@@ -33,7 +33,7 @@ const (
 type Event struct {
 	Type   string         `json:"type"`             // EndSession, EndUser or Claims
 	SID    string         `json:"sid,omitempty"`    // the session ended (EndSession)
-	OpenID string         `json:"openid,omitempty"` // the user whose sessions or claims changed
+	OpenID string         `json:"openid,omitempty"` // the key of the user whose sessions or claims changed (users.KeyRule: the openid for the mini-program)
 	At     int64          `json:"at,omitempty"`     // unix nanos: sessions begun before it end (EndUser)
 	Claims map[string]any `json:"claims,omitempty"` // the user's claims now (Claims)
 }

@@ -25,9 +25,9 @@ func TestNewViewSkipsBadStoredClaims(t *testing.T) {
 		"note": "a\r\nX-Admin: 1", "roles": []any{"buyer", "vip"}, "addr": map[string]any{"city": "x"},
 		"bio": strings.Repeat("x", 2000),
 	}
-	v := newView("o1", "u1", claims, map[string]string{"tier": "X-Member-Tier"}, zap.New(core))
+	v := newView(faceID{openid: "o1", unionid: "u1", platform: "wechat", surface: "oa", appID: "wxapp"}, claims, map[string]string{"tier": "X-Member-Tier"}, zap.New(core))
 	want := []headerValue{
-		{"X-Wx-Openid", "o1"}, {"X-Wx-Unionid", "u1"},
+		{"X-Wx-Openid", "o1"}, {"X-Wx-Platform", "wechat"}, {"X-Wx-Surface", "oa"}, {"X-Wx-Appid", "wxapp"}, {"X-Wx-Unionid", "u1"},
 		{"X-Member-Tier", "gold"}, {"X-Wx-Uid", "7"}, {"X-Wx-Vip", "true"},
 	}
 	if len(v.headers) != len(want) {
@@ -56,7 +56,7 @@ func TestNewViewSkipsBadStoredClaims(t *testing.T) {
 	}
 
 	logs.TakeAll()
-	newView("o1", "", map[string]any{"uid": "7"}, nil, zap.New(core))
+	newView(faceID{openid: "o1"}, map[string]any{"uid": "7"}, nil, zap.New(core))
 	if logs.Len() != 0 {
 		t.Fatalf("a warning for good claims: %v", logs.All())
 	}
@@ -106,16 +106,18 @@ func FuzzClaimValue(f *testing.F) {
 			claims = map[string]any{"c": value} // not JSON: try it as a string
 		}
 		accepted := users.CheckClaims(claims) == nil
-		v := newView("o1", "", claims, nil, zap.NewNop())
+		v := newView(faceID{openid: "o1"}, claims, nil, zap.NewNop())
 		for _, h := range v.headers {
 			if !httpguts.ValidHeaderFieldValue(h.value) || len(h.value) > users.ClaimValueMax {
 				t.Fatalf("header %s: %q is not a valid value", h.name, h.value)
 			}
 		}
-		if accepted && claims["c"] != nil && len(v.headers) != 2 {
+		// Openid, Platform, Surface and Appid, then the claim's.
+		const base = 4
+		if accepted && claims["c"] != nil && len(v.headers) != base+1 {
 			t.Fatalf("accepted %q, but it is not a header: %v", value, v.headers)
 		}
-		if !accepted && len(v.headers) != 1 {
+		if !accepted && len(v.headers) != base {
 			t.Fatalf("refused %q, but it became a header: %v", value, v.headers)
 		}
 	})

@@ -17,7 +17,7 @@ type Ended struct {
 
 	mu     sync.Mutex
 	sids   map[string]int64    // sid -> kept until (unix nanos)
-	users  map[string]userEnd  // openid -> when its sessions ended
+	users  map[string]userEnd  // user key -> when its sessions ended
 	guards map[*Guard]struct{} // the guards to tell
 	swept  int64               // last sweep, unix nanos
 

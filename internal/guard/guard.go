@@ -23,6 +23,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/background"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -59,6 +60,10 @@ type Config struct {
 	// Counters count the checks' results; unset ones count nothing.
 	Counters Counters
 
+	// Keys names the user record of a token's user, the key of the
+	// change feed's and the ended records' entries.
+	Keys users.KeyRule
+
 	Sources       []TokenSource     // where tokens are read, tried in order
 	Strip         []string          // client headers removed besides X-Wx-*
 	ClaimHeaders  map[string]string // claim -> header name
@@ -91,7 +96,7 @@ type Guard struct {
 	cache *tokenCache
 
 	mu    sync.Mutex
-	users map[string]*user // openid -> the cached state its identities share
+	users map[string]*user // user key -> the cached state its identities share
 
 	storeTrouble atomic.Int64 // unix nanos of the last lookup the store failed; 0 after one it answered
 
@@ -171,7 +176,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err er
 			g.removeToken(r, src)
 		}
 	}
-	id.user.view.Load().apply(r, g.Placeholders)
+	id.face.view.Load().apply(r, g.Placeholders)
 	return true, nil
 }
 
@@ -307,7 +312,18 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 		}
 		return nil, apierr.InvalidToken(tokenReason(err))
 	}
-	id := &Identity{sid: claims.SessionID, openid: claims.Subject}
+	id := &Identity{sid: claims.SessionID, openid: claims.Subject, platform: claims.Platform,
+		surface: claims.Surface, anon: claims.Anonymous}
+	if id.platform == "" {
+		id.platform = token.PlatformWeChat
+	}
+	if id.surface == "" {
+		id.surface = "mp"
+	}
+	if len(claims.Audience) > 0 {
+		id.appID = claims.Audience[0]
+	}
+	id.key = g.Keys.Key(id.platform, id.appID, id.openid, claims.UnionID)
 	if claims.IssuedAt != nil {
 		// Until the session is read, a bound: a session begins before its
 		// tokens are issued, and iat is in whole seconds.
@@ -331,12 +347,12 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 	if s != nil {
 		unionid, extra = s.UnionID, s.Claims
 	}
-	g.attach(id, unionid, newView(id.openid, unionid, extra, g.ClaimHeaders, g.Logger))
+	g.attach(id, unionid, extra)
 	if old := g.cache.put(tok, id); old != nil && old != id {
 		g.detach(old)
 	}
 	// The session may have ended while it was being read.
-	if g.Ended.sessionEnded(id.sid) || g.Ended.userEnded(id.openid, id.created) {
+	if g.Ended.sessionEnded(id.sid) || g.Ended.userEnded(id.key, id.created) {
 		id.dead.Store(true)
 		g.drop(tok)
 		return nil, apierr.InvalidToken("the session has ended")
@@ -376,7 +392,7 @@ var errUnconfirmed = apierr.New(http.StatusServiceUnavailable, "store_unavailabl
 // confirm looks the token's session up in the store and returns it, or
 // errUnconfirmed when the store does not answer.
 func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *apierr.Error) {
-	if g.Ended.sessionEnded(id.sid) || g.Ended.userEnded(id.openid, id.created) {
+	if g.Ended.sessionEnded(id.sid) || g.Ended.userEnded(id.key, id.created) {
 		return nil, apierr.InvalidToken("the session has ended")
 	}
 	// Not the request's own end: a client that hangs up must not pass for
@@ -393,7 +409,7 @@ func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *a
 			return nil, apierr.InvalidToken("the token does not match its session")
 		}
 		id.created = s.Created.UnixNano()
-		if g.Ended.userEnded(id.openid, id.created) {
+		if g.Ended.userEnded(id.key, id.created) {
 			return nil, apierr.InvalidToken("the session has ended")
 		}
 		g.Ended.confirm(id.sid, id.expNanos)
@@ -417,46 +433,69 @@ func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *a
 	return s, nil
 }
 
-// attach points id at its user's shared state, with v as the user's view.
-func (g *Guard) attach(id *Identity, unionid string, v *view) {
+// attach points id at its user's shared state, the user now having unionid
+// and claims.
+func (g *Guard) attach(id *Identity, unionid string, claims map[string]any) {
+	fid := faceID{openid: id.openid, unionid: unionid, platform: id.platform, appID: id.appID, surface: id.surface, anon: id.anon}
+	v := newView(fid, claims, g.ClaimHeaders, g.Logger)
 	g.mu.Lock()
-	u := g.users[id.openid]
+	u := g.users[id.key]
 	if u == nil {
-		u = &user{openid: id.openid}
-		g.users[id.openid] = u
+		u = &user{key: id.key}
+		g.users[id.key] = u
 	}
-	u.unionid = unionid
-	u.ids = append(u.ids, id)
-	u.view.Store(v)
+	var f *face
+	for _, c := range u.faces {
+		if c.faceID == fid {
+			f = c
+			break
+		}
+	}
+	if f == nil {
+		f = &face{faceID: fid}
+		u.faces = append(u.faces, f)
+	}
+	f.ids = append(f.ids, id)
+	f.view.Store(v)
 	g.mu.Unlock()
-	id.user = u
+	id.face = f
 }
 
 // detach releases id's hold on its user's state.
 func (g *Guard) detach(id *Identity) {
 	g.mu.Lock()
-	if u := id.user; u != nil {
-		if i := slices.Index(u.ids, id); i >= 0 {
-			last := len(u.ids) - 1
-			u.ids[i], u.ids[last] = u.ids[last], nil
-			u.ids = u.ids[:last]
-		}
-		if len(u.ids) == 0 && g.users[u.openid] == u {
-			delete(g.users, u.openid)
-		}
+	defer g.mu.Unlock()
+	f, u := id.face, g.users[id.key]
+	if f == nil {
+		return
 	}
-	g.mu.Unlock()
+	if i := slices.Index(f.ids, id); i >= 0 {
+		last := len(f.ids) - 1
+		f.ids[i], f.ids[last] = f.ids[last], nil
+		f.ids = f.ids[:last]
+	}
+	if len(f.ids) > 0 || u == nil {
+		return
+	}
+	if i := slices.Index(u.faces, f); i >= 0 {
+		u.faces = slices.Delete(u.faces, i, i+1)
+	}
+	if len(u.faces) == 0 {
+		delete(g.users, id.key)
+	}
 }
 
-// endIf refuses openid's cached tokens that match, at once: they are
+// endIf refuses the user's cached tokens that match, at once: they are
 // dropped from the cache when next used (or evicted).
-func (g *Guard) endIf(openid string, match func(*Identity) bool) {
+func (g *Guard) endIf(key string, match func(*Identity) bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if u := g.users[openid]; u != nil {
-		for _, id := range u.ids {
-			if match(id) {
-				id.dead.Store(true)
+	if u := g.users[key]; u != nil {
+		for _, f := range u.faces {
+			for _, id := range f.ids {
+				if match(id) {
+					id.dead.Store(true)
+				}
 			}
 		}
 	}
@@ -468,29 +507,27 @@ func (g *Guard) drop(tok string) {
 	}
 }
 
-// Invalidate refuses the cached tokens of session sid of openid at once.
-func (g *Guard) Invalidate(openid, sid string) {
-	g.endIf(openid, func(id *Identity) bool { return id.sid == sid })
+// Invalidate refuses the cached tokens of session sid of user key at once.
+func (g *Guard) Invalidate(key, sid string) {
+	g.endIf(key, func(id *Identity) bool { return id.sid == sid })
 }
 
-// EndUser refuses the cached tokens of every session of openid that began
-// before at.
-func (g *Guard) EndUser(openid string, at time.Time) {
+// EndUser refuses the cached tokens of every session of user key that
+// began before at.
+func (g *Guard) EndUser(key string, at time.Time) {
 	n := at.UnixNano()
-	g.endIf(openid, func(id *Identity) bool { return id.created < n })
+	g.endIf(key, func(id *Identity) bool { return id.created < n })
 }
 
-// SetClaims replaces the claims that openid's cached tokens hand upstream.
-func (g *Guard) SetClaims(openid string, claims map[string]any) {
+// SetClaims replaces the claims that user key's cached tokens hand
+// upstream, on every face.
+func (g *Guard) SetClaims(key string, claims map[string]any) {
 	g.mu.Lock()
-	u := g.users[openid]
-	var unionid string
-	if u != nil {
-		unionid = u.unionid
-	}
-	g.mu.Unlock()
-	if u != nil {
-		u.view.Store(newView(openid, unionid, claims, g.ClaimHeaders, g.Logger))
+	defer g.mu.Unlock()
+	if u := g.users[key]; u != nil {
+		for _, f := range u.faces {
+			f.view.Store(newView(f.faceID, claims, g.ClaimHeaders, g.Logger))
+		}
 	}
 }
 

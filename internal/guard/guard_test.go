@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
+	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
 )
@@ -98,10 +100,14 @@ func newGuardFixture(t *testing.T, mod ...func(*Config)) *guardFixture {
 			s := f.store.byID[sid]
 			f.store.mu.Unlock()
 			openid, iat := "o-"+sid, start.Add(-time.Second)
+			c := &token.Claims{SessionID: sid}
 			if s != nil {
 				openid, iat = s.OpenID, s.Created
+				c.Platform, c.Surface, c.UnionID, c.Anonymous = s.Platform, s.Surface, s.UnionID, s.Anonymous
+				if s.AppID != "" {
+					c.Audience = jwt.ClaimStrings{s.AppID}
+				}
 			}
-			c := &token.Claims{SessionID: sid}
 			c.Subject = openid
 			c.IssuedAt = jwt.NewNumericDate(iat)
 			c.ExpiresAt = jwt.NewNumericDate(start.Add(time.Hour))
@@ -149,7 +155,7 @@ func (f *guardFixture) check(tok string) string {
 	if err != nil {
 		return err.Code
 	}
-	if id == nil || id.user == nil || id.user.view.Load() == nil {
+	if id == nil || id.face == nil || id.face.view.Load() == nil {
 		f.t.Fatal("accepted without an identity")
 	}
 	return ""
@@ -596,5 +602,53 @@ func TestExpiredTokenInLeewaySaysExpired(t *testing.T) {
 	f.logout("s2")
 	if _, aerr := f.g.Check(context.Background(), tok); aerr == nil || aerr.Message != "the session has ended" {
 		t.Fatalf("a live token of an ended session: %v", aerr)
+	}
+}
+
+// Under link_by unionid one person logged in on two apps is one user: each
+// token hands on how its app sees them, a claim change reaches both, and
+// ending the user ends both.
+func TestLinkedUserFaces(t *testing.T) {
+	f := newGuardFixture(t, func(c *Config) { c.Keys = users.KeyRule{PrimaryApp: "wxmp", LinkByUnionID: true} })
+	add := func(s session.Session) string {
+		s.Created = f.clock.Now().Add(-time.Minute)
+		f.store.set(func(st *fakeSessions) { st.byID[s.ID] = &s })
+		return "tok-" + s.ID
+	}
+	mp := add(session.Session{ID: "s1", OpenID: "m1", UnionID: "u1", Platform: "wechat", AppID: "wxmp", Surface: "mp"})
+	web := add(session.Session{ID: "s2", OpenID: "w1", UnionID: "u1", Platform: "wechat", AppID: "wxweb", Surface: "qr"})
+	guest := add(session.Session{ID: "s3", OpenID: "d1", Platform: "douyin", AppID: "tt1", Surface: "mp", Anonymous: true})
+	want := map[string]http.Header{
+		mp:    {"X-Wx-Openid": {"m1"}, "X-Wx-Unionid": {"u1"}, "X-Wx-Platform": {"wechat"}, "X-Wx-Surface": {"mp"}, "X-Wx-Appid": {"wxmp"}},
+		web:   {"X-Wx-Openid": {"w1"}, "X-Wx-Unionid": {"u1"}, "X-Wx-Platform": {"wechat"}, "X-Wx-Surface": {"qr"}, "X-Wx-Appid": {"wxweb"}},
+		guest: {"X-Wx-Openid": {"d1"}, "X-Wx-Platform": {"douyin"}, "X-Wx-Surface": {"mp"}, "X-Wx-Appid": {"tt1"}, "X-Wx-Anonymous": {"1"}},
+	}
+	headers := func(tok string) http.Header {
+		req := httptest.NewRequest(http.MethodGet, "/api", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return passRequest(t, f.g, req).Header
+	}
+	for tok, h := range want {
+		if got := headers(tok); !reflect.DeepEqual(got, h) {
+			t.Errorf("%s: headers %v, want %v", tok, got, h)
+		}
+	}
+	f.g.SetClaims("unionid+u1", map[string]any{"uid": "7"})
+	for _, tok := range []string{mp, web} {
+		if got := headers(tok).Get("X-Wx-Uid"); got != "7" {
+			t.Errorf("%s: claim %q after SetClaims on the person", tok, got)
+		}
+	}
+	if got := headers(guest).Get("X-Wx-Uid"); got != "" {
+		t.Errorf("another user got the claim: %q", got)
+	}
+	f.g.EndUser("unionid+u1", f.clock.Now())
+	for _, tok := range []string{mp, web} {
+		if _, err := f.g.Check(context.Background(), tok); err == nil {
+			t.Errorf("%s: accepted after the person's sessions ended", tok)
+		}
+	}
+	if _, err := f.g.Check(context.Background(), guest); err != nil {
+		t.Errorf("another user's token refused: %v", err)
 	}
 }

@@ -20,14 +20,19 @@ const identityPrefix = "X-Wx-"
 type Identity struct {
 	sid      string
 	openid   string
+	key      string // the user record's key (users.KeyRule)
+	platform string // "wechat" for tokens without plt
+	appID    string
+	surface  string // "mp" for tokens without srf
+	anon     bool
 	expNanos int64 // token expiry plus the verifier's leeway, unix nanos
 	exp      int64 // token expiry, unix nanos; 0 when the token has none
 	created  int64 // when the session began, unix nanos (for ending every session of a user)
 
-	// user holds the headers and placeholders of the user's current claims,
-	// shared by every cached token of the openid, so a claim change reaches
-	// them all without touching each.
-	user *user
+	// face holds the headers and placeholders of the user's current claims
+	// as this token's app sees the user, shared by every cached token of
+	// that face, so a claim change reaches them all without touching each.
+	face *face
 
 	checked  atomic.Int64 // unix nanos when the session was last confirmed in the store
 	checking atomic.Bool  // a background confirmation is running
@@ -36,6 +41,18 @@ type Identity struct {
 
 // OpenID is the caller's openid.
 func (id *Identity) OpenID() string { return id.openid }
+
+// User is the key of the caller's user record (users.KeyRule).
+func (id *Identity) User() string { return id.key }
+
+// Platform is the caller's platform ("wechat", "qq", ...).
+func (id *Identity) Platform() string { return id.platform }
+
+// AppID is the app the caller logged in to.
+func (id *Identity) AppID() string { return id.appID }
+
+// Surface is where the caller logged in: "mp", "oa" or "qr".
+func (id *Identity) Surface() string { return id.surface }
 
 // SID is the id of the caller's session.
 func (id *Identity) SID() string { return id.sid }
@@ -60,27 +77,51 @@ type replValue struct {
 	val any
 }
 
-// user is the cached state of one openid.
+// user is the cached state of one user record: the faces it shows to the
+// apps the guard's tokens are for (one, unless link_by unionid joins the
+// person's logins on several apps). Guarded by the guard's users lock.
 type user struct {
-	openid  string
-	unionid string // guarded by the guard's users lock
-	view    atomic.Pointer[view]
-	ids     []*Identity // cached identities of the user (a few); guarded by the guard's users lock
+	key   string
+	faces []*face
 }
 
-// newView prepares what the next handler gets for openid with claims, which
+// faceID is how one app sees a user: everything in the identity headers
+// but the claims.
+type faceID struct {
+	openid, unionid, platform, appID, surface string
+	anon                                      bool
+}
+
+// face is the cached state of one faceID.
+type face struct {
+	faceID
+	view atomic.Pointer[view]
+	ids  []*Identity // cached identities (a few); guarded by the guard's users lock
+}
+
+// newView prepares what the next handler gets for face f with claims, which
 // are mapped to headers through claimHeaders; log gets the warning about
 // claims that cannot be headers.
-func newView(openid, unionid string, claims map[string]any, claimHeaders map[string]string, log *zap.Logger) *view {
+func newView(f faceID, claims map[string]any, claimHeaders map[string]string, log *zap.Logger) *view {
 	v := &view{}
-	v.headers = append(v.headers, headerValue{identityPrefix + "Openid", openid})
-	if unionid != "" {
-		v.headers = append(v.headers, headerValue{identityPrefix + "Unionid", unionid})
+	v.headers = append(v.headers,
+		headerValue{identityPrefix + "Openid", f.openid},
+		headerValue{identityPrefix + "Platform", f.platform},
+		headerValue{identityPrefix + "Surface", f.surface},
+		headerValue{identityPrefix + "Appid", f.appID})
+	if f.unionid != "" {
+		v.headers = append(v.headers, headerValue{identityPrefix + "Unionid", f.unionid})
+	}
+	if f.anon {
+		v.headers = append(v.headers, headerValue{identityPrefix + "Anonymous", "1"})
 	}
 	v.repl = append(v.repl,
-		replValue{"http.auth.user.id", openid},
-		replValue{"http.auth.user.openid", openid},
-		replValue{"http.auth.user.unionid", unionid},
+		replValue{"http.auth.user.id", f.openid},
+		replValue{"http.auth.user.openid", f.openid},
+		replValue{"http.auth.user.unionid", f.unionid},
+		replValue{"http.auth.user.platform", f.platform},
+		replValue{"http.auth.user.surface", f.surface},
+		replValue{"http.auth.user.app_id", f.appID},
 	)
 	for _, x := range extraClaims(claims, claimHeaders, log) {
 		v.headers = append(v.headers, headerValue{x.header, x.value})
@@ -105,6 +146,7 @@ func (v *view) lookup(key string) (any, bool) {
 var anonymous = func() *view {
 	v := &view{repl: []replValue{
 		{"http.auth.user.id", ""}, {"http.auth.user.openid", ""}, {"http.auth.user.unionid", ""},
+		{"http.auth.user.platform", ""}, {"http.auth.user.surface", ""}, {"http.auth.user.app_id", ""},
 	}}
 	v.replFn = v.lookup
 	return v

@@ -27,14 +27,24 @@ type Event struct {
 	ID         string         `json:"id"`                    // the event's id, also its webhook-id
 	Event      string         `json:"event"`                 // login, phone, decrypt or logout
 	Time       int64          `json:"time"`                  // unix seconds
-	AppID      string         `json:"app_id"`                // the mini-program's AppID
+	AppID      string         `json:"app_id"`                // the app the user logged in to
+	Platform   string         `json:"platform"`              // wechat, qq, douyin, alipay, baidu or kuaishou
+	Surface    string         `json:"surface"`               // mp (a mini-program), oa or qr (web login)
 	OpenID     string         `json:"openid"`                // the user
-	UnionID    string         `json:"unionid,omitempty"`     // the user across the open platform, when WeChat gave one
+	UnionID    string         `json:"unionid,omitempty"`     // the user across the open platform, when the platform gave one
+	Anonymous  bool           `json:"anonymous,omitempty"`   // the openid names a device, not a person (a Douyin guest)
 	SID        string         `json:"sid"`                   // the session
 	FirstLogin *bool          `json:"first_login,omitempty"` // login: true in exactly one login event per user
 	Claims     map[string]any `json:"claims"`                // the user's claims before the app answers
 	Phone      any            `json:"phone,omitempty"`       // phone: WeChat's phone_info
 	Data       any            `json:"data,omitempty"`        // decrypt: the decrypted user data
+	// AnonymousOpenID is, in a login event, the device's anonymous openid
+	// the client sent beside its code (Douyin), so the app can merge what
+	// the guest did before logging in.
+	AnonymousOpenID string `json:"anonymous_openid,omitempty"`
+	// UserInfo is, in a userinfo event, the profile a web login gave
+	// (sns/userinfo without tokens or privilege lists).
+	UserInfo any `json:"userinfo,omitempty"`
 }
 
 // ErrFailed is matched (errors.Is) by every error of Send but a *Refusal;

@@ -15,11 +15,11 @@ import (
 // App is the app hook's side of a login: it is asked before anything is
 // stored, so a failing hook leaves no session behind.
 type App interface {
-	// AskLogin tells the app of the login of session s by a user with
-	// claims, first when it is the user's first login, and returns the
-	// claims change the app answered (nil for none). Its error is the
-	// contract's: hook_failed, or the app's own refusal.
-	AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, claims map[string]any, first bool) (change map[string]any, err error)
+	// AskLogin tells the app of the login of session s by the user id
+	// names, who has claims, first when it is the user's first login, and
+	// returns the claims change the app answered (nil for none). Its error
+	// is the contract's: hook_failed, or the app's own refusal.
+	AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, id *Identity, claims map[string]any, first bool) (change map[string]any, err error)
 }
 
 // Config is what a Flow needs, given once at provisioning.
@@ -33,6 +33,8 @@ type Config struct {
 	Sessions *session.Manager
 	// Users keeps the user records: first login, claims, ended_at.
 	Users *users.Store
+	// Keys names the user records and session keys.
+	Keys users.KeyRule
 	// App is asked about each login; nil when the app hook does not take
 	// login events.
 	App App
@@ -82,15 +84,17 @@ func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *sessio
 	if err != nil {
 		return nil, err
 	}
-	s := &session.Session{ID: session.NewID(), OpenID: id.OpenID, UnionID: id.UnionID, Created: begun}
+	user := f.cfg.Keys.Key(id.Platform, id.AppID, id.OpenID, id.UnionID)
+	s := &session.Session{ID: session.NewID(), OpenID: id.OpenID, UnionID: id.UnionID, Created: begun,
+		Platform: id.Platform, AppID: id.AppID, Surface: id.Surface, Anonymous: id.Anonymous, User: user}
 	hooked := f.cfg.App != nil
 	var u *users.Record
 	var first bool
 	sctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	if hooked {
-		u, first, err = f.cfg.Users.ClaimFirst(sctx, id.OpenID, s.ID)
+		u, first, err = f.cfg.Users.ClaimFirst(sctx, user, s.ID)
 	} else {
-		u, err = f.cfg.Users.Get(sctx, id.OpenID)
+		u, err = f.cfg.Users.Get(sctx, user)
 	}
 	cancel()
 	if err != nil {
@@ -105,7 +109,7 @@ func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *sessio
 	}
 	var change map[string]any
 	if hooked {
-		if change, err = f.cfg.App.AskLogin(ctx, log, s, u.Claims, first); err != nil {
+		if change, err = f.cfg.App.AskLogin(ctx, log, s, id, u.Claims, first); err != nil {
 			return nil, err
 		}
 	}
@@ -114,10 +118,13 @@ func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *sessio
 	defer cancel()
 	// The platform has already replaced the user's session key, so it is
 	// stored first: a failure after this leaves no session, only the
-	// current key.
-	if err := f.cfg.Sessions.SetSessionKey(sctx, id.OpenID, id.SessionKey, f.cfg.TTL); err != nil {
-		log.Error("storing session_key failed", zap.Error(err))
-		return nil, apierr.StoreUnavailable
+	// current key. Some logins have none (Alipay, web logins).
+	if id.SessionKey != "" {
+		skey := f.cfg.Keys.Local(id.Platform, id.AppID, id.OpenID)
+		if err := f.cfg.Sessions.SetSessionKey(sctx, skey, id.SessionKey, f.cfg.TTL); err != nil {
+			log.Error("storing session_key failed", zap.Error(err))
+			return nil, apierr.StoreUnavailable
+		}
 	}
 	if err := f.cfg.Sessions.Add(sctx, s, f.cfg.TTL); err != nil {
 		log.Error("storing session failed", zap.Error(err))
@@ -126,9 +133,9 @@ func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *sessio
 	// Read again after the session is stored: the app may have ended the
 	// user's sessions while it answered.
 	if first || !u.Seen || change != nil {
-		u, err = f.cfg.Users.ApplyClaims(sctx, id.OpenID, change, users.SeenBy(s.ID))
+		u, err = f.cfg.Users.ApplyClaims(sctx, user, change, users.SeenBy(s.ID))
 	} else {
-		u, err = f.cfg.Users.Get(sctx, id.OpenID)
+		u, err = f.cfg.Users.Get(sctx, user)
 	}
 	if err != nil {
 		log.Error("storing the user failed", zap.Error(err))
@@ -136,6 +143,13 @@ func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *sessio
 	}
 	if u.Ended(s) {
 		return nil, apierr.InvalidToken("the session has ended")
+	}
+	if local := f.cfg.Keys.Local(id.Platform, id.AppID, id.OpenID); local != user {
+		// So that the app can name the person by this openid too.
+		if err := f.cfg.Users.Link(sctx, local, user); err != nil {
+			log.Error("storing the user's link failed", zap.Error(err))
+			return nil, apierr.StoreUnavailable
+		}
 	}
 	s.Claims = u.Claims
 	return s, nil
@@ -146,7 +160,7 @@ func (f *Flow) login(ctx context.Context, log *zap.Logger, code Code) (_ *sessio
 func (f *Flow) giveBackFirst(ctx context.Context, log *zap.Logger, s *session.Session) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.Timeout)
 	defer cancel()
-	if err := f.cfg.Users.GiveBackFirst(ctx, s.OpenID, s.ID); err != nil {
+	if err := f.cfg.Users.GiveBackFirst(ctx, s.UserKey(), s.ID); err != nil {
 		log.Warn("giving back a failed first login failed; no later login of the user will be the first", zap.Error(err))
 	}
 }

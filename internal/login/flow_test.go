@@ -23,7 +23,7 @@ func (p fakeProvider) Exchange(_ context.Context, _ *zap.Logger, c Code) (*Ident
 		return nil, p.err
 	}
 	user, _, _ := strings.Cut(c.Code, ".")
-	return &Identity{Platform: "test", AppID: "app", OpenID: "o-" + user, SessionKey: "key-" + c.Code}, nil
+	return &Identity{Platform: "wechat", AppID: "app", OpenID: "o-" + user, SessionKey: "key-" + c.Code}, nil
 }
 
 // fakeApp records the logins it is asked about and answers with claims or err.
@@ -34,7 +34,7 @@ type fakeApp struct {
 	during func() // runs while the app answers
 }
 
-func (a *fakeApp) AskLogin(_ context.Context, _ *zap.Logger, _ *session.Session, _ map[string]any, first bool) (map[string]any, error) {
+func (a *fakeApp) AskLogin(_ context.Context, _ *zap.Logger, _ *session.Session, _ *Identity, _ map[string]any, first bool) (map[string]any, error) {
 	a.firsts = append(a.firsts, first)
 	if a.during != nil {
 		a.during()
@@ -57,7 +57,7 @@ func newFlowFixture() *flowFixture {
 
 func (f *flowFixture) flow(p Provider, app App) *Flow {
 	return New(Config{Provider: p, Store: f.store, Prefix: "wxauth/app", Sessions: f.sessions, Users: f.users,
-		App: app, TTL: time.Hour, Timeout: time.Second})
+		App: app, TTL: time.Hour, Timeout: time.Second, Keys: users.KeyRule{PrimaryApp: "app"}})
 }
 
 func TestFlowLogin(t *testing.T) {
@@ -131,5 +131,59 @@ func TestFlowEndedWhileAsked(t *testing.T) {
 	var e *apierr.Error
 	if !errors.As(err, &e) || e.Code != "invalid_token" {
 		t.Fatalf("got %v, want invalid_token", err)
+	}
+}
+
+// identityProvider names whoever its identity says, for any code.
+type identityProvider struct{ id Identity }
+
+func (p identityProvider) Exchange(context.Context, *zap.Logger, Code) (*Identity, error) {
+	id := p.id
+	return &id, nil
+}
+
+// Users of other platforms and apps have records and session keys of their
+// own; under link_by unionid a WeChat login with a unionid is the person,
+// reachable by the openid it logged in with.
+func TestFlowKeysUsersByPlatformAndUnionID(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name        string
+		link        bool
+		id          Identity
+		user, local string
+		sessionKey  bool
+	}{
+		{"douyin", false, Identity{Platform: "douyin", AppID: "tt1", OpenID: "d1", UnionID: "u1", SessionKey: "k"}, "douyin+tt1+d1", "douyin+tt1+d1", true},
+		{"douyin guest", false, Identity{Platform: "douyin", AppID: "tt1", OpenID: "anon1", Anonymous: true, SessionKey: "k"}, "douyin+tt1+anon1", "douyin+tt1+anon1", true},
+		{"alipay has no session key", false, Identity{Platform: "alipay", AppID: "2021", OpenID: "a1"}, "alipay+2021+a1", "alipay+2021+a1", false},
+		{"web, not linked", false, Identity{Platform: "wechat", Surface: "qr", AppID: "wxweb", OpenID: "w1", UnionID: "u1"}, "wechat+wxweb+w1", "wechat+wxweb+w1", false},
+		{"web, linked", true, Identity{Platform: "wechat", Surface: "oa", AppID: "wxweb", OpenID: "w2", UnionID: "u2"}, "unionid+u2", "wechat+wxweb+w2", false},
+		{"mini-program, linked", true, Identity{Platform: "wechat", Surface: "mp", AppID: "app", OpenID: "m2", UnionID: "u2", SessionKey: "k"}, "unionid+u2", "m2", true},
+		{"linked without unionid", true, Identity{Platform: "wechat", Surface: "mp", AppID: "app", OpenID: "m3", SessionKey: "k"}, "m3", "m3", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFlowFixture()
+			fl := New(Config{Provider: identityProvider{c.id}, Store: f.store, Prefix: "wxauth/app", Sessions: f.sessions, Users: f.users,
+				App: &fakeApp{}, TTL: time.Hour, Timeout: time.Second, Keys: users.KeyRule{PrimaryApp: "app", LinkByUnionID: c.link}})
+			s, err := fl.Do(ctx, zap.NewNop(), Code{Code: "c"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.UserKey() != c.user || s.Platform != c.id.Platform || s.AppID != c.id.AppID || s.Surface != c.id.Surface || s.Anonymous != c.id.Anonymous {
+				t.Errorf("session %+v, want user %q", s, c.user)
+			}
+			if u, err := f.users.Get(ctx, c.user); err != nil || !u.Seen {
+				t.Errorf("record %q: %+v, %v", c.user, u, err)
+			}
+			if got, err := f.users.Resolve(ctx, c.local); err != nil || got != c.user {
+				t.Errorf("Resolve(%q) = %q, %v; want %q", c.local, got, err, c.user)
+			}
+			_, err = f.sessions.SessionKey(ctx, c.local)
+			if c.sessionKey != (err == nil) {
+				t.Errorf("session key under %q: %v, want kept %v", c.local, err, c.sessionKey)
+			}
+		})
 	}
 }

@@ -1,4 +1,4 @@
-// Package users keeps what wxauth knows of each user (openid) across its
+// Package users keeps what wxauth knows of each user (see KeyRule) across its
 // sessions: the claims the app set, when the app ended every session, and
 // whether the user has logged in before. Records change under the store's
 // lock, so concurrent changes from any instance lose nothing.
@@ -63,6 +63,29 @@ type Store struct {
 
 // New returns the user records of cfg.
 func New(cfg Config) *Store { return &Store{cfg: cfg} }
+
+// Link records that the user local (KeyRule.Local) is now known by key,
+// a person joined by unionid, so a call naming the openid reaches them.
+// It is kept as long as a record.
+func (st *Store) Link(ctx context.Context, local, key string) error {
+	if local == key {
+		return nil
+	}
+	return st.cfg.Store.Set(ctx, st.cfg.Prefix+"/user_links/"+local, []byte(key), st.cfg.TTL)
+}
+
+// Resolve returns the key of the user local logged in as: the person it
+// was linked to, or local itself.
+func (st *Store) Resolve(ctx context.Context, local string) (string, error) {
+	b, err := st.cfg.Store.Get(ctx, st.cfg.Prefix+"/user_links/"+local)
+	switch {
+	case errors.Is(err, session.ErrNotFound):
+		return local, nil
+	case err != nil:
+		return "", err
+	}
+	return string(b), nil
+}
 
 // key names openid's record.
 func (st *Store) key(openid string) string {
@@ -149,7 +172,7 @@ func (st *Store) Live(ctx context.Context, sid string) (*session.Session, error)
 	if err != nil {
 		return nil, err
 	}
-	u, err := st.Get(ctx, s.OpenID)
+	u, err := st.Get(ctx, s.UserKey())
 	if err != nil {
 		return nil, err
 	}
