@@ -134,6 +134,9 @@ func (a *App) Prepare() error {
 	return nil
 }
 
+// Paths are the routes' paths: login, callback and logout.
+func (a *App) Paths() []string { return []string{a.loginPath(), a.callbackPath(), a.logoutPath()} }
+
 // loginPath, callbackPath and logoutPath are the routes of a.
 func (a *App) loginPath() string    { return a.Prefix + "/login" }
 func (a *App) callbackPath() string { return a.Prefix + "/callback" }

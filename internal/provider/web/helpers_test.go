@@ -46,7 +46,7 @@ func newFakeSessions(now func() time.Time) *fakeSessions {
 
 const tokenLife = 2 * time.Hour
 
-func (f *fakeSessions) Login(ctx context.Context, log *zap.Logger, code, nonce string) (Issued, error) {
+func (f *fakeSessions) Login(r *http.Request, log *zap.Logger, code, nonce string) (Issued, error) {
 	f.mu.Lock()
 	f.logins = append(f.logins, code)
 	if f.gate != nil && !f.gatePassed {

@@ -311,13 +311,13 @@ type providerSessions struct {
 	p *Provider
 }
 
-func (s providerSessions) Login(ctx context.Context, log *zap.Logger, code, nonce string) (Issued, error) {
-	id, err := s.p.Exchange(ctx, log, login.Code{Code: code})
+func (s providerSessions) Login(r *http.Request, log *zap.Logger, code, nonce string) (Issued, error) {
+	id, err := s.p.Exchange(r.Context(), log, login.Code{Code: code})
 	if err != nil {
 		return Issued{}, err
 	}
 	log.Info("logged in", zap.String("openid", id.OpenID))
-	return s.fakeSessions.Login(ctx, log, code, nonce)
+	return s.fakeSessions.Login(r, log, code, nonce)
 }
 
 // The whole dance, failures included, writes no secret, WeChat token,

@@ -36,11 +36,13 @@ type Issued struct {
 // Sessions is what the routes need of the handler: its login flow and its
 // tokens. Its errors are *apierr.Error values.
 type Sessions interface {
-	// Login runs the login flow with a web login code (the code exchange
-	// through this app's Provider, the user record, the app hook, the
-	// session) and issues the session's token. A second call with the same
-	// code and nonce gets a token for the session the first one made.
-	Login(ctx context.Context, log *zap.Logger, code, nonce string) (Issued, error)
+	// Login runs the login flow with a web login code, for the callback
+	// request r (its context, its client for the login limit): the code
+	// exchange through this app's Provider, the user record, the app hook,
+	// the session; then it issues the session's token. A second call with
+	// the same code and nonce gets a token for the session the first one
+	// made.
+	Login(r *http.Request, log *zap.Logger, code, nonce string) (Issued, error)
 	// SID returns the session id of tok when it is a valid token of a live
 	// session of this web app, "" otherwise.
 	SID(ctx context.Context, tok string) string
@@ -232,7 +234,7 @@ func (rt *Routes) serveCallback(w http.ResponseWriter, r *http.Request, log *zap
 // it holds, and sets the session cookie.
 func (rt *Routes) login(w http.ResponseWriter, r *http.Request, log *zap.Logger, sc stateCookie, rec usedState) {
 	rt.clearState(w, r)
-	iss, err := rt.sessions.Login(r.Context(), log, r.URL.Query().Get("code"), rt.nonce(sc.state))
+	iss, err := rt.sessions.Login(r, log, r.URL.Query().Get("code"), rt.nonce(sc.state))
 	if err != nil {
 		log.Info("web login failed", zap.String("error", apierr.As(err).Code))
 		rt.writeFailure(w, err, sc.next)
@@ -276,7 +278,7 @@ func (rt *Routes) again(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 		return
 	}
 	rt.clearState(w, r)
-	iss, err := rt.sessions.Login(r.Context(), log, code, rt.nonce(state))
+	iss, err := rt.sessions.Login(r, log, code, rt.nonce(state))
 	switch {
 	case err != nil:
 		log.Info("web login failed", zap.String("error", apierr.As(err).Code))
@@ -300,9 +302,16 @@ func (rt *Routes) signedIn(w http.ResponseWriter, r *http.Request, iss Issued, n
 // http, kept as long as the token.
 func (rt *Routes) SetCookie(w http.ResponseWriter, r *http.Request, tok string, exp time.Time) {
 	http.SetCookie(w, &http.Cookie{
-		Name: rt.app.Cookie, Value: tok, Path: "/", MaxAge: max(int(exp.Sub(rt.now())/time.Second), 1),
+		Name: rt.app.Cookie, Value: tok, Path: "/", MaxAge: maxAge(exp.Sub(rt.now())),
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: rt.secure(r),
 	})
+}
+
+// maxAge is a cookie's Max-Age for a token with left to live: in whole
+// seconds rounded up, since a token's expiry is a whole second and the
+// clock is not, and at least 1 (0 would delete the cookie).
+func maxAge(left time.Duration) int {
+	return max(int((left+time.Second-1)/time.Second), 1)
 }
 
 // clearState removes the state cookie: it has been used.

@@ -610,3 +610,25 @@ func TestNewRoutesNeedsAKey(t *testing.T) {
 		t.Fatal("a short key")
 	}
 }
+
+// The state key is the same for every instance of one web app, and
+// another for another app or secret, even over an empty base key.
+func TestStateKey(t *testing.T) {
+	a := App{Name: "site", AppID: "wxa", AppSecret: "s1"}
+	b, c := a, a
+	b.AppSecret, c.AppID = "s2", "wxc"
+	k := StateKey(nil, &a)
+	if len(k) != 32 || string(k) != string(StateKey(nil, &a)) {
+		t.Fatal("not one 32-byte key per app")
+	}
+	for _, other := range [][]byte{StateKey(nil, &b), StateKey(nil, &c), StateKey(testKey, &a)} {
+		if string(other) == string(k) {
+			t.Fatal("two apps, secrets or bases share a key")
+		}
+	}
+	for left, want := range map[time.Duration]int{7200 * time.Second: 7200, 7199*time.Second + time.Millisecond: 7200, time.Millisecond: 1, -time.Second: 1} {
+		if got := maxAge(left); got != want {
+			t.Errorf("maxAge(%v) = %d, want %d", left, got, want)
+		}
+	}
+}

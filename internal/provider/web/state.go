@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -91,6 +92,20 @@ func (rt *Routes) decodeState(value string) (stateCookie, bool) {
 		return stateCookie{}, false
 	}
 	return c, true
+}
+
+// StateKey derives the key that signs a web app's state cookies from
+// base, a key the handler's instances share (its store key), and the web
+// app's secret: the same on every instance, so a callback may reach
+// another instance than the login, and unknown to anyone without the
+// secret, even when base is weak.
+func StateKey(base []byte, a *App) []byte {
+	k, err := hkdf.Key(sha256.New, append(append([]byte{}, base...), a.AppSecret...), nil, "caddy-wxauth web login state "+a.AppID+" "+a.Name, 32)
+	if err != nil {
+		// HKDF fails only for a length over 255 hash sizes.
+		panic(err)
+	}
+	return k
 }
 
 // nonce is the login nonce of a state's callback: only this server can
