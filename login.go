@@ -14,7 +14,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/login"
-	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platforms"
 	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
 	"github.com/wxauth/caddy-wxauth/wechat"
 
@@ -104,7 +104,7 @@ type platformLogin struct {
 // contract's error for a platform the handler does not serve.
 func (h *Handler) platformLogin(plt string) (*platformLogin, error) {
 	if plt == "" {
-		plt = platform.WeChat
+		plt = platforms.WeChat
 	}
 	if pl, ok := h.logins[plt]; ok {
 		return pl, nil
@@ -120,7 +120,7 @@ func (h *Handler) platformLogin(plt string) (*platformLogin, error) {
 // loginCall names the client call that gives plt's login code, for messages.
 func loginCall(plt string) string {
 	switch plt {
-	case "", platform.WeChat:
+	case "", platforms.WeChat:
 		return "wx.login"
 	case "alipay":
 		return "my.getAuthCode"
@@ -159,9 +159,9 @@ func (h *Handler) provisionLogin(store session.Store, prefix string) error {
 			Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc,
 				wechat.CountForced(metrics.tokenForced.Inc)),
 		})
-		h.logins[platform.WeChat] = &platformLogin{name: platform.WeChat, provider: p, flow: flow(p, prefix)}
+		h.logins[platforms.WeChat] = &platformLogin{name: platforms.WeChat, provider: p, flow: flow(p, prefix)}
 	}
-	providers, err := platform.Providers(h.Platforms, platform.Settings{
+	providers, err := platforms.Providers(h.Platforms, platforms.Settings{
 		Timeout: time.Duration(h.WeChatTimeout), ConfigError: countPlatformConfigError})
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package platform
+package platforms
 
 import "github.com/wxauth/caddy-wxauth/internal/login"
 
