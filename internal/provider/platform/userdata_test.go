@@ -87,8 +87,8 @@ func TestPhoneFrom(t *testing.T) {
 	cases := map[string]string{
 		`{"phoneNumber":"+86 13800138000","purePhoneNumber":"13800138000","countryCode":"86"}`: `{"phone_number":"+86 13800138000","pure_phone_number":"13800138000","country_code":"86"}`,
 		`{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":852}`:      `{"phone_number":"13800138000","pure_phone_number":"13800138000","country_code":"852"}`,
-		`{"phoneNumber":"13800138000"}`:                                                        `{"phone_number":"13800138000","pure_phone_number":"13800138000","country_code":"86"}`,
-		`{"mobile":"15000000000"}`:                                                             `{"phone_number":"15000000000","pure_phone_number":"15000000000","country_code":"86"}`,
+		`{"phoneNumber":"13800138000"}`: `{"phone_number":"13800138000","pure_phone_number":"13800138000","country_code":"86"}`,
+		`{"mobile":"15000000000"}`:      `{"phone_number":"15000000000","pure_phone_number":"15000000000","country_code":"86"}`,
 	}
 	for in, want := range cases {
 		got, err := PhoneFrom(json.RawMessage(in))
