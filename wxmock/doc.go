@@ -66,7 +66,8 @@
 // error_description}; Kuaishou with HTTP 200 and result (1 for success, 100200101
 // a wrong app, 100200105 a bad code). A platform block's app_id and app_secret,
 // when set, are the only ones accepted; a platform without a block accepts any.
-// These special codes (busyonce is WeChat's only) fail on every platform, each in its own codes:
+// These special codes (busyonce is WeChat's only) fail on every platform,
+// each in its own codes:
 //
 //	code     QQ      Douyin    Baidu                      Kuaishou
 //	invalid  40029   40018     400 invalid_grant          100200105

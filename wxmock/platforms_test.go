@@ -362,3 +362,25 @@ func openBaidu(sessionKey, data, iv, appKey string) ([]byte, bool) {
 	n := binary.BigEndian.Uint32(buf)
 	return buf[4 : 4+n], string(buf[4+n:]) == appKey
 }
+
+// A platform block's fields take placeholders, as the WeChat ones do.
+func TestPlatformBlockPlaceholders(t *testing.T) {
+	t.Setenv("WXMOCK_TEST_QQ_SECRET", "from-the-environment")
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel()
+	h := &Handler{Platforms: map[string]*Platform{"qq": {AppID: "qq-" + t.Name(), AppSecret: "{env.WXMOCK_TEST_QQ_SECRET}"}}}
+	if err := h.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Cleanup()
+	code := devCode(t, h, "qq", "user=hal")
+	if got := outcome(t, "qq", platformLogin(t, h, "qq", "qq-"+t.Name(), "{env.WXMOCK_TEST_QQ_SECRET}", code, "")); got != "40125" {
+		t.Fatalf("the placeholder itself as the secret: %s", got)
+	}
+	if got := outcome(t, "qq", platformLogin(t, h, "qq", "qq-"+t.Name(), "from-the-environment", code, "")); got != "ok" {
+		t.Fatalf("the resolved secret: %s", got)
+	}
+	if h.Platforms["qq"].AppSecret != "{env.WXMOCK_TEST_QQ_SECRET}" {
+		t.Fatal("provisioning changed the config")
+	}
+}

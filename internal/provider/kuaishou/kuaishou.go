@@ -30,14 +30,16 @@ const (
 // fixInvalidClient says what to do about 100200101.
 const fixInvalidClient = "Kuaishou refused the app (result 100200101, invalid client): set the kuaishou block's app_id and app_secret to the mini-program's AppID and AppSecret from mp.kuaishou.com (look for a stray space or newline)"
 
-// Provider logs users of one Kuaishou mini-program in. It opens
-// ks.getUserInfo's and the getPhoneNumber button's encryptedData, which
-// Kuaishou seals with the session key as WeChat does.
+// Provider logs users of one Kuaishou mini-program in.
 type Provider struct {
+	// SealedData opens ks.getUserInfo's and the getPhoneNumber button's
+	// encryptedData, which Kuaishou seals with the session key as WeChat
+	// does.
 	platform.SealedData
 	c *platform.Client
 }
 
+// Kuaishou's provider has the three capabilities.
 var (
 	_ login.Provider        = (*Provider)(nil)
 	_ login.Decrypter       = (*Provider)(nil)
