@@ -111,6 +111,10 @@ func NewClient(name, label, defaultBase string, cfg login.PlatformConfig) (*Clie
 	return c, nil
 }
 
+// String names the client's platform and app, so that printing a client
+// never prints its secret.
+func (c *Client) String() string { return c.Name + " app " + c.AppID }
+
 // checkBase reports why base is not an http(s) origin to call, if it is not.
 func checkBase(base string) error {
 	u, err := url.Parse(base)

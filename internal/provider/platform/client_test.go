@@ -3,6 +3,7 @@ package platform
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -185,6 +186,15 @@ func TestTimeoutsAndUnreachable(t *testing.T) {
 	base := closed.URL
 	closed.Close()
 	upstream(t, newClient(t, base).Get(context.Background(), nil, "/x", nil, &out), "could not be reached")
+}
+
+func TestPrintingAClientHidesTheSecret(t *testing.T) {
+	c := newClient(t, "")
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%v", []*Client{c})} {
+		if strings.Contains(s, testSecret) {
+			t.Fatalf("printed the secret: %s", s)
+		}
+	}
 }
 
 func TestRedirectsAreNotFollowed(t *testing.T) {
