@@ -46,4 +46,52 @@
 // they stay the same across logins and restarts; every code carries a fresh
 // session_key, which becomes the user's current one when the code is exchanged.
 // State is kept in memory, per app_id, and survives config reloads.
+//
+// # Other platforms
+//
+// wxmock also stands in for the mini-program login of QQ, Douyin, Baidu and
+// Kuaishou, each under its own prefix, so that wxauth's platform block points
+// its api_base at http://host:port/<platform>:
+//
+//	GET  /qq/sns/jscode2session?appid=&secret=&js_code=&grant_type=authorization_code
+//	POST /douyin/api/apps/v2/jscode2session       JSON {appid, secret, code, anonymous_code}
+//	POST /baidu/oauth/jscode2sessionkey           form code, client_id (the AppKey), sk
+//	POST /kuaishou/oauth2/mp/code2session         form app_id, app_secret, js_code
+//
+// Each answers as its platform does: QQ as WeChat (HTTP 200, errcode, text/plain);
+// Douyin with HTTP 200, err_no, err_tips and data {session_key, openid,
+// anonymous_openid, unionid}; Baidu with {openid, session_key}, a missing
+// parameter as HTTP 200 {errno: 10010100, error, error_description} and a wrong
+// app or code in its OAuth form, HTTP 400 {error: invalid_client|invalid_grant,
+// error_description}; Kuaishou with HTTP 200 and result (1 for success, 100200101
+// a wrong app, 100200105 a bad code). A platform block's app_id and app_secret,
+// when set, are the only ones accepted; a platform without a block accepts any.
+// These special codes (busyonce is WeChat's only) fail on every platform,
+// each in its own codes:
+//
+//	code     QQ      Douyin    Baidu                      Kuaishou
+//	invalid  40029   40018     400 invalid_grant          100200105
+//	used     40029   40018     400 invalid_grant          100200105
+//	busy     -1      -1        errno 5010004              100200500
+//	limit    45011   28003018  errno 5010003              (none: a bad code)
+//	html, slow, reset          as for WeChat
+//
+// and any_code applies to them too. Baidu's session keys are 24 bytes (AES-192),
+// the others' 16. QQ and Douyin give unionids (the same as WeChat's for a user
+// name: one person, one unionid); Baidu and Kuaishou give none. Douyin's
+// anonymous_code alone answers only the device's anonymous_openid (no
+// session_key); with a code, both.
+//
+// Developer endpoints, per platform:
+//
+//	GET|POST /<platform>/wxmock/login?user=&session_key=&unionid=0  {"code"}; Douyin with anonymous=1: {"anonymous_code"}
+//	GET  /<platform>/wxmock/userinfo?user=&appid=  getUserInfo's answer: encryptedData, iv, rawData, signature
+//	                                               (Baidu: userInfo, data, iv, and encryptedData = data)
+//	GET  /<platform>/wxmock/phone?user=&phone=&appid=  getPhoneNumber's answer: encryptedData, iv
+//
+// sealed with the user's current session key as the platform seals them: QQ,
+// Douyin and Kuaishou as WeChat (AES-128-CBC; a watermark naming the app id);
+// Baidu with AES-192-CBC around 16 random bytes, the length, the data and the
+// AppKey, padded to 32 bytes. The phone plaintext is WeChat's {phoneNumber,
+// purePhoneNumber, countryCode, watermark}, Baidu's {"mobile"}.
 package wxmock
