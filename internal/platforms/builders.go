@@ -1,6 +1,17 @@
 package platforms
 
-import "github.com/wxauth/caddy-wxauth/internal/login"
+import (
+	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/provider/baidu"
+	"github.com/wxauth/caddy-wxauth/internal/provider/douyin"
+	"github.com/wxauth/caddy-wxauth/internal/provider/kuaishou"
+	"github.com/wxauth/caddy-wxauth/internal/provider/qq"
+)
 
 // builders makes each platform's provider from its block.
-var builders = map[string]func(login.PlatformConfig) (login.Provider, error){}
+var builders = map[string]func(login.PlatformConfig) (login.Provider, error){
+	qq.Platform:       func(c login.PlatformConfig) (login.Provider, error) { return qq.New(c) },
+	douyin.Platform:   func(c login.PlatformConfig) (login.Provider, error) { return douyin.New(c) },
+	baidu.Platform:    func(c login.PlatformConfig) (login.Provider, error) { return baidu.New(c) },
+	kuaishou.Platform: func(c login.PlatformConfig) (login.Provider, error) { return kuaishou.New(c) },
+}
