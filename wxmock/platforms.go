@@ -96,12 +96,16 @@ func (h *Handler) validatePlatforms() error {
 			return fmt.Errorf("unknown platform %q", name)
 		}
 	}
-	return nil
+	_, err := h.alipayConfig()
+	return err
 }
 
 // platformRoute returns the stand-in that answers path, or nil. Each
 // platform's API is served under /<platform>/, plus WeChat's web login
 // (open.weixin.qq.com's pages and the sns/oauth2 API) at WeChat's paths.
 func (h *Handler) platformRoute(path string) http.HandlerFunc {
+	if strings.HasPrefix(path, "/alipay/") {
+		return h.alipayRoute(path)
+	}
 	return nil
 }
