@@ -94,4 +94,56 @@
 // Baidu with AES-192-CBC around 16 random bytes, the length, the data and the
 // AppKey, padded to 32 bytes. The phone plaintext is WeChat's {phoneNumber,
 // purePhoneNumber, countryCode, watermark}, Baidu's {"mobile"}.
+//
+// # Alipay
+//
+// Under /alipay/ it stands in for Alipay's open platform gateway (wxauth's
+// platform alipay block takes api_base http://<wxmock>/alipay/gateway.do):
+//
+//	GET|POST /alipay/gateway.do        alipay.system.oauth.token (grant_type=authorization_code)
+//	GET|POST /alipay/wxmock/login?user=&id=user_id   {"authCode"} like my.getAuthCode
+//	GET  /alipay/wxmock/phone?phone=&refuse=auth|perm|busy&nosign=1
+//	                                   the text my.getPhoneNumber gives (its res.response):
+//	                                   {"response","sign","sign_type","encrypt_type","charset"}
+//
+// The gateway checks a request as Alipay's does: the common parameters
+// (40001 isv.missing-*), app_id against the block's app_id when set
+// (isv.invalid-app-id, unsigned, as for an app Alipay does not know), the
+// method, sign_type RSA2, a Beijing-time timestamp within 15 minutes of
+// wxmock's clock (isv.invalid-timestamp), and, when app_public_key is set,
+// the RSA2 sign over the sorted parameters (isv.invalid-signature); its
+// refusals come in error_response. It answers
+// {"alipay_system_oauth_token_response":{...},"sign":"..."}, signed over
+// the member's exact text with platform_private_key; without that key its
+// answers carry no sign, and wxauth refuses an unsigned login. open_id is
+// derived from (app id, user) like WeChat's openid; with id=user_id the
+// answer carries a 2088... user_id (from the user alone) instead, as for
+// apps that still get it. Auth codes work once, for 5 minutes, and
+// any_code applies to them as to WeChat's codes. These codes fail on
+// purpose:
+//
+//	code       answer
+//	invalid    error_response 40002 isv.code-invalid (so does any used,
+//	used       expired or unknown code)
+//	busy       error_response 20000 isp.unknow-error
+//	noperm     error_response 40006 isv.insufficient-isv-permissions
+//	badsign    a login whose sign does not verify
+//	html, slow, reset   as for WeChat
+//
+// The phone text is {"code":"10000","msg":"Success","mobile":phone} sealed
+// with aes_key (AES-128-CBC, zero iv, PKCS#7, base64) and signed over the
+// quoted ciphertext with platform_private_key, as Alipay seals it;
+// refuse= seals Alipay's refusal instead (auth: 40003
+// isv.invalid-auth-relations, perm: 40006 isv.insufficient-isv-permissions,
+// busy: 20000 aop.unknow-error), nosign=1 leaves the sign out (an app that
+// set up no signing). The sealed number names no user, so user= is not
+// needed.
+//
+// wxmock makes no keys of its own. The demo uses the demo-only key files of
+// examples/keys (see its README): wxmock's block takes
+// app_public_key {file.examples/keys/alipay-app-public.pem},
+// platform_private_key {file.examples/keys/alipay-platform-private.pem} and
+// aes_key {file.examples/keys/alipay-aes.key}; wxauth's takes the other
+// halves, alipay-app-private.pem and alipay-platform-public.pem, and the
+// same aes_key.
 package wxmock

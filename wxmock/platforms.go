@@ -98,7 +98,8 @@ func (h *Handler) validatePlatforms() error {
 			return fmt.Errorf("unknown platform %q", name)
 		}
 	}
-	return nil
+	_, err := h.alipayConfig()
+	return err
 }
 
 // standIns are the platforms' stand-ins written so far, by name.
@@ -204,7 +205,7 @@ func (h *Handler) platformRoute(path string) http.HandlerFunc {
 			return h.siteRoute(s, "/"+rest)
 		}
 	case "alipay":
-		// Alipay's gateway stand-in (alipay.go) goes here.
+		return h.alipayRoute(path)
 	}
 	return nil
 }
