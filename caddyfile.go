@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
-	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platforms"
 )
 
 func init() {
@@ -339,7 +339,7 @@ func withoutPlaceholders(s string) string { return globalPlaceholder.ReplaceAllS
 
 // unmarshalPlatform reads a platform block; each platform is given once.
 func (h *Handler) unmarshalPlatform(d *caddyfile.Dispenser) error {
-	name, b, err := platform.Parse(d)
+	name, b, err := platforms.Parse(d)
 	if err != nil {
 		return err
 	}
@@ -347,7 +347,7 @@ func (h *Handler) unmarshalPlatform(d *caddyfile.Dispenser) error {
 		return d.Errf("platform %s is configured twice", name)
 	}
 	if h.Platforms == nil {
-		h.Platforms = map[string]*platform.Block{}
+		h.Platforms = map[string]*platforms.Block{}
 	}
 	h.Platforms[name] = b
 	return nil

@@ -15,7 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/wxauth/caddy-wxauth/internal/guard"
-	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platforms"
 	"github.com/wxauth/caddy-wxauth/internal/provider/web"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
@@ -51,7 +51,7 @@ type Config struct {
 	// WeChat (app_id), any of these, or only these; a login names its
 	// platform, and a token of a platform the handler does not serve is
 	// refused.
-	Platforms map[string]*platform.Block `json:"platforms,omitempty"`
+	Platforms map[string]*platforms.Block `json:"platforms,omitempty"`
 	// LinkBy joins one person's logins across the WeChat apps of one open
 	// platform account (the mini-program and web logins): "unionid" keys a
 	// user by unionid whenever WeChat gives one, so claims, end_sessions
@@ -245,7 +245,7 @@ func (c *Config) replacePlaceholders(repl *caddy.Replacer) error {
 			return err
 		}
 	}
-	for _, name := range platform.SortedNames(c.Platforms) {
+	for _, name := range platforms.SortedNames(c.Platforms) {
 		if err := c.Platforms[name].Expand(name, expand); err != nil {
 			return err
 		}
@@ -398,7 +398,7 @@ func (c *Config) validateApps() error {
 	case c.AppID != "" && c.AppSecret == "":
 		return fmt.Errorf("wxauth: app_secret is required%s", unsetHint)
 	}
-	for _, name := range platform.SortedNames(c.Platforms) {
+	for _, name := range platforms.SortedNames(c.Platforms) {
 		if err := c.Platforms[name].Validate(name); err != nil {
 			return err
 		}
@@ -459,11 +459,11 @@ func (c *Config) apiHost() string {
 // mini-program's: the platform blocks' and the web logins'.
 func (c *Config) apps() []token.App {
 	var out []token.App
-	for _, name := range platform.SortedNames(c.Platforms) {
+	for _, name := range platforms.SortedNames(c.Platforms) {
 		out = append(out, token.App{Platform: name, AppID: c.Platforms[name].AppID})
 	}
 	for _, name := range webLoginNames(c.WebLogins) {
-		if a := (token.App{Platform: platform.WeChat, AppID: c.WebLogins[name].app.AppID}); !slices.Contains(out, a) {
+		if a := (token.App{Platform: platforms.WeChat, AppID: c.WebLogins[name].app.AppID}); !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
@@ -481,7 +481,7 @@ func (c *Config) storeName() string {
 	if c.AppID != "" {
 		return c.AppID
 	}
-	name := platform.SortedNames(c.Platforms)[0]
+	name := platforms.SortedNames(c.Platforms)[0]
 	return name + "-" + session.HashKey(c.Platforms[name].AppID)[:16]
 }
 

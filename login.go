@@ -15,7 +15,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/login"
-	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platforms"
 	"github.com/wxauth/caddy-wxauth/internal/provider/web"
 	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
 	"github.com/wxauth/caddy-wxauth/wechat"
@@ -107,7 +107,7 @@ type platformLogin struct {
 // contract's error for a platform the handler does not serve.
 func (h *Handler) platformLogin(plt string) (*platformLogin, error) {
 	if plt == "" {
-		plt = platform.WeChat
+		plt = platforms.WeChat
 	}
 	if pl, ok := h.logins[plt]; ok {
 		return pl, nil
@@ -123,7 +123,7 @@ func (h *Handler) platformLogin(plt string) (*platformLogin, error) {
 // loginCall names the client call that gives plt's login code, for messages.
 func loginCall(plt string) string {
 	switch plt {
-	case "", platform.WeChat:
+	case "", platforms.WeChat:
 		return "wx.login"
 	case "alipay":
 		return "my.getAuthCode"
@@ -159,9 +159,9 @@ func (h *Handler) provisionLogin(store session.Store, prefix string, sealKey []b
 			Access: wechat.NewAccessTokens(wx, store, prefix+"/access_token", metrics.tokenRefresh.Inc,
 				wechat.CountForced(metrics.tokenForced.Inc)),
 		})
-		h.logins[platform.WeChat] = &platformLogin{name: platform.WeChat, provider: p, flow: flow(p, prefix)}
+		h.logins[platforms.WeChat] = &platformLogin{name: platforms.WeChat, provider: p, flow: flow(p, prefix)}
 	}
-	providers, err := platform.Providers(h.Platforms, platform.Settings{
+	providers, err := platforms.Providers(h.Platforms, platforms.Settings{
 		Timeout: time.Duration(h.WeChatTimeout), ConfigError: countPlatformConfigError})
 	if err != nil {
 		return err
@@ -364,7 +364,7 @@ type webSessions struct {
 // limit, and issues the session's token.
 func (ws webSessions) Login(r *http.Request, log *zap.Logger, code, nonce string) (web.Issued, error) {
 	iss, err := ws.login(r, log, code, nonce)
-	countLogin(platform.WeChat, err)
+	countLogin(platforms.WeChat, err)
 	return iss, err
 }
 
@@ -394,7 +394,7 @@ func (ws webSessions) identity(ctx context.Context, tok string) (*guard.Identity
 	if aerr != nil {
 		return nil, aerr
 	}
-	if id.Platform() != platform.WeChat || id.AppID() != ws.wl.app.AppID {
+	if id.Platform() != platforms.WeChat || id.AppID() != ws.wl.app.AppID {
 		return nil, apierr.InvalidToken("the token is not one of this web login")
 	}
 	return id, nil

@@ -36,6 +36,9 @@ type state struct {
 	busyonce   int
 	stats      counters
 	web        webState // web login codes and tokens (web.go)
+	// keySize is the length of the session keys this app's platform
+	// hands out; 0 means WeChat's 16 bytes.
+	keySize int
 }
 
 // loginCode is what /wxmock/login hands out and jscode2session takes.
@@ -98,6 +101,14 @@ func newState() *state {
 	return s
 }
 
+// freshKey returns a random session key of the app's platform.
+func (s *state) freshKey() string {
+	if s.keySize == 0 {
+		return newSessionKey()
+	}
+	return newKey(s.keySize)
+}
+
 // Destruct implements caddy.Destructor; there is nothing to release.
 func (*state) Destruct() error { return nil }
 
@@ -142,7 +153,7 @@ func (s *state) snapshot() counters {
 // random one.
 func (s *state) newLoginCode(name, sessionKey string, withUnionID bool) string {
 	if sessionKey == "" {
-		sessionKey = newSessionKey()
+		sessionKey = s.freshKey()
 	}
 	code := randomToken(24)
 	s.mu.Lock()
@@ -174,7 +185,7 @@ func (s *state) exchange(code, appID, anyUser string) (u user, errcode int) {
 	if !ok && anyUser != "" && !s.spent.has(code) {
 		now := s.now()
 		s.pruneCodesLocked(now)
-		lc = &loginCode{user: anyUser, sessionKey: newSessionKey(), unionid: true, expires: now.Add(codeTTL)}
+		lc = &loginCode{user: anyUser, sessionKey: s.freshKey(), unionid: true, expires: now.Add(codeTTL)}
 		s.codes[code] = lc
 		ok = true
 	}
@@ -207,7 +218,7 @@ func (s *state) busyOnce(appID string) (u user, fail bool) {
 	if s.busyonce%2 == 1 {
 		return user{}, true
 	}
-	lc := &loginCode{user: "busyonce", sessionKey: newSessionKey(), unionid: true}
+	lc := &loginCode{user: "busyonce", sessionKey: s.freshKey(), unionid: true}
 	return s.loginLocked(lc, appID), false
 }
 

@@ -2,6 +2,7 @@ package wxmock
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -61,6 +62,7 @@ type Handler struct {
 	appID     string
 	appSecret string
 	state     *state
+	sites     map[string]*site // the other platforms' stand-ins, by name
 	logger    *zap.Logger
 }
 
@@ -88,6 +90,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.state = st.(*state)
+	if err := h.provisionPlatforms(repl); err != nil {
+		return err
+	}
 	h.logger.Warn("wxmock stands in for the WeChat API: for development and tests only",
 		zap.String("app_id", h.appID))
 	if h.AnyCode != "" {
@@ -130,14 +135,16 @@ func validUserName(name string) bool {
 	return true
 }
 
-// Cleanup releases the shared state; the last handler of an app drops it.
+// Cleanup releases the shared states; the last handler of an app drops
+// them.
 func (h *Handler) Cleanup() error {
+	perr := h.cleanupPlatforms()
 	if h.state == nil {
-		return nil
+		return perr
 	}
 	h.state = nil
 	_, err := states.Delete(h.appID)
-	return err
+	return errors.Join(err, perr)
 }
 
 // ServeHTTP answers the WeChat API and developer endpoints and passes every

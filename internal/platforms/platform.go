@@ -1,9 +1,9 @@
-// Package platform is the configuration of the mini-program platforms a
+// Package platforms is the configuration of the mini-program platforms a
 // handler serves besides WeChat (the platform blocks of the wxauth
 // directive): parsing, placeholders, checks, and building each block's
 // login provider. The providers themselves are plain Go packages under
 // internal/provider.
-package platform
+package platforms
 
 import (
 	"fmt"
