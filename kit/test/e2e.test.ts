@@ -24,7 +24,7 @@ import { promisify } from 'node:util'
 import { isRefusal, NONCE_PATTERN, WxAuthError, type Client, type PhoneInfo } from '../src/core.js'
 import { createShim, kinds, type Shim } from './shims.js'
 
-const repoRoot = fileURLToPath(new URL('../../../', import.meta.url))
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 let app = ''
 let mock = ''
 

@@ -22,7 +22,7 @@ export interface Seen {
 }
 
 /** An answer (delay in ms, default 5), or 'network' for a request that got none. */
-export type Handler = (req: Seen) => { status: number; data?: unknown; header?: Record<string, string>; delay?: number } | 'network'
+export type Handler = (req: Seen) => { status: number; data?: unknown; header?: AnyObject; delay?: number } | 'network'
 
 /** The native hosts, by their global's name. */
 export const hostNames = ['wx', 'qq', 'tt', 'jd', 'swan', 'my', 'ks'] as const
@@ -71,7 +71,7 @@ export function fakeHost(name: HostName, handle: Handler): { st: HostState; host
   // Runs one request through the handler; done(status, data, header) or fail().
   const exchange = (
     seen: Seen,
-    done: (r: { status: number; data: unknown; header: Record<string, string> }) => void,
+    done: (r: { status: number; data: unknown; header: AnyObject }) => void,
     fail: (e: AnyObject) => void,
   ) => {
     st.seen.push(seen)

@@ -1,7 +1,8 @@
 // The package as a team would publish it: the build makes ESM and CommonJS
 // outputs with .d.ts files, `import` and `require` of the package name load
 // working clients through the exports map, the types resolve for ESM and
-// CommonJS consumers, and `npm pack` packs exactly the build and the READMEs.
+// CommonJS consumers, and `npm pack` packs exactly the build, the READMEs,
+// the changelog and the licence.
 
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
@@ -101,12 +102,12 @@ describe('package', () => {
     }
   })
 
-  test('npm pack packs the build, the READMEs and package.json, nothing else', async () => {
+  test('npm pack packs the build, the READMEs, CHANGELOG, LICENSE and package.json, nothing else', async () => {
     // --ignore-scripts: the build above is what prepack would make.
     const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: kit })
     const [packed] = JSON.parse(stdout) as [{ name: string; files: { path: string }[] }]
-    assert.equal(packed.name, 'caddy-wxauth-client')
-    const want = ['package.json', 'README.md', 'README.zh-CN.md', 'dist/cjs/package.json']
+    assert.equal(packed.name, 'caddy-wxauth-kit')
+    const want = ['package.json', 'README.md', 'README.zh-CN.md', 'CHANGELOG.md', 'LICENSE', 'dist/cjs/package.json']
     for (const flavour of ['esm', 'cjs']) for (const m of modules) want.push(`dist/${flavour}/${m}.js`, `dist/${flavour}/${m}.d.ts`)
     assert.deepEqual(packed.files.map((f) => f.path).sort(), want.sort())
   })
