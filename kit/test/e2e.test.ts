@@ -620,6 +620,23 @@ for (const kind of kinds) {
       assert.equal(((await r.json()) as WhoAmI).openid, claimsOf(token).sub)
     })
 
+    test('downloadFile sends the token; a refused token gets one re-login and one retry', async () => {
+      const { c, shim } = client('dora')
+      const first = await c.downloadFile({ path: '/index.html' })
+      assert.equal(first.statusCode, 200)
+      const page = await readFile(join(repoRoot, 'examples', 'site', 'index.html'))
+      assert.deepEqual(shim.files.get(first.tempFilePath), page)
+      const token = c.token()!
+      assert.equal(shim.requests.at(-1)!.authorization, 'Bearer ' + token)
+
+      // A token the server does not know: its 401 has no body to read (it is the file), so the kit goes by the status.
+      shim.storage.set('wxauth_token:' + app, { ...(shim.storage.get('wxauth_token:' + app) as object), token: token + 'x' })
+      const again = await c.downloadFile({ path: '/index.html' })
+      assert.equal(again.statusCode, 200)
+      assert.deepEqual(calls(shim).slice(-3), ['GET /index.html 401', 'POST /wx/login 200', 'GET /index.html 200'])
+      assert.equal(shim.logins, 2)
+    })
+
     test('session reports the session', async () => {
       const { c } = client('ivan')
       const who = await c.request<WhoAmI>({ path: '/api/whoami' })

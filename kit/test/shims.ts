@@ -49,6 +49,8 @@ export interface Shim {
    * loses its connection mid-request).
    */
   loseLoginAnswers: number
+  /** Downloaded files by tempFilePath, as the framework keeps them. */
+  files: Map<string, Buffer>
   /** A client of this kind on the shim. */
   client(options: ClientOptions): Client
 }
@@ -86,6 +88,7 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
     randoms: 0,
     requests: [],
     loseLoginAnswers: 0,
+    files: new Map(),
     client: () => {
       throw new Error('set below')
     },
@@ -154,6 +157,25 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
     return { statusCode: r.status, data, header: h, cookies: [], errMsg: 'request:ok' }
   }
 
+  // downloadFile: the answer's body becomes a temporary file, for every
+  // status; its success result has no headers, as the frameworks document.
+  const download = async (o: { url: string; header?: Record<string, string>; filePath?: string }) => {
+    const sent: SentRequest = { method: 'GET', url: o.url, authorization: o.header?.['Authorization'] }
+    shim.requests.push(sent)
+    let r: Response
+    let body: Buffer
+    try {
+      r = await fetch(o.url, { headers: o.header ?? {}, signal: AbortSignal.timeout(60000) })
+      body = Buffer.from(await r.arrayBuffer())
+    } catch (e) {
+      throw { errMsg: 'downloadFile:fail ' + (e as Error).message, errno: 0 }
+    }
+    sent.status = r.status
+    const tempFilePath = `wxfile://tmp_${shim.files.size + 1}`
+    shim.files.set(tempFilePath, body)
+    return { statusCode: r.status, tempFilePath, errMsg: 'downloadFile:ok' }
+  }
+
   const random = async (length: number): Promise<{ randomValues: ArrayBuffer; errMsg: string }> => {
     shim.randoms++
     const b = randomBytes(length)
@@ -183,6 +205,7 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
     const wx = {
       login: (o: Callbacks<{ code: string; errMsg: string }> = {}) => callback(code(), o),
       request: (o: Options & Callbacks<Reply>) => (callback(request(o), o), task),
+      downloadFile: (o: Parameters<typeof download>[0] & Callbacks<unknown>) => (callback(download(o), o), task),
       getRandomValues: (o: { length: number } & Callbacks<{ randomValues: ArrayBuffer }>) => callback(random(o.length), o),
       ...storage,
     }
@@ -202,6 +225,7 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
         return either(code(), o)
       },
       request: (o: Options & Callbacks<Reply>) => either(request(o), o, task),
+      downloadFile: (o: Parameters<typeof download>[0] & Callbacks<unknown>) => either(download(o), o, task),
       ...storage,
     }
     shim.host = uni
@@ -218,6 +242,7 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
         callback(p, o)
         return Object.assign(p, task)
       },
+      downloadFile: (o: Parameters<typeof download>[0]) => Object.assign(download(o), task),
       getRandomValues: (o: { length: number }) => random(o.length),
       ...storage,
     }
