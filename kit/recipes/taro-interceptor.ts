@@ -1,7 +1,8 @@
 // Recipe: Taro.addInterceptor with the kit for the token. Taro.request calls
 // to the server carry the token; a 401 invalid_token is answered by one
 // silent re-login (shared by every request refused at the same time) and one
-// retry. Requests to other hosts go as they are.
+// retry. Requests to other hosts, and the kit's own (which Taro.request
+// also sends through the interceptors, marked wxauth: true), go as they are.
 //
 //   import Taro from '@tarojs/taro'
 //   Taro.addInterceptor(wxauthInterceptor(client))
@@ -9,7 +10,7 @@ import type { Client } from 'caddy-wxauth-kit'
 
 /** The parts of Taro's interceptor chain this recipe uses (Taro.Chain fits). */
 export interface TaroChain {
-  requestParams: { url: string; header?: Record<string, any> }
+  requestParams: { url: string; header?: Record<string, any>; wxauth?: boolean }
   proceed(requestParams: any): Promise<any>
 }
 
@@ -17,7 +18,7 @@ export interface TaroChain {
 export function wxauthInterceptor(client: Client) {
   return async function wxauth(chain: TaroChain): Promise<any> {
     const req = chain.requestParams
-    if (!req.url.startsWith(client.baseURL + '/')) return chain.proceed(req)
+    if (req.wxauth || !req.url.startsWith(client.baseURL + '/')) return chain.proceed(req)
     const send = (token: string) => chain.proceed({ ...req, header: { ...req.header, Authorization: 'Bearer ' + token } })
     const token = await client.ensureToken() // logs in when there is no valid token
     const res = await send(token)

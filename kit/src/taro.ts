@@ -17,8 +17,12 @@ import {
 } from './core.js'
 import { alipayPhone, detectNative, type AlipayLike, type LoginSuccess, type TaskLike, type WxRequestOption } from './wx.js'
 
-/** The options of `Taro.request` that the client uses: wx.request's, without callbacks. */
-export type TaroRequestOption = Omit<WxRequestOption, 'success' | 'fail'>
+/**
+ * The options of `Taro.request` that the client uses: wx.request's, without
+ * callbacks, and `wxauth: true`, which marks the kit's own requests for
+ * interceptors (the recipe's Taro.addInterceptor lets them pass as they are).
+ */
+export type TaroRequestOption = Omit<WxRequestOption, 'success' | 'fail'> & { wxauth?: boolean }
 
 /** What Taro's request, upload and download APIs resolve with (for every HTTP status). */
 export interface TaroReply {
@@ -105,7 +109,7 @@ export function taroPlatform(t: TaroLike, opts: Pick<ClientOptions, 'platform' |
       return code
     },
     request: (req) => {
-      const o: TaroRequestOption = { url: req.url, method: req.method, header: req.header, dataType: 'json' }
+      const o: TaroRequestOption = { url: req.url, method: req.method, header: req.header, dataType: 'json', wxauth: true }
       if (req.data !== undefined) o.data = req.data
       if (req.timeout !== undefined) o.timeout = req.timeout
       return run(() => t.request(o), req.signal, reply)

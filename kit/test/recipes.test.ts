@@ -21,6 +21,7 @@ import { createRequest } from '../recipes/wx-request.js'
 import { useWxAuth, type LuchRequest } from '../recipes/luch-request.js'
 import { wxauthInterceptor, type TaroChain } from '../recipes/taro-interceptor.js'
 import type { AnyObject, Client, StoredToken } from '../src/core.js'
+import { createTaroClient, type TaroLike } from '../src/taro.js'
 import { createWxClient, type WxLike } from '../src/wx.js'
 import { fakeHost, server, type Handler, type Seen } from './hosts.js'
 
@@ -199,3 +200,35 @@ for (const r of recipes) {
     })
   })
 }
+
+describe('Taro.addInterceptor with the kit on the same Taro', () => {
+  test("the kit's own requests (login, refresh, its request()) pass the interceptor untouched: no deadlock, no second retry", async () => {
+    const srv = recipeServer()
+    const host = fakeHost('wx', srv.handle)
+    const Taro = fakeTaro(host.host)
+    const promised = (api: string) => (o: AnyObject = {}) => new Promise((resolve, reject) => host.host[api]({ ...o, success: resolve, fail: reject }))
+    const client = createTaroClient({
+      baseURL: base,
+      taro: {
+        ...(Taro as AnyObject),
+        login: promised('login'),
+        getStorageSync: host.host.getStorageSync,
+        setStorageSync: host.host.setStorageSync,
+        removeStorageSync: host.host.removeStorageSync,
+      } as TaroLike,
+    })
+    Taro.addInterceptor(wxauthInterceptor(client))
+    host.st.storage.set(KEY, revoked())
+    const [mine, theirs] = await Promise.all([
+      client.request<AnyObject>({ path: '/api' }),
+      Taro.request({ url: base + '/api', method: 'GET' }) as Promise<AnyObject>,
+    ])
+    assert.equal(mine.token, 'twxcode1')
+    assert.equal(theirs.data.token, 'twxcode1')
+    assert.equal(srv.logins.length, 1)
+    assert.deepEqual(paths(host.st.seen, '/api'), ['Bearer revoked', 'Bearer revoked', 'Bearer twxcode1', 'Bearer twxcode1'])
+    const stuck = (await client.request({ path: '/stuck' }).catch((e: unknown) => e)) as AnyObject
+    assert.equal(stuck.status, 401)
+    assert.equal(paths(host.st.seen, '/stuck').length, 2, 'the kit retried once; the interceptor did not add another')
+  })
+})
