@@ -112,3 +112,38 @@ describe('package', () => {
     assert.deepEqual(packed.files.map((f) => f.path).sort(), want.sort())
   })
 })
+
+// The size an app pays, measured on the build (scripts/size.mjs: esbuild
+// bundles and minifies what an app imports, zlib gzips it), and the numbers
+// the READMEs give.
+describe('size', () => {
+  const names = [
+    ['wx', '`createWxClient`'],
+    ['uni', '`createUniClient`'],
+    ['taro', '`createTaroClient`'],
+    ['all', 'everything'],
+  ] as const
+  let sizes: Record<(typeof names)[number][0], { min: number; gzip: number }>
+
+  before(async () => {
+    const { stdout } = await run(process.execPath, [join(kit, 'scripts', 'size.mjs')], { cwd: kit })
+    sizes = JSON.parse(stdout) as typeof sizes
+  })
+
+  test('the core with one adapter is under 6 KB min+gzip', () => {
+    for (const n of ['wx', 'uni', 'taro'] as const) assert.ok(sizes[n].gzip < 6 * 1024, `${n}: ${sizes[n].gzip} bytes`)
+  })
+
+  for (const readme of ['README.md', 'README.zh-CN.md']) {
+    test(`${readme} gives the measured sizes (within 5%)`, async () => {
+      const text = await readFile(join(kit, readme), 'utf8')
+      for (const [n, label] of names) {
+        const m = new RegExp('\\| ' + label.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '[^|\\n]*\\| ([0-9.]+) KB \\|').exec(text)
+        assert.ok(m, `${readme} has no size row for ${label}`)
+        const said = Number(m[1]) * 1024
+        const got = sizes[n].gzip
+        assert.ok(Math.abs(said - got) <= Math.max(64, got * 0.05), `${readme} says ${m[1]} KB for ${label}, measured ${(got / 1024).toFixed(1)} KB`)
+      }
+    })
+  }
+})
