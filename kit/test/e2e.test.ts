@@ -705,3 +705,66 @@ test('the example in WeChat DevTools: random codes log in as the demo any_code u
   const alice = createShim('wx', 'devtools-alice', mock)
   assert.notEqual((await alice.client({ baseURL: app }).login()).openid, openid)
 })
+
+// The example mini-program's own pages (examples/miniprogram) as WeChat
+// DevTools runs them against the demo: Page() and App() hand over their
+// definitions, a wx stand-in gives DevTools-like codes (random, never issued
+// by wxmock, so the demo's any_code user logs in) and sends real HTTP to this
+// test's Caddy (the example names the demo's fixed address; the stand-in
+// rewrites it to the free port).
+test('the example pages against the demo, with DevTools codes: launch, whoami, phone, profile, logout', async () => {
+  const user = /^\s*any_code\s+(\S+)/m.exec(await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8'))![1]!
+  const { openid } = await createShim('wx', user, mock).client({ baseURL: app }).login()
+
+  const shim = createShim('wx', 'unused', mock)
+  Object.defineProperty(shim, 'code', { get: devToolsCode }) // a new DevTools code for every wx.login
+  shim.rewrite = (url) => url.replace('http://127.0.0.1:8080', app)
+  const g = globalThis as Record<string, unknown>
+  const pages: Record<string, Record<string, any>> = {}
+  let launch: Record<string, any> = {}
+  let current = ''
+  g.wx = { ...(shim.host as object), navigateTo: () => undefined }
+  g.Page = (def: Record<string, any>) => (pages[current] = def)
+  g.App = (def: Record<string, any>) => (launch = def)
+  try {
+    for (const name of ['index', 'profile']) {
+      current = name
+      await import(`../../examples/miniprogram/miniprogram/pages/${name}/${name}.js`)
+    }
+    await import('../../examples/miniprogram/miniprogram/app.js')
+    const page = (name: string) => {
+      const p: Record<string, any> = { ...pages[name], data: structuredClone(pages[name]!.data) }
+      p.setData = (d: object) => Object.assign(p.data, d)
+      return p
+    }
+
+    launch.onLaunch()
+    const index = page('index')
+    await index.onWhoami()
+    assert.equal(index.data.openid, openid, index.data.output)
+    assert.equal(shim.logins, 1, 'onLaunch and the first request shared one login')
+
+    const profile = page('profile')
+    const { code } = await getJSON<{ code: string }>(`${mock}/wxmock/phonecode?user=${user}&phone=13912345678`)
+    await profile.onPhone({ detail: { code, errMsg: 'getPhoneNumber:ok' } })
+    assert.match(profile.data.output, /^POST \/wx\/phone\n[\s\S]*13912345678/)
+
+    // The avatar and nickname routes are the app's own: the requests pass wxauth with the token.
+    await profile.onChooseAvatar({ detail: { avatarUrl: 'http://tmp/avatar.jpg' } })
+    await profile.onSaveNickname({ detail: { value: { nickname: 'devtools' } } })
+    for (const path of ['/api/avatar', '/api/profile']) {
+      const sent = shim.requests.filter((r) => new URL(r.url).pathname === path)
+      assert.equal(sent.length, 1, path)
+      assert.match(sent[0]!.authorization ?? '', /^Bearer /)
+      assert.notEqual(sent[0]!.status, 401, `${path} was refused by wxauth`)
+    }
+
+    await index.onLogout()
+    assert.equal(index.data.output, 'logged out')
+    assert.equal(calls(shim).at(-1), 'POST /wx/logout 204')
+  } finally {
+    delete g.wx
+    delete g.Page
+    delete g.App
+  }
+})

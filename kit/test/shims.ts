@@ -49,6 +49,11 @@ export interface Shim {
    * loses its connection mid-request).
    */
   loseLoginAnswers: number
+  /**
+   * Rewrites every URL before it is fetched: the example mini-program names
+   * the demo's fixed address, the test's Caddy listens on a free port.
+   */
+  rewrite?: (url: string) => string
   /** Downloaded files by tempFilePath, as the framework keeps them. */
   files: Map<string, Buffer>
   /** A client of this kind on the shim. */
@@ -111,7 +116,7 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
   const request = async (o: Options): Promise<Reply> => {
     const method = o.method ?? 'GET'
     const header: Record<string, string> = { ...o.header }
-    let url = o.url
+    let url = shim.rewrite ? shim.rewrite(o.url) : o.url
     let body: string | ArrayBuffer | undefined
     if (o.data !== undefined) {
       if (method === 'GET' || method === 'HEAD') {
@@ -160,12 +165,13 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
   // downloadFile: the answer's body becomes a temporary file, for every
   // status; its success result has no headers, as the frameworks document.
   const download = async (o: { url: string; header?: Record<string, string>; filePath?: string }) => {
-    const sent: SentRequest = { method: 'GET', url: o.url, authorization: o.header?.['Authorization'] }
+    const url = shim.rewrite ? shim.rewrite(o.url) : o.url
+    const sent: SentRequest = { method: 'GET', url, authorization: o.header?.['Authorization'] }
     shim.requests.push(sent)
     let r: Response
     let body: Buffer
     try {
-      r = await fetch(o.url, { headers: o.header ?? {}, signal: AbortSignal.timeout(60000) })
+      r = await fetch(url, { headers: o.header ?? {}, signal: AbortSignal.timeout(60000) })
       body = Buffer.from(await r.arrayBuffer())
     } catch (e) {
       throw { errMsg: 'downloadFile:fail ' + (e as Error).message, errno: 0 }
@@ -174,6 +180,27 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
     const tempFilePath = `wxfile://tmp_${shim.files.size + 1}`
     shim.files.set(tempFilePath, body)
     return { statusCode: r.status, tempFilePath, errMsg: 'downloadFile:ok' }
+  }
+
+  // uploadFile: a multipart POST of the file (bytes from files, else a stand-in)
+  // and the form fields; the answer's body is handed over as text.
+  const upload = async (o: { url: string; header?: Record<string, string>; filePath: string; name: string; formData?: Record<string, string> }) => {
+    const url = shim.rewrite ? shim.rewrite(o.url) : o.url
+    const sent: SentRequest = { method: 'POST', url, authorization: o.header?.['Authorization'] }
+    shim.requests.push(sent)
+    const form = new FormData()
+    for (const [k, v] of Object.entries(o.formData ?? {})) form.append(k, v)
+    form.append(o.name, new Blob([shim.files.get(o.filePath) ?? Buffer.from('stand-in file')]), o.filePath.split('/').pop())
+    let r: Response
+    let text: string
+    try {
+      r = await fetch(url, { method: 'POST', headers: o.header ?? {}, body: form, signal: AbortSignal.timeout(60000) })
+      text = await r.text()
+    } catch (e) {
+      throw { errMsg: 'uploadFile:fail ' + (e as Error).message, errno: 0 }
+    }
+    sent.status = r.status
+    return { statusCode: r.status, data: text, errMsg: 'uploadFile:ok' }
   }
 
   const random = async (length: number): Promise<{ randomValues: ArrayBuffer; errMsg: string }> => {
@@ -206,6 +233,7 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
       login: (o: Callbacks<{ code: string; errMsg: string }> = {}) => callback(code(), o),
       request: (o: Options & Callbacks<Reply>) => (callback(request(o), o), task),
       downloadFile: (o: Parameters<typeof download>[0] & Callbacks<unknown>) => (callback(download(o), o), task),
+      uploadFile: (o: Parameters<typeof upload>[0] & Callbacks<unknown>) => (callback(upload(o), o), task),
       getRandomValues: (o: { length: number } & Callbacks<{ randomValues: ArrayBuffer }>) => callback(random(o.length), o),
       ...storage,
     }
