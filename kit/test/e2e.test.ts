@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 
 import { isRefusal, NONCE_PATTERN, WxAuthError, type Client, type PhoneInfo } from '../src/core.js'
-import { createShim, kinds, type Shim } from './shims.js'
+import { createWxClient } from '../src/wx.js'
+import { createHostShim, createShim, hostPlatforms, kinds, type HostGlobal, type Shim } from './shims.js'
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
 let app = ''
@@ -150,6 +151,32 @@ function withAppHook(caddyfile: string, url: string): string {
   )
 }
 
+// The other platforms, with their app ids in this test.
+const platforms = { qq: '1101000001', douyin: 'tt0123456789abcdef', alipay: '2021000000000001', baidu: 'BaiduAppKey01', kuaishou: 'ks0123456789' }
+
+// Adds a block for every other platform to wxmock (its stand-ins) and to the
+// wxauth block (after its api_base line), so that one handler serves all six.
+function withPlatforms(caddyfile: string, mockBase: string): string {
+  const keys = join(repoRoot, 'examples', 'keys')
+  const file = (f: string) => `{file.${join(keys, f)}}`
+  let mockBlocks = ''
+  let authBlocks = ''
+  for (const [name, id] of Object.entries(platforms)) {
+    if (name === 'alipay') {
+      mockBlocks += `\t\tplatform alipay {\n\t\t\tapp_id ${id}\n\t\t\tapp_public_key ${file('alipay-app-public.pem')}\n\t\t\tplatform_private_key ${file('alipay-platform-private.pem')}\n\t\t\taes_key ${file('alipay-aes.key')}\n\t\t}\n`
+      authBlocks += `\t\t\tplatform alipay {\n\t\t\t\tapp_id ${id}\n\t\t\t\tprivate_key ${file('alipay-app-private.pem')}\n\t\t\t\talipay_public_key ${file('alipay-platform-public.pem')}\n\t\t\t\taes_key ${file('alipay-aes.key')}\n\t\t\t\tapi_base ${mockBase}/alipay/gateway.do\n\t\t\t}\n`
+      continue
+    }
+    mockBlocks += `\t\tplatform ${name} {\n\t\t\tapp_id ${id}\n\t\t\tapp_secret ${name}-secret\n\t\t}\n`
+    authBlocks += `\t\t\tplatform ${name} {\n\t\t\t\tapp_id ${id}\n\t\t\t\tapp_secret ${name}-secret\n\t\t\t\tapi_base ${mockBase}/${name}\n\t\t\t}\n`
+  }
+  const anyCode = /^([\t ]*any_code[\t ]+\S+[^\n]*\n)/m
+  const apiBase = /^([\t ]*api_base[\t ]+\S+[^\n]*\n)/m
+  assert.match(caddyfile, anyCode, 'example.Caddyfile has no any_code line in wxmock')
+  assert.match(caddyfile, apiBase, 'example.Caddyfile has no api_base line in wxauth')
+  return caddyfile.replace(anyCode, (l: string) => l + mockBlocks).replace(apiBase, (l: string) => l + authBlocks)
+}
+
 /** The claims of a token (its payload; the server checked the signature). */
 function claimsOf(token: string): { sub: string; sid: string } {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { sub: string; sid: string }
@@ -227,7 +254,7 @@ before(async () => {
   await startHook()
   const config = join(tmp, 'Caddyfile')
   const demo = await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8')
-  await writeFile(config, withAppHook(withPorts(demo, admin, mockPort, appPort), hook.url))
+  await writeFile(config, withPlatforms(withAppHook(withPorts(demo, admin, mockPort, appPort), hook.url), mock))
 
   // cwd is the repository, as for the demo: the Caddyfile's paths are relative to it.
   const proc = spawn(bin, ['run', '--config', config, '--adapter', 'caddyfile'], {
@@ -767,4 +794,75 @@ test('the example pages against the demo, with DevTools codes: launch, whoami, p
     delete g.Page
     delete g.App
   }
+})
+
+// Every other platform through the kit against wxmock's stand-ins, on one
+// handler serving all six: the same app code (createWxClient with only a
+// baseURL) finds the host by its global, logs in with that platform's own
+// login, reaches the app with its token, gets the phone number the
+// platform's way, decrypts user data where the platform has a session key,
+// and logs out.
+describe('every platform through the kit', () => {
+  const g = globalThis as Record<string, unknown>
+  afterEach(() => {
+    for (const n of Object.keys(hostPlatforms)) delete g[n]
+  })
+
+  for (const [name, platform] of Object.entries(hostPlatforms) as [HostGlobal, string][]) {
+    test(`${platform} (${name}): login, whoami, phone number, decrypt, logout`, async () => {
+      const user = `${platform}-alice`
+      const shim = createHostShim(name, user, mock)
+      g[name] = shim.host
+      const c = createWxClient({ baseURL: app })
+      assert.equal(c.platform, platform)
+
+      const who = await c.request<WhoAmI>({ path: '/api/whoami' })
+      assert.match(who.openid, /\S{4,}/)
+      const [body] = loginBodies(shim) as unknown as Record<string, string>[]
+      assert.equal(body!.platform, platform)
+      assert.match(body!.nonce!, NONCE_PATTERN)
+      assert.deepEqual(shim.loginCalls.map((l) => l.api), [name === 'swan' ? 'getLoginCode' : name === 'my' ? 'getAuthCode' : 'login'])
+      if (name === 'tt') assert.ok(body!.code && body!.anonymous_code, 'Douyin sends both codes')
+      if (name === 'my') assert.deepEqual(shim.loginCalls[0], { api: 'getAuthCode', scopes: 'auth_base' })
+      // The same person again: the same openid.
+      await c.login()
+      assert.equal((await c.request<WhoAmI>({ path: '/api/whoami' })).openid, who.openid)
+
+      // The phone number: the button's encryptedData and iv, or Alipay's my.getPhoneNumber text.
+      let phone
+      if (name === 'my') phone = await c.getPhoneNumber()
+      else {
+        const sealed = await getJSON<{ encryptedData: string; iv: string }>(`${mock}/${platform}/wxmock/phone?user=${user}&phone=13800138000&appid=${platforms[platform as keyof typeof platforms]}`)
+        phone = await c.getPhoneNumber({ detail: { ...sealed, errMsg: 'getPhoneNumber:ok' } })
+      }
+      assert.equal(phone.purePhoneNumber, '13800138000')
+      assert.equal(phone.phoneNumber.endsWith('13800138000'), true)
+
+      if (name === 'my') {
+        const err = await c.decrypt({ encryptedData: 'AAAA', iv: 'AAAA' }).catch((e: unknown) => e)
+        assert.ok(err instanceof WxAuthError)
+        assert.equal(err.status, 400)
+        assert.equal(err.error, 'unsupported')
+      } else {
+        const info = await getJSON<{ encryptedData: string; iv: string }>(`${mock}/${platform}/wxmock/userinfo?user=${user}&appid=${platforms[platform as keyof typeof platforms]}`)
+        const plain = await c.decrypt(info)
+        assert.ok(plain && typeof plain === 'object' && Object.keys(plain).length > 0)
+      }
+
+      await c.logout()
+      assert.equal(calls(shim).at(-1), 'POST /wx/logout 204')
+    })
+  }
+
+  test('a Douyin guest (tt.login with force: false gives only an anonymousCode) logs in as the device', async () => {
+    const shim = createHostShim('tt', 'douyin-guest', mock)
+    g.tt = shim.host
+    const c = createWxClient({ baseURL: app, loginOptions: { force: false } })
+    const who = await c.request<WhoAmI>({ path: '/api/whoami' })
+    assert.match(who.openid, /\S{4,}/)
+    const [body] = loginBodies(shim) as unknown as Record<string, string>[]
+    assert.equal(body!.code, undefined)
+    assert.ok(body!.anonymous_code)
+    assert.deepEqual(shim.loginCalls, [{ api: 'login', force: false }])
+  })
 })

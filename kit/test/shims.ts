@@ -279,3 +279,85 @@ export function createShim(kind: Kind, user: string, mockBase: string): Shim {
   }
   return shim
 }
+
+/** The other platforms' host globals, and the platform each is. */
+export const hostPlatforms = { qq: 'qq', tt: 'douyin', swan: 'baidu', ks: 'kuaishou', my: 'alipay' } as const
+export type HostGlobal = keyof typeof hostPlatforms
+
+/** A stand-in for another platform's host global, and what it saw. */
+export interface HostShim extends Shim {
+  /** The platform's login calls, with the options the kit gave them (callbacks left out). */
+  loginCalls: Record<string, unknown>[]
+  /** Alipay: the number my.getPhoneNumber hands out (sealed by wxmock). */
+  phone: string
+}
+
+/**
+ * A stand-in for the host global `name` (qq, tt, swan, ks, my) with that
+ * host's API shape, sending real HTTP: its login API asks wxmock's stand-in
+ * of the platform for a code for `user` (Douyin's tt.login also gives an
+ * anonymousCode, of the device `device-<user>`, and with force: false only
+ * that; Baidu's is swan.getLoginCode; Alipay's my.getAuthCode gives an
+ * authCode), and Alipay's my has its own request (headers, status, error 19
+ * for a non-2xx answer), storage ({ key }) and my.getPhoneNumber (the text
+ * wxmock seals).
+ */
+export function createHostShim(name: HostGlobal, user: string, mockBase: string): HostShim {
+  const base = createShim('wx', user, mockBase)
+  const wx = base.host as Record<string, (o: Record<string, any>) => unknown>
+  const platform = hostPlatforms[name]
+  const shim = base as HostShim
+  shim.loginCalls = []
+  shim.phone = '13800138000'
+  const get = async (path: string): Promise<Record<string, string>> => {
+    const r = await fetch(mockBase + path)
+    if (!r.ok) throw { errMsg: `login:fail wxmock ${path}: HTTP ${r.status}` }
+    return (await r.json()) as Record<string, string>
+  }
+  const login = (api: string) => (o: Record<string, any>) => {
+    const { success, fail, complete: _c, ...opts } = o
+    shim.loginCalls.push({ api, ...opts })
+    shim.logins++
+    const q = `/${platform}/wxmock/login?user=${encodeURIComponent(user)}`
+    const run = async () => {
+      if (name === 'my') return { authCode: (await get(q)).authCode }
+      const res: Record<string, string> = {}
+      if (!(name === 'tt' && opts.force === false)) res.code = (await get(q)).code!
+      if (name === 'tt') res.anonymousCode = (await get(`/douyin/wxmock/login?user=device-${encodeURIComponent(user)}&anonymous=1`)).anonymous_code!
+      return res
+    }
+    run().then(success, fail)
+  }
+  if (name !== 'my') {
+    const host: Record<string, unknown> = { ...wx, login: login('login') }
+    if (name === 'swan') host.getLoginCode = login('getLoginCode')
+    shim.host = host
+    return shim
+  }
+  const store = shim.storage
+  shim.host = {
+    getAuthCode: login('getAuthCode'),
+    request: (o: Record<string, any>) =>
+      wx.request!({
+        url: o.url,
+        method: o.method,
+        header: o.headers,
+        data: o.data,
+        dataType: o.dataType,
+        success: (r: { statusCode: number; data: unknown; header: Record<string, string> }) =>
+          r.statusCode >= 200 && r.statusCode < 300
+            ? o.success?.({ status: r.statusCode, data: r.data, headers: r.header })
+            : o.fail?.({ error: 19, errorMessage: 'http status error', status: r.statusCode, data: r.data, headers: r.header }),
+        fail: (e: { errMsg: string }) => o.fail?.({ error: 12, errorMessage: e.errMsg }),
+      }),
+    getPhoneNumber: (o: Record<string, any>) => {
+      fetch(`${mockBase}/alipay/wxmock/phone?phone=${shim.phone}`)
+        .then((r) => r.text())
+        .then((response) => o.success?.({ response }), (e) => o.fail?.({ error: 12, errorMessage: String(e) }))
+    },
+    getStorageSync: ({ key }: { key: string }) => ({ data: store.has(key) ? structuredClone(store.get(key)) : null }),
+    setStorageSync: ({ key, data }: { key: string; data: unknown }) => void store.set(key, structuredClone(data)),
+    removeStorageSync: ({ key }: { key: string }) => void store.delete(key),
+  }
+  return shim
+}
