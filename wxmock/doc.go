@@ -35,8 +35,8 @@
 // another openid (40003). unionid comes with snsapi_userinfo and
 // snsapi_login, never with snsapi_base. The codes invalid, used, busy and
 // limit fail as for code2Session. With web_app lines configured (web_app
-// <app_id> [<app_secret>]), only
-// their app ids (else 40013) and secrets (else 40125) are taken.
+// <app_id> [<app_secret>]), only their app ids (else 40013) and secrets
+// (else 40125) are taken.
 //
 // and a few developer endpoints that play the mini-program's side:
 //
