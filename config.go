@@ -475,6 +475,16 @@ func (c *Config) keyRule() users.KeyRule {
 	return users.KeyRule{PrimaryApp: c.AppID, LinkByUnionID: c.LinkBy == "unionid"}
 }
 
+// sealSecret is what the store's seal key derives from: the mini-program's
+// AppSecret, or for a handler of other platforms only their secrets and
+// keys. Never empty once validated, so the seal is never a constant.
+func (c *Config) sealSecret() string {
+	if c.secret != "" {
+		return c.secret
+	}
+	return platforms.SealSecrets(c.Platforms)
+}
+
 // storeName names the handler's keys in the store: its WeChat app_id, or
 // for a handler of other platforms only its first platform's app.
 func (c *Config) storeName() string {
