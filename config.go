@@ -388,8 +388,8 @@ func (c *Config) validate() error {
 // platform blocks, and link_by.
 func (c *Config) validateApps() error {
 	switch {
-	case c.AppID == "" && len(c.Platforms) == 0:
-		return fmt.Errorf("wxauth: app_id is required%s; a handler of other platforms only needs a platform block instead", unsetHint)
+	case c.AppID == "" && len(c.Platforms) == 0 && len(c.WebLogins) == 0:
+		return fmt.Errorf("wxauth: app_id is required%s; a handler of other platforms or web logins only needs a platform or web_login block instead", unsetHint)
 	case c.AppID == "" && c.AppSecret != "":
 		return fmt.Errorf("wxauth: app_secret is set but app_id is not%s", unsetHint)
 	case c.AppID != "" && !users.PlainName(c.AppID):
@@ -482,7 +482,11 @@ func (c *Config) sealSecret() string {
 	if c.secret != "" {
 		return c.secret
 	}
-	return platforms.SealSecrets(c.Platforms)
+	out := platforms.SealSecrets(c.Platforms)
+	for _, name := range webLoginNames(c.WebLogins) {
+		out += "web_login " + name + "\x00" + c.WebLogins[name].app.AppSecret + "\x00"
+	}
+	return out
 }
 
 // storeName names the handler's keys in the store: its WeChat app_id, or
@@ -490,6 +494,10 @@ func (c *Config) sealSecret() string {
 func (c *Config) storeName() string {
 	if c.AppID != "" {
 		return c.AppID
+	}
+	if len(c.Platforms) == 0 {
+		name := webLoginNames(c.WebLogins)[0]
+		return "web-" + session.HashKey(c.WebLogins[name].app.AppID)[:16]
 	}
 	name := platforms.SortedNames(c.Platforms)[0]
 	return name + "-" + session.HashKey(c.Platforms[name].AppID)[:16]

@@ -171,3 +171,18 @@ func TestSealSecretOfPlatformsOnly(t *testing.T) {
 		t.Fatalf("seal secrets %q and %q", a, b)
 	}
 }
+
+// A handler of web logins only is valid, keyed and sealed by its web apps.
+func TestWebLoginOnlyHandler(t *testing.T) {
+	var h Handler
+	body := "wxauth {\napi_base http://127.0.0.1:1\nweb_login site {\napp_id wxweb\napp_secret web-secret\nmode qr\n}\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Config.prepare(); err != nil {
+		t.Fatalf("a web-only handler refused: %v", err)
+	}
+	if !strings.Contains(h.sealSecret(), "web-secret") || !strings.HasPrefix(h.storeName(), "web-") {
+		t.Fatalf("seal %q, store name %q", h.sealSecret(), h.storeName())
+	}
+}
