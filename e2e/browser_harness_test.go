@@ -61,10 +61,10 @@ func findChrome(t *testing.T) string {
 	return ""
 }
 
-// browser is one headless chromium with one tab, for one test. Its
+// chromium is one headless chromium with one tab, for one test. Its
 // actions fail the test at once, with a screenshot and the page's HTML
 // saved as artifacts, so a step that went wrong in CI can be seen.
-type browser struct {
+type chromium struct {
 	t   *testing.T
 	ctx context.Context // the tab's steps; they end at browserTimeout
 	tab context.Context // the tab itself, which lives a little longer: a failure is still recorded
@@ -73,19 +73,19 @@ type browser struct {
 	console []string // what the page wrote to its console, and its uncaught exceptions
 }
 
-// browserOption changes how newBrowser starts chromium.
-type browserOption func(*[]chromedp.ExecAllocatorOption)
+// chromiumOption changes how newBrowser starts chromium.
+type chromiumOption func(*[]chromedp.ExecAllocatorOption)
 
 // withUserAgent starts the browser with another User-Agent, for every tab
 // and request: navigator.userAgent and the header say the same.
-func withUserAgent(ua string) browserOption {
+func withUserAgent(ua string) chromiumOption {
 	return func(o *[]chromedp.ExecAllocatorOption) { *o = append(*o, chromedp.UserAgent(ua)) }
 }
 
-// newBrowser starts chromium for t and stops it when t ends. Its profile
+// newChromium starts chromium for t and stops it when t ends. Its profile
 // (user data dir) is a new temporary folder that chromedp makes for this
 // launch and removes after it, so two runs at once share nothing.
-func newBrowser(t *testing.T, opts ...browserOption) *browser {
+func newChromium(t *testing.T, opts ...chromiumOption) *chromium {
 	t.Helper()
 	chrome := findChrome(t)
 	o := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -112,7 +112,7 @@ func newBrowser(t *testing.T, opts ...browserOption) *browser {
 	alloc, cancelAlloc := chromedp.NewExecAllocator(base, o...)
 	tab, cancelTab := chromedp.NewContext(alloc)
 	steps, cancelSteps := context.WithDeadline(tab, deadline)
-	b := &browser{t: t, ctx: steps, tab: tab}
+	b := &chromium{t: t, ctx: steps, tab: tab}
 	t.Cleanup(func() {
 		if t.Failed() {
 			b.saveFailure()
@@ -142,7 +142,7 @@ func newBrowser(t *testing.T, opts ...browserOption) *browser {
 }
 
 // fatal fails the test for a browser step.
-func (b *browser) fatal(step string, err error) {
+func (b *chromium) fatal(step string, err error) {
 	b.t.Helper()
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("%w (the browser test's deadline: %s)", err, browserTimeout)
@@ -151,7 +151,7 @@ func (b *browser) fatal(step string, err error) {
 }
 
 // location is the tab's URL, for messages.
-func (b *browser) location() string {
+func (b *chromium) location() string {
 	ctx, cancel := context.WithTimeout(b.tab, 2*time.Second)
 	defer cancel()
 	u, err := chromedp.Run(ctx, chromedp.Location())
@@ -163,7 +163,7 @@ func (b *browser) location() string {
 
 // navigate opens u, waits until it has loaded, and returns the HTTP status
 // of the document that was shown last (after any redirects).
-func (b *browser) navigate(u string) int64 {
+func (b *chromium) navigate(u string) int64 {
 	b.t.Helper()
 	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(u))
 	if err != nil {
@@ -173,7 +173,7 @@ func (b *browser) navigate(u string) int64 {
 }
 
 // reload reloads the page and returns its HTTP status.
-func (b *browser) reload() int64 {
+func (b *chromium) reload() int64 {
 	b.t.Helper()
 	resp, err := chromedp.RunResponse(b.ctx, chromedp.Reload())
 	if err != nil {
@@ -185,7 +185,7 @@ func (b *browser) reload() int64 {
 // clickAndLoad clicks sel, which loads a page (a link, a form's button),
 // waits for that page and returns the HTTP status and URL of the document
 // shown, after any redirects.
-func (b *browser) clickAndLoad(sel string) (status int64, u string) {
+func (b *chromium) clickAndLoad(sel string) (status int64, u string) {
 	b.t.Helper()
 	resp, err := chromedp.RunResponse(b.ctx, chromedp.Click(chromedp.CSS(sel)))
 	if err != nil {
@@ -195,7 +195,7 @@ func (b *browser) clickAndLoad(sel string) (status int64, u string) {
 }
 
 // waitVisible waits until an element matching sel is visible.
-func (b *browser) waitVisible(sel string) {
+func (b *chromium) waitVisible(sel string) {
 	b.t.Helper()
 	if err := chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS(sel))); err != nil {
 		b.fatal("wait for "+sel+" to show", err)
@@ -205,7 +205,7 @@ func (b *browser) waitVisible(sel string) {
 // waitText waits until the text of the first element matching sel contains
 // want, and returns that text. The browser checks at each DOM change (a
 // script fills the element in after a fetch), with the test's deadline.
-func (b *browser) waitText(sel, want string) string {
+func (b *chromium) waitText(sel, want string) string {
 	b.t.Helper()
 	check := `(sel, want) => { const e = document.querySelector(sel); return e && e.offsetParent !== null && e.textContent.includes(want) ? e.textContent : false }`
 	text, err := chromedp.Run(b.ctx, chromedp.PollFunction[string](check,
@@ -218,13 +218,13 @@ func (b *browser) waitText(sel, want string) string {
 
 // text is the text of the first element matching sel now, or "" when none
 // is there.
-func (b *browser) text(sel string) string {
+func (b *chromium) text(sel string) string {
 	s, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%s) || {}).textContent || ""`, jsString(sel))))
 	return s
 }
 
 // visible reports whether an element matching sel is shown now.
-func (b *browser) visible(sel string) bool {
+func (b *chromium) visible(sel string) bool {
 	b.t.Helper()
 	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => { const e = document.querySelector(%s); return !!e && e.offsetParent !== null })()`, jsString(sel))))
 	if err != nil {
@@ -235,7 +235,7 @@ func (b *browser) visible(sel string) bool {
 
 // eval evaluates a JavaScript expression in the page and decodes its value
 // into v.
-func (b *browser) eval(expr string, v any) {
+func (b *chromium) eval(expr string, v any) {
 	b.t.Helper()
 	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAsValue))
 	if err != nil {
@@ -247,7 +247,7 @@ func (b *browser) eval(expr string, v any) {
 }
 
 // setUserAgent makes this tab send ua from its next request on.
-func (b *browser) setUserAgent(ua string) {
+func (b *chromium) setUserAgent(ua string) {
 	b.t.Helper()
 	if _, err := chromedp.Call(b.ctx, emulation.SetUserAgentOverride, emulation.SetUserAgentOverrideParams{UserAgent: ua}); err != nil {
 		b.fatal("set the user agent", err)
@@ -255,7 +255,7 @@ func (b *browser) setUserAgent(ua string) {
 }
 
 // cookies returns the cookies the browser would send to u, by name.
-func (b *browser) cookies(u string) map[string]*network.Cookie {
+func (b *chromium) cookies(u string) map[string]*network.Cookie {
 	b.t.Helper()
 	res, err := chromedp.Call(b.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{u}})
 	if err != nil {
@@ -269,7 +269,7 @@ func (b *browser) cookies(u string) map[string]*network.Cookie {
 }
 
 // consoleLines is what the page wrote to its console so far.
-func (b *browser) consoleLines() []string {
+func (b *chromium) consoleLines() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return append([]string(nil), b.console...)
@@ -277,7 +277,7 @@ func (b *browser) consoleLines() []string {
 
 // screenshot saves a PNG of the viewport as an artifact named name and
 // returns its path.
-func (b *browser) screenshot(name string) string {
+func (b *chromium) screenshot(name string) string {
 	b.t.Helper()
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -288,7 +288,7 @@ func (b *browser) screenshot(name string) string {
 
 // saveFailure keeps what the page looked like when the test failed: a
 // screenshot, its HTML and its console.
-func (b *browser) saveFailure() {
+func (b *chromium) saveFailure() {
 	ctx, cancel := context.WithTimeout(b.tab, failureGrace)
 	defer cancel()
 	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
@@ -303,7 +303,7 @@ func (b *browser) saveFailure() {
 }
 
 // saveArtifact writes data to this test's artifact folder and logs where.
-func (b *browser) saveArtifact(name string, data []byte) string {
+func (b *chromium) saveArtifact(name string, data []byte) string {
 	dir := artifactDir(b.t)
 	path := filepath.Join(dir, name)
 	if err := os.WriteFile(path, data, 0o644); err != nil {

@@ -57,7 +57,7 @@ func TestBrowserExampleChoosesTheLogin(t *testing.T) {
 	startConfig(t, exampleConfig(t, ""))
 
 	t.Run("desktop", func(t *testing.T) {
-		b := newBrowser(t)
+		b := newChromium(t)
 		if st := b.navigate(appURL + "/"); st != 200 {
 			t.Fatalf("home page: %d", st)
 		}
@@ -105,7 +105,7 @@ func TestBrowserExampleChoosesTheLogin(t *testing.T) {
 	})
 
 	t.Run("wechat", func(t *testing.T) {
-		b := newBrowser(t, withUserAgent(weChatUA))
+		b := newChromium(t, withUserAgent(weChatUA))
 		b.navigate(appURL + "/")
 		b.waitVisible("#login-oa")
 		b.waitVisible("#hint-oa")
@@ -120,7 +120,7 @@ func TestBrowserExampleChoosesTheLogin(t *testing.T) {
 	})
 
 	t.Run("account page without a session", func(t *testing.T) {
-		b := newBrowser(t)
+		b := newChromium(t)
 		if st := b.navigate(appURL + "/me.html"); st != 200 {
 			t.Fatalf("me.html: %d", st)
 		}
