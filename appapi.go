@@ -12,7 +12,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/login"
-	"github.com/wxauth/caddy-wxauth/internal/platform"
+	"github.com/wxauth/caddy-wxauth/internal/platforms"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 
@@ -125,16 +125,16 @@ func (h *Handler) callUser(ctx context.Context, call *appCall) (string, error) {
 	}
 	plt := call.Platform
 	if plt == "" {
-		plt = platform.WeChat
+		plt = platforms.WeChat
 	}
 	appID := call.AppID
 	switch {
-	case plt == platform.WeChat && (appID == "" || appID == h.AppID):
+	case plt == platforms.WeChat && (appID == "" || appID == h.AppID):
 		if h.AppID == "" {
 			return "", apierr.InvalidRequest(`this handler serves no WeChat mini-program: name the user's "platform" (and "app_id" for a web login)`)
 		}
 		appID = h.AppID
-	case plt == platform.WeChat:
+	case plt == platforms.WeChat:
 		if !h.servesApp(plt, appID) {
 			return "", apierr.InvalidRequest(`"app_id" is not an app this handler serves`)
 		}

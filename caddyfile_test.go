@@ -77,3 +77,45 @@ func TestCaddyfileGivenTwice(t *testing.T) {
 		})
 	}
 }
+
+// TestCaddyfilePlatforms parses and checks platform blocks and link_by, as
+// caddy validate does: each platform once, its fields once, the right
+// credentials for each, and a handler of other platforms only.
+func TestCaddyfilePlatforms(t *testing.T) {
+	const dy = "platform douyin {\napp_id tt1\napp_secret s\napi_base http://127.0.0.1:1/douyin\n}"
+	tests := []struct {
+		name, body, err string // err "" = valid
+	}{
+		{"only other platforms", dy, ""},
+		{"with WeChat", "app_id wxa\napp_secret s\napi_base http://127.0.0.1:1\n" + dy + "\nlink_by unionid", ""},
+		{"twice", dy + "\n" + dy, "platform douyin is configured twice"},
+		{"unknown", "platform myspace {\napp_id a\n}", `platform "myspace": one of qq, douyin, alipay, baidu, kuaishou`},
+		{"wechat is at the top", "platform wechat {\napp_id a\n}", "WeChat is configured by app_id"},
+		{"field twice", "platform qq {\napp_id a\napp_id b\n}", "platform qq: app_id given twice"},
+		{"unknown field", "platform qq {\nsecret a\n}", `platform qq: unrecognized subdirective "secret"`},
+		{"no secret", "platform kuaishou {\napp_id a\n}", "platform kuaishou: app_secret is required"},
+		{"no app id", "platform baidu {\napp_secret s\n}", "platform baidu: app_id is required"},
+		{"alipay with a secret", "platform alipay {\napp_id 2021\napp_secret s\n}", "platform alipay signs with keys"},
+		{"alipay without keys", "platform alipay {\napp_id 2021\n}", "private_key (the app's RSA2 private key) and alipay_public_key are required"},
+		{"alipay key elsewhere", "platform qq {\napp_id a\napp_secret s\naes_key x\n}", "are for alipay only"},
+		{"bad api_base", "platform qq {\napp_id a\napp_secret s\napi_base ftp://x\n}", "is not an http(s) URL"},
+		{"secret without app_id", "app_secret s\n" + dy, "app_secret is set but app_id is not"},
+		{"nothing", "", "app_id is required"},
+		{"link_by what", dy + "\nlink_by phone", `link_by "phone": the one way to link is unionid`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var h Handler
+			err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("wxauth {\n" + tt.body + "\n}"))
+			if err == nil {
+				err = h.Config.prepare()
+			}
+			switch {
+			case tt.err == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+				t.Fatalf("got %v, want an error saying %q", err, tt.err)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/hook"
 	"github.com/wxauth/caddy-wxauth/internal/strictjson"
+	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/internal/login"
 
@@ -41,6 +42,10 @@ type decryptRequest struct {
 
 // serveDecrypt decrypts encryptedData with the user's newest session_key.
 func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
+	dec, ok := h.callerProvider(id).(login.Decrypter)
+	if !ok {
+		return errNoUserData(id)
+	}
 	var req decryptRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
@@ -50,10 +55,6 @@ func (h *Handler) serveDecrypt(w http.ResponseWriter, r *http.Request, id *guard
 	}
 	if (req.RawData == "") != (req.Signature == "") {
 		return apierr.InvalidRequest(`"rawData" and "signature" go together`)
-	}
-	dec, ok := h.callerProvider(id).(login.Decrypter)
-	if !ok {
-		return errNoUserData(id)
 	}
 	key, err := h.sessionKey(r.Context(), id)
 	if err != nil {
@@ -128,6 +129,11 @@ func (h *Handler) servePhoneSealed(w http.ResponseWriter, r *http.Request, id *g
 	info, err := open(body)
 	if err != nil {
 		refund()
+		if ae := apierr.As(err); ae.Status >= http.StatusInternalServerError {
+			// The app's keys, not the user: the operator must see it.
+			h.requestLogger(r).Error("phone number could not be opened", zap.String("platform", id.Platform()),
+				zap.String("error", ae.Code), zap.String("message", ae.Message))
+		}
 		return err
 	}
 	if h.AppHook.wants(hookPhone) {

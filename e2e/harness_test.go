@@ -150,7 +150,7 @@ func configFor(appID, wxauthBody string) string {
 			%s
 		}
 		header Content-Type application/json
-		respond `+"`"+`{"hdr_openid":"{http.request.header.X-Wx-Openid}","hdr_unionid":"{http.request.header.X-Wx-Unionid}","hdr_uid":"{http.request.header.X-Wx-Uid}","id":"{http.auth.user.id}","openid":"{http.auth.user.openid}","unionid":"{http.auth.user.unionid}","path":"{http.request.uri.path}"}`+"`"+`
+		respond `+"`"+`{"hdr_openid":"{http.request.header.X-Wx-Openid}","hdr_unionid":"{http.request.header.X-Wx-Unionid}","hdr_uid":"{http.request.header.X-Wx-Uid}","hdr_platform":"{http.request.header.X-Wx-Platform}","hdr_surface":"{http.request.header.X-Wx-Surface}","hdr_appid":"{http.request.header.X-Wx-Appid}","hdr_anonymous":"{http.request.header.X-Wx-Anonymous}","id":"{http.auth.user.id}","openid":"{http.auth.user.openid}","unionid":"{http.auth.user.unionid}","path":"{http.request.uri.path}"}`+"`"+`
 	}
 }
 `, mockURL, appID, appURL, appID, mockURL, wxauthBody)

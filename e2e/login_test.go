@@ -43,6 +43,7 @@ func TestLoginAndProtectedCall(t *testing.T) {
 	}
 	want := map[string]string{
 		"hdr_openid": r.str("openid"), "hdr_unionid": r.str("unionid"),
+		"hdr_platform": "wechat", "hdr_surface": "mp", "hdr_appid": testApp, "hdr_anonymous": "",
 		"id": r.str("openid"), "openid": r.str("openid"), "unionid": r.str("unionid"),
 		"path": "/api/orders",
 	}

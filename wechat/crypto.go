@@ -53,12 +53,13 @@ func (e *decryptError) Unwrap() []error { return []error{ErrDecrypt, e.kind} }
 
 func decryptErr(kind error, reason string) error { return &decryptError{kind: kind, reason: reason} }
 
-// decodeBase64 decodes the standard alphabet strictly, with two
+// DecodeBase64 decodes the standard alphabet strictly, with two
 // allowances seen in the field: missing '=' padding (some clients strip
 // it) and ' ' where '+' was meant (a '+' sent unescaped in a form or query
 // string decodes to a space). Anything else, line breaks included, is
-// rejected.
-func decodeBase64(s string) ([]byte, error) {
+// rejected. The other platforms' providers decode their user data with it
+// too: their clients send it the same way.
+func DecodeBase64(s string) ([]byte, error) {
 	s = strings.ReplaceAll(s, " ", "+")
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -76,21 +77,21 @@ func decodeBase64(s string) ([]byte, error) {
 // Decrypt decrypts WeChat encryptedData: AES-128-CBC with the base64
 // session_key as key and the base64 iv, then strict PKCS#7 unpadding.
 func Decrypt(sessionKey, encryptedData, iv string) ([]byte, error) {
-	key, err := decodeBase64(sessionKey)
+	key, err := DecodeBase64(sessionKey)
 	if err != nil {
 		return nil, decryptErr(ErrBadKey, "session_key is not base64")
 	}
 	if len(key) != aes.BlockSize {
 		return nil, decryptErr(ErrBadKey, "session_key is not 16 bytes")
 	}
-	ivb, err := decodeBase64(iv)
+	ivb, err := DecodeBase64(iv)
 	if err != nil {
 		return nil, decryptErr(ErrBadIV, "iv is not base64")
 	}
 	if len(ivb) != aes.BlockSize {
 		return nil, decryptErr(ErrBadIV, "iv is not 16 bytes")
 	}
-	data, err := decodeBase64(encryptedData)
+	data, err := DecodeBase64(encryptedData)
 	if err != nil {
 		return nil, decryptErr(ErrBadData, "encryptedData is not base64")
 	}
@@ -178,7 +179,7 @@ func LoginStateSignature(sessionKey, message string) string {
 // PKCS#7 padding, results in standard padded base64. The WeChat stand-in
 // and tests use it.
 func Encrypt(sessionKey string, plaintext []byte) (encryptedData, iv string, err error) {
-	key, err := decodeBase64(sessionKey)
+	key, err := DecodeBase64(sessionKey)
 	if err != nil || len(key) != aes.BlockSize {
 		return "", "", errors.New("wechat: session_key must be base64 of 16 bytes")
 	}

@@ -312,9 +312,9 @@ func TestEncryptRoundTrip(t *testing.T) {
 // had valid PKCS#7 padding and Decrypt's result is its unpadded prefix.
 func checkPadding(t *testing.T, key, data, iv string, got []byte) {
 	t.Helper()
-	k, err1 := decodeBase64(key)
-	c, err2 := decodeBase64(data)
-	i, err3 := decodeBase64(iv)
+	k, err1 := DecodeBase64(key)
+	c, err2 := DecodeBase64(data)
+	i, err3 := DecodeBase64(iv)
 	if err1 != nil || err2 != nil || err3 != nil || len(k) != 16 || len(i) != 16 || len(c) == 0 || len(c)%16 != 0 {
 		t.Fatalf("success on invalid input (key %d, iv %d, data %d bytes)", len(k), len(i), len(c))
 	}

@@ -24,17 +24,28 @@ func randomToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// wechatKeySize is the length of WeChat's session keys (AES-128), and of
+// QQ's, Douyin's and Kuaishou's.
+const wechatKeySize = 16
+
 // newSessionKey returns a random session_key as WeChat encodes it.
-func newSessionKey() string {
-	b := make([]byte, 16)
+func newSessionKey() string { return newKey(wechatKeySize) }
+
+// newKey returns size random bytes in standard base64, as the platforms
+// encode session keys (Baidu's are 24 bytes).
+func newKey(size int) string {
+	b := make([]byte, size)
 	_, _ = rand.Read(b)
 	return base64.StdEncoding.EncodeToString(b)
 }
 
 // validSessionKey reports whether k is base64 of an AES-128 key.
-func validSessionKey(k string) bool {
+func validSessionKey(k string) bool { return validKey(k, wechatKeySize) }
+
+// validKey reports whether k is base64 of a key of size bytes.
+func validKey(k string, size int) bool {
 	b, err := base64.StdEncoding.DecodeString(k)
-	return err == nil && len(b) == 16
+	return err == nil && len(b) == size
 }
 
 // openID derives a stable openid for user in appID, 28 characters like WeChat's.

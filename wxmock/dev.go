@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // devError is the body of a failed developer endpoint call.
@@ -92,7 +93,18 @@ func (h *Handler) devUserInfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, jsonType, http.StatusNotFound, devError{fmt.Sprintf("user %q has not logged in", name)})
 		return
 	}
-	p := profile{
+	reply, err := sealedUserInfo(u, name, param(r, "appid", u.appID), h.state.now())
+	if err != nil {
+		writeJSON(w, jsonType, http.StatusInternalServerError, devError{"cannot seal user info"})
+		return
+	}
+	writeJSON(w, jsonType, http.StatusOK, reply)
+}
+
+// demoProfile is the profile wxmock gives the user name: the public part
+// of getUserInfo's data, its rawData.
+func demoProfile(name string) profile {
+	return profile{
 		NickName:  name,
 		Gender:    1,
 		Language:  "zh_CN",
@@ -101,29 +113,39 @@ func (h *Handler) devUserInfo(w http.ResponseWriter, r *http.Request) {
 		Country:   "CN",
 		AvatarURL: "https://wxmock.invalid/avatar/" + url.PathEscape(name) + ".png",
 	}
+}
+
+// sealedUserInfo is what getUserInfo gives a mini-program on a platform
+// that seals user data as WeChat does (WeChat, QQ, Douyin, Kuaishou): the
+// profile of u, who is name, as rawData with its signature, and as
+// encryptedData with the openid, unionid and a watermark naming appID,
+// sealed with u's session key.
+func sealedUserInfo(u user, name, appID string, now time.Time) (userInfoReply, error) {
+	p := demoProfile(name)
 	info := userInfo{
 		OpenID:    u.openID,
 		profile:   p,
 		UnionID:   u.unionID,
-		Watermark: watermark{Timestamp: h.state.now().Unix(), AppID: param(r, "appid", u.appID)},
+		Watermark: watermark{Timestamp: now.Unix(), AppID: appID},
 	}
-	raw, err1 := json.Marshal(p)
-	plain, err2 := json.Marshal(info)
-	if err1 != nil || err2 != nil {
-		writeJSON(w, jsonType, http.StatusInternalServerError, devError{"cannot encode user info"})
-		return
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return userInfoReply{}, err
+	}
+	plain, err := json.Marshal(info)
+	if err != nil {
+		return userInfoReply{}, err
 	}
 	enc, iv, err := encrypt(u.sessionKey, plain)
 	if err != nil {
-		writeJSON(w, jsonType, http.StatusInternalServerError, devError{"cannot encrypt user info"})
-		return
+		return userInfoReply{}, err
 	}
-	writeJSON(w, jsonType, http.StatusOK, userInfoReply{
+	return userInfoReply{
 		EncryptedData: enc,
 		IV:            iv,
 		RawData:       string(raw),
 		Signature:     rawDataSignature(string(raw), u.sessionKey),
-	})
+	}, nil
 }
 
 // devPhoneCode serves GET /wxmock/phonecode: a one-time code, as the

@@ -1,10 +1,12 @@
 package wxmock
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
@@ -96,12 +98,133 @@ func (h *Handler) validatePlatforms() error {
 			return fmt.Errorf("unknown platform %q", name)
 		}
 	}
+	_, err := h.alipayConfig()
+	return err
+}
+
+// standIns are the platforms' stand-ins written so far, by name.
+var standIns = map[string]standIn{
+	"qq":       qqAPI{},
+	"douyin":   douyinAPI{},
+	"baidu":    baiduAPI{},
+	"kuaishou": kuaishouAPI{},
+}
+
+// site is one platform's stand-in as a handler serves it: its block,
+// placeholders resolved, and the state of its app, which every handler of
+// the same platform and app id shares, across config reloads too, as
+// WeChat's does.
+type site struct {
+	name string
+	// api answers the platform's API; nil for a platform whose stand-in
+	// lives elsewhere (Alipay's).
+	api standIn
+	// cfg is the platform block, placeholders resolved; empty fields
+	// accept anything.
+	cfg Platform
+	// state holds the login codes and users of the app.
+	state *state
+	// anon holds Douyin's anonymous codes and devices, apart from its
+	// login codes; nil on the other platforms.
+	anon *state
+	// keys are the entries of states the site holds.
+	keys []string
+}
+
+// provisionPlatforms resolves every platform block's placeholders and
+// attaches each platform's shared state, configured or not: a platform
+// without a block is served too, accepting any app id and secret.
+func (h *Handler) provisionPlatforms(repl *caddy.Replacer) error {
+	h.sites = make(map[string]*site, len(platformNames))
+	for _, name := range platformNames {
+		s := &site{name: name, api: standIns[name]}
+		if p := h.Platforms[name]; p != nil {
+			s.cfg = *p
+		}
+		for _, f := range []*string{&s.cfg.AppID, &s.cfg.AppSecret, &s.cfg.AppPublicKey, &s.cfg.PlatformPrivateKey, &s.cfg.AESKey} {
+			*f = repl.ReplaceKnown(*f, "")
+		}
+		h.sites[name] = s
+		var err error
+		if s.state, err = s.load(""); err != nil {
+			return err
+		}
+		if name == "douyin" {
+			if s.anon, err = s.load("anonymous"); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
+// load attaches the state of kind (one app may have several) of the site's
+// app.
+func (s *site) load(kind string) (*state, error) {
+	key := "platform/" + s.name + "/" + kind + "/" + s.cfg.AppID
+	st, _, err := states.LoadOrNew(key, func() (caddy.Destructor, error) {
+		st := newState()
+		if s.api != nil {
+			st.keySize = s.api.traits().keySize
+		}
+		return st, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.keys = append(s.keys, key)
+	return st.(*state), nil
+}
+
+// cleanupPlatforms releases the platforms' states; the last handler of an
+// app drops them.
+func (h *Handler) cleanupPlatforms() error {
+	var errs []error
+	for _, s := range h.sites {
+		for _, key := range s.keys {
+			_, err := states.Delete(key)
+			errs = append(errs, err)
+		}
+	}
+	h.sites = nil
+	return errors.Join(errs...)
+}
+
 // platformRoute returns the stand-in that answers path, or nil. Each
-// platform's API is served under /<platform>/, plus WeChat's web login
-// (open.weixin.qq.com's pages and the sns/oauth2 API) at WeChat's paths.
+// platform's API is served under /<platform>/ (wxauth's api_base for it is
+// http://host:port/<platform>), its developer endpoints under
+// /<platform>/wxmock/.
 func (h *Handler) platformRoute(path string) http.HandlerFunc {
+	// WeChat's web login (the authorize and qrconnect pages, sns/oauth2/*
+	// and sns/userinfo) is served at WeChat's own paths: its routes go
+	// here, before the platforms' prefixes.
+	if f := h.webRoute(path); f != nil {
+		return f
+	}
+	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	switch name {
+	case "qq", "douyin", "baidu", "kuaishou":
+		if s := h.sites[name]; s != nil {
+			return h.siteRoute(s, "/"+rest)
+		}
+	case "alipay":
+		return h.alipayRoute(path)
+	}
+	return nil
+}
+
+// siteRoute returns what answers path (the part after /<platform>) on s,
+// or nil.
+func (h *Handler) siteRoute(s *site, path string) http.HandlerFunc {
+	switch path {
+	case s.api.traits().loginPath:
+		return func(w http.ResponseWriter, r *http.Request) { h.serveLogin(w, r, s) }
+	case "/wxmock/login":
+		return func(w http.ResponseWriter, r *http.Request) { h.devPlatformLogin(w, r, s) }
+	case "/wxmock/userinfo":
+		return func(w http.ResponseWriter, r *http.Request) { h.devPlatformSealed(w, r, s, false) }
+	case "/wxmock/phone":
+		return func(w http.ResponseWriter, r *http.Request) { h.devPlatformSealed(w, r, s, true) }
+	}
 	return nil
 }

@@ -35,6 +35,10 @@ type state struct {
 	current    map[string]string // app id -> newest access_token
 	busyonce   int
 	stats      counters
+	web        webState // web login codes and tokens (web.go)
+	// keySize is the length of the session keys this app's platform
+	// hands out; 0 means WeChat's 16 bytes.
+	keySize int
 }
 
 // loginCode is what /wxmock/login hands out and jscode2session takes.
@@ -83,12 +87,26 @@ type counters struct {
 	CheckSession int `json:"checksession"`
 	// SubscribeSend counts POST /cgi-bin/message/subscribe/send.
 	SubscribeSend int `json:"subscribe_send"`
+	// OAuthAccessToken counts GET /sns/oauth2/access_token (web login).
+	OAuthAccessToken int `json:"sns_oauth2_access_token"`
+	// OAuthRefreshToken counts GET /sns/oauth2/refresh_token (web login).
+	OAuthRefreshToken int `json:"sns_oauth2_refresh_token"`
+	// UserInfo counts GET /sns/userinfo (web login).
+	UserInfo int `json:"sns_userinfo"`
 }
 
 func newState() *state {
 	s := &state{now: time.Now}
 	s.clear()
 	return s
+}
+
+// freshKey returns a random session key of the app's platform.
+func (s *state) freshKey() string {
+	if s.keySize == 0 {
+		return newSessionKey()
+	}
+	return newKey(s.keySize)
 }
 
 // Destruct implements caddy.Destructor; there is nothing to release.
@@ -110,6 +128,7 @@ func (s *state) clear() {
 	}
 	s.busyonce = 0
 	s.stats = counters{}
+	s.web.clear()
 }
 
 func (s *state) reset() {
@@ -134,7 +153,7 @@ func (s *state) snapshot() counters {
 // random one.
 func (s *state) newLoginCode(name, sessionKey string, withUnionID bool) string {
 	if sessionKey == "" {
-		sessionKey = newSessionKey()
+		sessionKey = s.freshKey()
 	}
 	code := randomToken(24)
 	s.mu.Lock()
@@ -166,7 +185,7 @@ func (s *state) exchange(code, appID, anyUser string) (u user, errcode int) {
 	if !ok && anyUser != "" && !s.spent.has(code) {
 		now := s.now()
 		s.pruneCodesLocked(now)
-		lc = &loginCode{user: anyUser, sessionKey: newSessionKey(), unionid: true, expires: now.Add(codeTTL)}
+		lc = &loginCode{user: anyUser, sessionKey: s.freshKey(), unionid: true, expires: now.Add(codeTTL)}
 		s.codes[code] = lc
 		ok = true
 	}
@@ -199,7 +218,7 @@ func (s *state) busyOnce(appID string) (u user, fail bool) {
 	if s.busyonce%2 == 1 {
 		return user{}, true
 	}
-	lc := &loginCode{user: "busyonce", sessionKey: newSessionKey(), unionid: true}
+	lc := &loginCode{user: "busyonce", sessionKey: s.freshKey(), unionid: true}
 	return s.loginLocked(lc, appID), false
 }
 

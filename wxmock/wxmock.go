@@ -2,6 +2,7 @@ package wxmock
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -53,9 +54,15 @@ type Handler struct {
 	// not named here is still served, accepting any app id and secret.
 	Platforms map[string]*Platform `json:"platforms,omitempty"`
 
+	// WebApps are the web apps (official accounts, website apps) whose
+	// web login calls the stand-in accepts; empty accepts any app id and
+	// secret. See WebApp.
+	WebApps []WebApp `json:"web_apps,omitempty"`
+
 	appID     string
 	appSecret string
 	state     *state
+	sites     map[string]*site // the other platforms' stand-ins, by name
 	logger    *zap.Logger
 }
 
@@ -83,6 +90,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.state = st.(*state)
+	if err := h.provisionPlatforms(repl); err != nil {
+		return err
+	}
 	h.logger.Warn("wxmock stands in for the WeChat API: for development and tests only",
 		zap.String("app_id", h.appID))
 	if h.AnyCode != "" {
@@ -100,6 +110,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.AnyCode != "" && !validUserName(h.AnyCode) {
 		return fmt.Errorf("any_code %q: a user name is letters, digits, '_', '-' and '.', at most %d", h.AnyCode, maxUserName)
+	}
+	if err := h.validateWebApps(); err != nil {
+		return err
 	}
 	return h.validatePlatforms()
 }
@@ -122,14 +135,16 @@ func validUserName(name string) bool {
 	return true
 }
 
-// Cleanup releases the shared state; the last handler of an app drops it.
+// Cleanup releases the shared states; the last handler of an app drops
+// them.
 func (h *Handler) Cleanup() error {
+	perr := h.cleanupPlatforms()
 	if h.state == nil {
-		return nil
+		return perr
 	}
 	h.state = nil
 	_, err := states.Delete(h.appID)
-	return err
+	return errors.Join(err, perr)
 }
 
 // ServeHTTP answers the WeChat API and developer endpoints and passes every
