@@ -223,6 +223,16 @@ func (b *chromium) text(sel string) string {
 	return s
 }
 
+// value is the value of the first form field matching sel.
+func (b *chromium) value(sel string) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, chromedp.Value(chromedp.CSS(sel)))
+	if err != nil {
+		b.fatal("read the value of "+sel, err)
+	}
+	return v
+}
+
 // visible reports whether an element matching sel is shown now.
 func (b *chromium) visible(sel string) bool {
 	b.t.Helper()
@@ -233,11 +243,11 @@ func (b *chromium) visible(sel string) bool {
 	return v
 }
 
-// eval evaluates a JavaScript expression in the page and decodes its value
-// into v.
+// eval evaluates a JavaScript expression in the page (a promise is awaited)
+// and decodes its value into v.
 func (b *chromium) eval(expr string, v any) {
 	b.t.Helper()
-	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAsValue))
+	raw, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAsValue, chromedp.EvalAwaitPromise))
 	if err != nil {
 		b.fatal("evaluate "+expr, err)
 	}
@@ -275,11 +285,11 @@ func (b *chromium) consoleLines() []string {
 	return append([]string(nil), b.console...)
 }
 
-// screenshot saves a PNG of the viewport as an artifact named name and
+// screenshot saves a PNG of the whole page as an artifact named name and
 // returns its path.
 func (b *chromium) screenshot(name string) string {
 	b.t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		b.fatal("screenshot", err)
 	}
@@ -291,7 +301,7 @@ func (b *chromium) screenshot(name string) string {
 func (b *chromium) saveFailure() {
 	ctx, cancel := context.WithTimeout(b.tab, failureGrace)
 	defer cancel()
-	if png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot()); err == nil {
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		b.saveArtifact("failed.png", png)
 	}
 	if html, err := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html"))); err == nil {
