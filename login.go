@@ -456,14 +456,24 @@ func (a webHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Sessi
 
 // webCookie returns the web login whose session cookie holds the token
 // the guard will check on r, and that token; nil when the token comes
-// from elsewhere. It runs before the guard takes the cookie out.
-func (h *Handler) webCookie(r *http.Request) (*webLogin, string) {
+// from elsewhere. It runs before the guard takes the cookie out, and
+// clears a cookie whose session has ended.
+func (h *Handler) webCookie(w http.ResponseWriter, r *http.Request) (*webLogin, string) {
 	if len(h.web) == 0 {
 		return nil, ""
 	}
 	tok := h.guard.Find(r)
 	for _, wl := range h.web {
 		if c, err := r.Cookie(wl.routes.CookieName()); err == nil && tok != "" && c.Value == tok {
+			if _, aerr := h.guard.Check(r.Context(), tok); aerr != nil && aerr.Code == "invalid_token" {
+				// Its session ended or expired: the browser is told to drop
+				// the cookie, which its pages cannot, and the request goes
+				// on without it (anonymous in optional mode) rather than
+				// every page answering 401 to it.
+				wl.routes.ClearCookie(w, r)
+				guard.RemoveCookie(r.Header, wl.routes.CookieName())
+				return nil, ""
+			}
 			return wl, tok
 		}
 	}

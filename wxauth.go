@@ -158,7 +158,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ep, ok := h.routes[r.URL.Path]; ok {
 		return h.serveEndpoint(w, r, ep)
 	}
-	wl, tok := h.webCookie(r)
+	wl, tok := h.webCookie(w, r)
 	if pass, err := h.guard.Serve(w, r); !pass {
 		return err
 	}

@@ -17,14 +17,15 @@ import (
 )
 
 // demoConfig is example.Caddyfile with its fixed ports (admin 2019, wxmock
-// 9000, app 8080) replaced by free ones, so the test runs beside a demo.
+// 9000, app 8080, web site 8081) replaced by free ones, so the test runs
+// beside a demo.
 func demoConfig(t *testing.T) (path string, ports []int) {
 	t.Helper()
 	b, err := os.ReadFile(repoPath("example.Caddyfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports, err = freePorts(3)
+	ports, err = freePorts(4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,6 +34,7 @@ func demoConfig(t *testing.T) (path string, ports []int) {
 		{`(?m)^(\s*admin\s+)localhost:2019$`, "${1}127.0.0.1:" + strconv.Itoa(ports[0])},
 		{`127\.0\.0\.1:9000\b`, "127.0.0.1:" + strconv.Itoa(ports[1])},
 		{`127\.0\.0\.1:8080\b`, "127.0.0.1:" + strconv.Itoa(ports[2])},
+		{`127\.0\.0\.1:8081\b`, "127.0.0.1:" + strconv.Itoa(ports[3])},
 	} {
 		re := regexp.MustCompile(s.from)
 		if !re.MatchString(cfg) {
@@ -40,7 +42,7 @@ func demoConfig(t *testing.T) (path string, ports []int) {
 		}
 		cfg = re.ReplaceAllString(cfg, s.to)
 	}
-	if left := regexp.MustCompile(`:(2019|8080|9000)\b`).FindString(regexp.MustCompile(`#.*`).ReplaceAllString(cfg, "")); left != "" {
+	if left := regexp.MustCompile(`:(2019|8080|8081|9000)\b`).FindString(regexp.MustCompile(`#.*`).ReplaceAllString(cfg, "")); left != "" {
 		t.Fatalf("a fixed demo port is left: %s", left)
 	}
 	path = filepath.Join(t.TempDir(), "demo.Caddyfile")

@@ -284,8 +284,38 @@ func TestWebLoginDance(t *testing.T) {
 		t.Fatalf("logout: %d %q %v", out.status, out.header.Get("Location"), out.header.Values("Set-Cookie"))
 	}
 	expectError(t, b.whoami("/account"), http.StatusUnauthorized, "missing_token")
+	// A browser that still sends the ended session's cookie is told to
+	// drop it (its pages cannot: it is HttpOnly), and goes on without it.
 	b.setCookie("wxauth_h5", tok)
-	expectError(t, b.whoami("/account"), http.StatusUnauthorized, "invalid_token")
+	dead := b.whoami("/account")
+	expectError(t, dead, http.StatusUnauthorized, "missing_token")
+	if !strings.Contains(setCookieHeader(dead, "wxauth_h5"), "Max-Age=0") {
+		t.Fatalf("the ended session's cookie is not cleared: %v", dead.header.Values("Set-Cookie"))
+	}
+}
+
+// On a site whose pages are open to anyone (optional), a cookie of an
+// ended session makes its browser an anonymous visitor again, not a 401 on
+// every page.
+func TestWebLoginEndedCookieOnOptionalSite(t *testing.T) {
+	startConfig(t, webConfig(nil, "optional", ""))
+	b := newBrowser(t)
+	b.webLogin("site", "alice", "/")
+	tok := b.cookie("wxauth_site")
+	if me := b.whoami("/"); me.status != http.StatusOK || me.str("openid") == "" {
+		t.Fatalf("logged in: %d %s", me.status, me.body)
+	}
+	if out := b.do(http.MethodPost, appURL+"/wx/web/site/logout", "", "Origin", appURL); out.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", out.status, out.body)
+	}
+	b.setCookie("wxauth_site", tok)
+	me := b.whoami("/")
+	if me.status != http.StatusOK || me.str("openid") != "" || !strings.Contains(setCookieHeader(me, "wxauth_site"), "Max-Age=0") {
+		t.Fatalf("the ended session's cookie: %d %s %v", me.status, me.body, me.header.Values("Set-Cookie"))
+	}
+	if b.cookie("wxauth_site") != "" {
+		t.Fatal("the browser kept the ended session's cookie")
+	}
 }
 
 // A user who declines, a snapshot page's visitor and a state from nowhere

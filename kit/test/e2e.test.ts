@@ -202,18 +202,19 @@ function freePort(): Promise<number> {
 
 // example.Caddyfile with its fixed ports replaced; fails loudly when the demo
 // no longer has the addresses this test expects, rather than testing something else.
-function withPorts(caddyfile: string, admin: number, mockPort: number, appPort: number): string {
+function withPorts(caddyfile: string, admin: number, mockPort: number, appPort: number, webPort: number): string {
   const swaps: [RegExp, string][] = [
     [/^(\s*admin\s+)\S+/m, `$1127.0.0.1:${admin}`],
     [/127\.0\.0\.1:9000\b/g, `127.0.0.1:${mockPort}`],
     [/127\.0\.0\.1:8080\b/g, `127.0.0.1:${appPort}`],
+    [/127\.0\.0\.1:8081\b/g, `127.0.0.1:${webPort}`],
   ]
   let out = caddyfile
   for (const [from, to] of swaps) {
     assert.match(out, from, `example.Caddyfile no longer matches ${from}`)
     out = out.replace(from, to)
   }
-  assert.doesNotMatch(out.replace(/#.*$/gm, ''), /:(2019|8080|9000)\b/, 'a fixed demo port is left')
+  assert.doesNotMatch(out.replace(/#.*$/gm, ''), /:(2019|8080|8081|9000)\b/, 'a fixed demo port is left')
   return out
 }
 
@@ -248,13 +249,13 @@ before(async () => {
       maxBuffer: 16 << 20,
     })
   }
-  const [admin, mockPort, appPort] = [await freePort(), await freePort(), await freePort()]
+  const [admin, mockPort, appPort, webPort] = [await freePort(), await freePort(), await freePort(), await freePort()]
   app = `http://127.0.0.1:${appPort}`
   mock = `http://127.0.0.1:${mockPort}`
   await startHook()
   const config = join(tmp, 'Caddyfile')
   const demo = await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8')
-  await writeFile(config, withPlatforms(withAppHook(withPorts(demo, admin, mockPort, appPort), hook.url), mock))
+  await writeFile(config, withPlatforms(withAppHook(withPorts(demo, admin, mockPort, appPort, webPort), hook.url), mock))
 
   // cwd is the repository, as for the demo: the Caddyfile's paths are relative to it.
   const proc = spawn(bin, ['run', '--config', config, '--adapter', 'caddyfile'], {

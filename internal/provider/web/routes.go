@@ -354,9 +354,15 @@ func (rt *Routes) serveLogout(w http.ResponseWriter, r *http.Request, log *zap.L
 			return
 		}
 	}
+	rt.ClearCookie(w, r)
+	redirect(w, next, http.StatusSeeOther)
+}
+
+// ClearCookie tells the browser to drop the session cookie: its session
+// has ended, and an HttpOnly cookie is one a page cannot delete itself.
+func (rt *Routes) ClearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: rt.app.Cookie, Path: "/", MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: rt.secure(r)})
-	redirect(w, next, http.StatusSeeOther)
 }
 
 // redirect sends the browser to next, a path SafeNext passed.
