@@ -63,7 +63,8 @@ type AppHook struct {
 // protectedHeaders cannot carry claims: wxauth's own identity headers and
 // headers the request needs (the client's copies are removed).
 var protectedHeaders = map[string]bool{
-	"X-Wx-Openid": true, "X-Wx-Unionid": true, "Authorization": true, "Cookie": true, "Host": true,
+	"X-Wx-Openid": true, "X-Wx-Unionid": true, "X-Wx-Platform": true, "X-Wx-Surface": true, "X-Wx-Appid": true,
+	"X-Wx-Anonymous": true, "Authorization": true, "Cookie": true, "Host": true,
 	"Content-Type": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
 }
 

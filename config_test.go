@@ -186,3 +186,18 @@ func TestWebLoginOnlyHandler(t *testing.T) {
 		t.Fatalf("seal %q, store name %q", h.sealSecret(), h.storeName())
 	}
 }
+
+// wxauth's identity headers cannot carry a claim: a claim_header onto one
+// is refused.
+func TestClaimHeaderOntoIdentityHeader(t *testing.T) {
+	for _, name := range []string{"X-Wx-Openid", "X-Wx-Surface", "x-wx-appid", "X-Wx-Platform", "X-Wx-Anonymous"} {
+		var h Handler
+		body := "wxauth {\napp_id wxa\napp_secret s\napi_base http://127.0.0.1:1\napp_hook http://127.0.0.1:1 {\nsecret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\nclaim_header tier " + name + "\n}\n}"
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Config.prepare(); err == nil || !strings.Contains(err.Error(), "cannot carry a claim") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

@@ -167,3 +167,23 @@ func TestGuardSkipsBadStoredClaims(t *testing.T) {
 		}
 	}
 }
+
+// A claim stored before its name was reserved never stands for wxauth's
+// own identity headers or placeholders.
+func TestStoredReservedClaimsNotHandedOn(t *testing.T) {
+	v := newView(faceID{openid: "o1", platform: "wechat", surface: "qr", appID: "wxweb"},
+		map[string]any{"surface": "mp", "platform": "qq", "app_id": "x", "uid": "7"}, nil, zap.NewNop())
+	got := map[string]string{}
+	for _, h := range v.headers {
+		if _, dup := got[h.name]; dup {
+			t.Fatalf("header %s twice: %v", h.name, v.headers)
+		}
+		got[h.name] = h.value
+	}
+	if got["X-Wx-Surface"] != "qr" || got["X-Wx-Platform"] != "wechat" || got["X-Wx-Uid"] != "7" {
+		t.Fatalf("headers %v", got)
+	}
+	if val, _ := v.lookup("http.auth.user.app_id"); val != "wxweb" {
+		t.Fatalf("app_id placeholder %v", val)
+	}
+}

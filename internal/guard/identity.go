@@ -197,7 +197,7 @@ func extraClaims(m map[string]any, headers map[string]string, log *zap.Logger) [
 	out := make([]extraClaim, 0, len(m))
 	var skipped []string
 	for k, v := range m {
-		if !users.PlainName(k) {
+		if !users.PlainName(k) || users.ReservedClaim(k) {
 			continue
 		}
 		s, err := users.ClaimText(v)

@@ -44,7 +44,14 @@ func CheckClaims(claims map[string]any) error {
 var reservedClaims = map[string]bool{
 	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
 	"sid": true, "openid": true, "unionid": true, "id": true, "ext": true,
+	"plt": true, "srf": true, "anon": true, "platform": true, "surface": true, "appid": true, "app_id": true, "anonymous": true,
 }
+
+// ReservedClaim reports whether a claim named name would stand for
+// wxauth's own identity (a header X-Wx-<Name> or a placeholder
+// {http.auth.user.<name>} wxauth sets): such a claim is never set, and one
+// stored before it was reserved is never handed on.
+func ReservedClaim(name string) bool { return reservedClaims[strings.ToLower(name)] }
 
 // ClaimText is a claim value as its header carries it, or why it cannot
 // be one. The app's input and stored values pass the same test.

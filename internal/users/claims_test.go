@@ -62,6 +62,9 @@ func TestCheckClaims(t *testing.T) {
 		{"array", map[string]any{"roles": []any{"a"}}, `claim "roles" must be a string, number or boolean`},
 		{"object", map[string]any{"addr": map[string]any{"a": "1"}}, `claim "addr" must be`},
 		{"reserved name", map[string]any{"OpenID": "x"}, "reserved"},
+		{"an identity header's name", map[string]any{"surface": "oa"}, "reserved"},
+		{"an identity placeholder's name", map[string]any{"App_ID": "wx1"}, "reserved"},
+		{"the platform", map[string]any{"platform": "qq"}, "reserved"},
 		{"bad name", map[string]any{"a b": "x"}, "not a valid name"},
 		{"the first bad claim by name", map[string]any{"b": []any{}, "a": "\n"}, `claim "a"`},
 	}
