@@ -30,6 +30,8 @@ const (
 	hookPhone   = "phone"
 	hookDecrypt = "decrypt"
 	hookLogout  = "logout"
+	// hookUserInfo carries the profile a web login's sns/userinfo gave.
+	hookUserInfo = "userinfo"
 )
 
 // AppHook sends the app behind Caddy what only wxauth can verify: logins,
@@ -43,7 +45,8 @@ type AppHook struct {
 	// Required; {env.*} and {file.*} placeholders work. The same secret
 	// signs the app's calls to app_api.
 	Secret string `json:"secret"`
-	// Events to send: any of login, phone, decrypt, logout. Default: login.
+	// Events to send: any of login, phone, decrypt, logout, userinfo (the
+	// profile a web login's sns/userinfo gave). Default: login.
 	Events []string `json:"events,omitempty"`
 	// How long to wait for the app on each event. Default 3s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
@@ -80,9 +83,9 @@ func (ah *AppHook) provision() error {
 	}
 	for _, e := range ah.Events {
 		switch e {
-		case hookLogin, hookPhone, hookDecrypt, hookLogout:
+		case hookLogin, hookPhone, hookDecrypt, hookLogout, hookUserInfo:
 		default:
-			return fmt.Errorf("wxauth: app_hook events: unknown event %q (want login, phone, decrypt or logout)", e)
+			return fmt.Errorf("wxauth: app_hook events: unknown event %q (want login, phone, decrypt, logout or userinfo)", e)
 		}
 	}
 	if ah.Timeout == 0 {

@@ -54,16 +54,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		cache_size   <tokens>
 //		platform     qq|douyin|alipay|baidu|kuaishou { app_id; app_secret; private_key; alipay_public_key; aes_key; api_base }
 //		link_by      unionid
+//		web_login    <name> { app_id; app_secret; mode oa|qr; scope; path; cookie; open_base; public_url }
 //	}
 //
-// signing_key, token_from, claim_header and platform (once per platform)
-// may repeat; every other subdirective may be given once per block.
+// signing_key, token_from, claim_header, platform (once per platform) and
+// web_login (once per name) may repeat; every other subdirective may be
+// given once per block.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	given := once{"signing_key": repeatable, "token_from": repeatable, "platform": repeatable}
+	given := once{"signing_key": repeatable, "token_from": repeatable, "platform": repeatable, "web_login": repeatable}
 	for d.NextBlock(0) {
 		if err := given.check(d); err != nil {
 			return err
@@ -102,6 +104,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalPlatform(d)
 		case "link_by":
 			err = arg(d, &h.LinkBy)
+		case "web_login":
+			err = h.unmarshalWebLogin(d)
 		case "optional":
 			if d.NextArg() {
 				return d.ArgErr()
@@ -346,6 +350,58 @@ func (h *Handler) unmarshalPlatform(d *caddyfile.Dispenser) error {
 		h.Platforms = map[string]*platforms.Block{}
 	}
 	h.Platforms[name] = b
+	return nil
+}
+
+// unmarshalWebLogin reads a web login block; each name is given once, each
+// of its fields once:
+//
+//	web_login <name> {
+//		app_id     <appid>
+//		app_secret <secret>
+//		mode       oa|qr
+//		scope      snsapi_base|snsapi_userinfo
+//		path       <prefix>
+//		cookie     <name>
+//		open_base  <url>
+//		public_url <url>
+//	}
+func (h *Handler) unmarshalWebLogin(d *caddyfile.Dispenser) error {
+	var name string
+	if !d.Args(&name) || d.NextArg() {
+		return d.Errf("web_login wants one name: web_login <name> { ... }")
+	}
+	if _, dup := h.WebLogins[name]; dup {
+		return d.Errf("web_login %s is configured twice", name)
+	}
+	wl := new(WebLogin)
+	fields := map[string]*string{
+		"app_id": &wl.AppID, "app_secret": &wl.AppSecret, "mode": &wl.Mode, "scope": &wl.Scope,
+		"path": &wl.Path, "cookie": &wl.Cookie, "open_base": &wl.OpenBase, "public_url": &wl.PublicURL,
+	}
+	given := once{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		dst, ok := fields[d.Val()]
+		if !ok {
+			return d.Errf("web_login %s: unrecognized subdirective %q", name, d.Val())
+		}
+		if err := given.check(d); err != nil {
+			return err
+		}
+		var err error
+		if d.Val() == "app_id" || d.Val() == "app_secret" {
+			err = credentialArg(d, dst)
+		} else {
+			err = arg(d, dst)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if h.WebLogins == nil {
+		h.WebLogins = map[string]*WebLogin{}
+	}
+	h.WebLogins[name] = wl
 	return nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/textproto"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/platforms"
+	"github.com/wxauth/caddy-wxauth/internal/provider/web"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
@@ -55,6 +58,12 @@ type Config struct {
 	// and events follow the person. Empty (default): each app's users are
 	// its own.
 	LinkBy string `json:"link_by,omitempty"`
+	// WeChat logins in the browser, by name (letters, digits, '_', '-'):
+	// an official account's OAuth for pages inside WeChat (mode oa) or a
+	// website app's QR login (mode qr). Each serves GET <path>/login, GET
+	// <path>/callback and POST <path>/logout, and its session cookie is a
+	// token source like token_from's. Its sns calls go to api_base.
+	WebLogins map[string]*WebLogin `json:"web_logins,omitempty"`
 
 	// Fixed signing keys; the first signs, all verify. When empty, a key is
 	// generated once per app_id and kept in the store, so every instance that
@@ -122,6 +131,43 @@ type Config struct {
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
 
 	secret string // app_secret with its placeholders replaced
+}
+
+// WebLogin is one web_login block: WeChat login in the browser with one
+// official account or website app. Its users are WeChat's, of its app id
+// and surface (oa or qr); with link_by unionid one person is one user
+// across the mini-program and every web login.
+type WebLogin struct {
+	// The official account's (mode oa) or website app's (mode qr) AppID.
+	// Required.
+	AppID string `json:"app_id,omitempty"`
+	// That app's AppSecret. Required; {env.*} and {file.*} placeholders
+	// are replaced at provision time.
+	AppSecret string `json:"app_secret,omitempty"`
+	// oa: the official account's OAuth, inside WeChat's browser
+	// (open.weixin.qq.com/connect/oauth2/authorize); qr: the website's QR
+	// login (.../connect/qrconnect). Required.
+	Mode string `json:"mode,omitempty"`
+	// What an oa login asks: snsapi_base (default; silent, the openid only,
+	// never a unionid) or snsapi_userinfo (the user confirms; profile and
+	// unionid). qr is always snsapi_login (profile and unionid).
+	Scope string `json:"scope,omitempty"`
+	// Where the routes live: <path>/login?next=, <path>/callback and
+	// <path>/logout. Default /wx/web/<name>.
+	Path string `json:"path,omitempty"`
+	// The session cookie's name: HttpOnly, SameSite=Lax, Path=/, Secure
+	// unless the site is plain http. Default wxauth_<name>.
+	Cookie string `json:"cookie,omitempty"`
+	// Origin of WeChat's authorize and QR login pages. Default
+	// https://open.weixin.qq.com; a wxmock site in development and tests.
+	OpenBase string `json:"open_base,omitempty"`
+	// The site's origin as browsers see it (https://example.com), which
+	// redirect_uri and the logout's Origin check use. Default: the
+	// request's Host, https when it came over TLS or through a trusted
+	// proxy (Caddy's trusted_proxies) saying X-Forwarded-Proto: https.
+	PublicURL string `json:"public_url,omitempty"`
+
+	app web.App // prepared: placeholders replaced, defaults filled in
 }
 
 // TokenSource says where a token is read from (token_from).
@@ -201,6 +247,16 @@ func (c *Config) replacePlaceholders(repl *caddy.Replacer) error {
 	}
 	for _, name := range platforms.SortedNames(c.Platforms) {
 		if err := c.Platforms[name].Expand(name, expand); err != nil {
+			return err
+		}
+	}
+	for _, name := range webLoginNames(c.WebLogins) {
+		wl := c.WebLogins[name]
+		wl.app = web.App{Name: name, Mode: wl.Mode, Scope: wl.Scope, Prefix: wl.Path, Cookie: wl.Cookie, OpenBase: wl.OpenBase, PublicURL: wl.PublicURL}
+		if wl.app.AppID, err = expand("web_login "+name+" app_id", wl.AppID); err != nil {
+			return err
+		}
+		if wl.app.AppSecret, err = expand("web_login "+name+" app_secret", wl.AppSecret); err != nil {
 			return err
 		}
 	}
@@ -332,8 +388,8 @@ func (c *Config) validate() error {
 // platform blocks, and link_by.
 func (c *Config) validateApps() error {
 	switch {
-	case c.AppID == "" && len(c.Platforms) == 0:
-		return fmt.Errorf("wxauth: app_id is required%s; a handler of other platforms only needs a platform block instead", unsetHint)
+	case c.AppID == "" && len(c.Platforms) == 0 && len(c.WebLogins) == 0:
+		return fmt.Errorf("wxauth: app_id is required%s; a handler of other platforms or web logins only needs a platform or web_login block instead", unsetHint)
 	case c.AppID == "" && c.AppSecret != "":
 		return fmt.Errorf("wxauth: app_secret is set but app_id is not%s", unsetHint)
 	case c.AppID != "" && !users.PlainName(c.AppID):
@@ -350,14 +406,66 @@ func (c *Config) validateApps() error {
 	if c.LinkBy != "" && c.LinkBy != "unionid" {
 		return fmt.Errorf("wxauth: link_by %q: the one way to link is unionid", c.LinkBy)
 	}
+	return c.validateWebLogins()
+}
+
+// validateWebLogins checks the web_login blocks, filling in their defaults.
+func (c *Config) validateWebLogins() error {
+	modes, cookies := map[string]string{}, map[string]string{}
+	for _, src := range c.TokenSources {
+		if src.From == "cookie" {
+			cookies[src.Name] = "token_from"
+		}
+	}
+	for _, name := range webLoginNames(c.WebLogins) {
+		a := &c.WebLogins[name].app
+		if err := a.Prepare(); err != nil {
+			return fmt.Errorf("wxauth: %w", err)
+		}
+		onWeChat := strings.EqualFold(c.apiHost(), weChatAPIHost)
+		switch {
+		case a.AppID == c.AppID:
+			return fmt.Errorf("wxauth: web_login %s: app_id is the mini-program's; a web login needs its official account's (oa) or website app's (qr) own AppID", name)
+		case onWeChat && !isAppID(a.AppID):
+			return fmt.Errorf("wxauth: web_login %s: app_id %q is not a WeChat AppID, which is wx and 16 hex characters"+shapeNote, name, a.AppID)
+		case onWeChat && !isHex(a.AppSecret, appSecretLen):
+			return fmt.Errorf("wxauth: web_login %s: app_secret is not 32 hex characters, as an AppSecret is: look for a stray space, "+
+				"newline or quote (%d characters)"+shapeNote, name, len(a.AppSecret))
+		case modes[a.AppID] != "" && modes[a.AppID] != a.Mode:
+			return fmt.Errorf("wxauth: web_login %s: app_id %s is an official account in one web_login and a website app in another; an app is one or the other", name, a.AppID)
+		case cookies[a.Cookie] != "":
+			return fmt.Errorf("wxauth: web_login %s: cookie %q is also the cookie of %s; each web login needs its own", name, a.Cookie, cookies[a.Cookie])
+		}
+		modes[a.AppID], cookies[a.Cookie] = a.Mode, "web_login "+name
+	}
 	return nil
 }
 
-// apps lists the apps whose tokens the handler accepts.
+// webLoginNames lists the web logins' names in a stable order.
+func webLoginNames(m map[string]*WebLogin) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// apiHost is api_base's host name, "" when it does not parse.
+func (c *Config) apiHost() string {
+	u, err := url.Parse(c.APIBase)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
+// apps lists the apps whose tokens the handler accepts besides the
+// mini-program's: the platform blocks' and the web logins'.
 func (c *Config) apps() []token.App {
 	var out []token.App
 	for _, name := range platforms.SortedNames(c.Platforms) {
 		out = append(out, token.App{Platform: name, AppID: c.Platforms[name].AppID})
+	}
+	for _, name := range webLoginNames(c.WebLogins) {
+		if a := (token.App{Platform: platforms.WeChat, AppID: c.WebLogins[name].app.AppID}); !slices.Contains(out, a) {
+			out = append(out, a)
+		}
 	}
 	return out
 }
@@ -367,11 +475,29 @@ func (c *Config) keyRule() users.KeyRule {
 	return users.KeyRule{PrimaryApp: c.AppID, LinkByUnionID: c.LinkBy == "unionid"}
 }
 
+// sealSecret is what the store's seal key derives from: the mini-program's
+// AppSecret, or for a handler of other platforms only their secrets and
+// keys. Never empty once validated, so the seal is never a constant.
+func (c *Config) sealSecret() string {
+	if c.secret != "" {
+		return c.secret
+	}
+	out := platforms.SealSecrets(c.Platforms)
+	for _, name := range webLoginNames(c.WebLogins) {
+		out += "web_login " + name + "\x00" + c.WebLogins[name].app.AppSecret + "\x00"
+	}
+	return out
+}
+
 // storeName names the handler's keys in the store: its WeChat app_id, or
 // for a handler of other platforms only its first platform's app.
 func (c *Config) storeName() string {
 	if c.AppID != "" {
 		return c.AppID
+	}
+	if len(c.Platforms) == 0 {
+		name := webLoginNames(c.WebLogins)[0]
+		return "web-" + session.HashKey(c.WebLogins[name].app.AppID)[:16]
 	}
 	name := platforms.SortedNames(c.Platforms)[0]
 	return name + "-" + session.HashKey(c.Platforms[name].AppID)[:16]
@@ -470,5 +596,9 @@ func (c *Config) stripHeaders() []string {
 }
 
 func (c *Config) endpointPaths() []string {
-	return []string{c.LoginPath, c.RefreshPath, c.LogoutPath, c.DecryptPath, c.PhonePath, c.SessionPath, c.JWKSPath, c.AppAPI}
+	paths := []string{c.LoginPath, c.RefreshPath, c.LogoutPath, c.DecryptPath, c.PhonePath, c.SessionPath, c.JWKSPath, c.AppAPI}
+	for _, name := range webLoginNames(c.WebLogins) {
+		paths = append(paths, c.WebLogins[name].app.Paths()...)
+	}
+	return paths
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 // checkConfig runs what Provision runs before it opens anything.
@@ -148,5 +149,40 @@ func TestLimitDefaults(t *testing.T) {
 	if time.Duration(h.SessionMaxAge) != 30*24*time.Hour || h.PhoneLimit == nil ||
 		h.PhoneLimit.Calls != 5 || time.Duration(h.PhoneLimit.Window) != 10*time.Minute || h.ForwardToken {
 		t.Fatalf("defaults: session_max_age %v, phone_limit %+v, forward_token %v", time.Duration(h.SessionMaxAge), h.PhoneLimit, h.ForwardToken)
+	}
+}
+
+// A handler of other platforms only seals its store with their secrets:
+// never with an empty key, and another secret is another seal.
+func TestSealSecretOfPlatformsOnly(t *testing.T) {
+	seal := func(secret string) string {
+		var h Handler
+		body := "wxauth {\nplatform kuaishou {\napp_id ks1\napp_secret " + secret + "\napi_base http://127.0.0.1:1/kuaishou\n}\n}"
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Config.prepare(); err != nil {
+			t.Fatal(err)
+		}
+		return h.sealSecret()
+	}
+	a, b := seal("secret-a"), seal("secret-b")
+	if a == "" || a == b || !strings.Contains(a, "secret-a") {
+		t.Fatalf("seal secrets %q and %q", a, b)
+	}
+}
+
+// A handler of web logins only is valid, keyed and sealed by its web apps.
+func TestWebLoginOnlyHandler(t *testing.T) {
+	var h Handler
+	body := "wxauth {\napi_base http://127.0.0.1:1\nweb_login site {\napp_id wxweb\napp_secret web-secret\nmode qr\n}\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Config.prepare(); err != nil {
+		t.Fatalf("a web-only handler refused: %v", err)
+	}
+	if !strings.Contains(h.sealSecret(), "web-secret") || !strings.HasPrefix(h.storeName(), "web-") {
+		t.Fatalf("seal %q, store name %q", h.sealSecret(), h.storeName())
 	}
 }

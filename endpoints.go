@@ -16,7 +16,7 @@ import (
 
 // endpoint is one of the plugin's own routes.
 type endpoint struct {
-	method string
+	method string // "" when serve checks the method itself
 	// auth: the endpoint needs a valid token and gets its identity.
 	auth  bool
 	serve func(w http.ResponseWriter, r *http.Request, id *guard.Identity) error
@@ -37,11 +37,21 @@ func (h *Handler) buildRoutes() map[string]endpoint {
 	if h.AppAPI != "" {
 		routes[h.AppAPI] = endpoint{http.MethodPost, false, h.serveAppAPI}
 	}
+	for _, wl := range h.web {
+		// The routes check their methods themselves, answering pages.
+		serve := func(w http.ResponseWriter, r *http.Request, _ *guard.Identity) error {
+			wl.routes.Serve(w, r, h.requestLogger(r))
+			return nil
+		}
+		for _, p := range wl.app.Paths() {
+			routes[p] = endpoint{"", false, serve}
+		}
+	}
 	return routes
 }
 
 func (h *Handler) serveEndpoint(w http.ResponseWriter, r *http.Request, ep endpoint) error {
-	if r.Method != ep.method && !(ep.method == http.MethodGet && r.Method == http.MethodHead) {
+	if ep.method != "" && r.Method != ep.method && !(ep.method == http.MethodGet && r.Method == http.MethodHead) {
 		allow := ep.method
 		if allow == http.MethodGet {
 			allow = "GET, HEAD"

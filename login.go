@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,9 +16,11 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/login"
 	"github.com/wxauth/caddy-wxauth/internal/platforms"
+	"github.com/wxauth/caddy-wxauth/internal/provider/web"
 	wxlogin "github.com/wxauth/caddy-wxauth/internal/provider/wechat"
 	"github.com/wxauth/caddy-wxauth/wechat"
 
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
@@ -136,15 +139,12 @@ func loginCall(plt string) string {
 
 // provisionLogin sets up each platform's provider and the login flow over
 // it: WeChat's from app_id, the others from their platform blocks.
-func (h *Handler) provisionLogin(store session.Store, prefix string) error {
+func (h *Handler) provisionLogin(store session.Store, prefix string, sealKey []byte) error {
 	var hook login.App
 	if h.AppHook.wants(hookLogin) {
 		hook = loginHook{h}
 	}
-	flow := func(p login.Provider, prefix string) *login.Flow {
-		return login.New(login.Config{Provider: p, Store: store, Prefix: prefix, Sessions: h.sessions,
-			Users: h.users, Keys: h.keyRule(), App: hook, TTL: time.Duration(h.TokenTTL), Timeout: storeTimeout})
-	}
+	flow := func(p login.Provider, prefix string) *login.Flow { return h.newFlow(p, prefix, hook) }
 	h.logins = map[string]*platformLogin{}
 	if h.AppID != "" {
 		wx := wechat.NewClient(wechat.Config{
@@ -169,24 +169,20 @@ func (h *Handler) provisionLogin(store session.Store, prefix string) error {
 	for name, p := range providers {
 		h.logins[name] = &platformLogin{name: name, provider: p, flow: flow(p, prefix+"/platforms/"+name)}
 	}
-	return nil
+	return h.provisionWeb(sealKey)
+}
+
+// newFlow is the login flow over provider p, keeping its codes under prefix.
+func (h *Handler) newFlow(p login.Provider, prefix string, hook login.App) *login.Flow {
+	return login.New(login.Config{Provider: p, Store: h.store, Prefix: prefix, Sessions: h.sessions,
+		Users: h.users, Keys: h.keyRule(), App: hook, TTL: time.Duration(h.TokenTTL), Timeout: storeTimeout})
 }
 
 // issue signs a token for s, which expires after token_ttl or at the
 // session's age limit, whichever comes first.
 func (h *Handler) issue(s *session.Session) (*loginReply, error) {
-	t, err := h.signer()
-	if err != nil {
-		return nil, err
-	}
 	now := clock.Real()
-	tok, exp, err := t.IssueFor(token.Subject{
-		OpenID: s.OpenID, UnionID: s.UnionID, SessionID: s.ID, Platform: s.PlatformName(), AppID: h.appOf(s),
-		Surface: s.SurfaceName(), Anonymous: s.Anonymous, Extra: guard.TokenClaims(s.Claims),
-	}, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
-	if errors.Is(err, token.ErrNoLifetime) {
-		return nil, apierr.InvalidToken("the session has reached session_max_age; call wx.login and log in again")
-	}
+	tok, exp, err := h.issueAt(s, now)
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +194,22 @@ func (h *Handler) issue(s *session.Session) (*loginReply, error) {
 		OpenID:    s.OpenID,
 		UnionID:   s.UnionID,
 	}, nil
+}
+
+// issueAt signs a token for s at now; see issue.
+func (h *Handler) issueAt(s *session.Session, now time.Time) (string, time.Time, error) {
+	t, err := h.signer()
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	tok, exp, err := t.IssueFor(token.Subject{
+		OpenID: s.OpenID, UnionID: s.UnionID, SessionID: s.ID, Platform: s.PlatformName(), AppID: h.appOf(s),
+		Surface: s.SurfaceName(), Anonymous: s.Anonymous, Extra: guard.TokenClaims(s.Claims),
+	}, now, s.Created.Add(time.Duration(h.SessionMaxAge)))
+	if errors.Is(err, token.ErrNoLifetime) {
+		return "", time.Time{}, apierr.InvalidToken("the session has reached session_max_age; log in again")
+	}
+	return tok, exp, err
 }
 
 // sessionKeyName names where the session key of openid of appID on plt is
@@ -266,23 +278,224 @@ func (h *Handler) refreshRefused(id *guard.Identity, err error) error {
 
 // serveLogout ends the caller's session everywhere.
 func (h *Handler) serveLogout(w http.ResponseWriter, r *http.Request, id *guard.Identity) error {
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	if err := h.endSession(r.Context(), h.requestLogger(r), id); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// endSession ends the session of id everywhere and tells the app.
+func (h *Handler) endSession(ctx context.Context, log *zap.Logger, id *guard.Identity) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	s, err := h.callerSession(ctx, id)
 	if err != nil {
 		return err
 	}
 	if err := h.sessions.Revoke(ctx, id.SID()); err != nil {
-		h.requestLogger(r).Error("ending session failed", zap.Error(err))
+		log.Error("ending session failed", zap.Error(err))
 		return apierr.StoreUnavailable
 	}
 	// Refused here at once, and by every instance once the event is read.
 	if err := h.app.changes.Publish(ctx, changes.Event{Type: changes.EndSession, OpenID: s.UserKey(), SID: id.SID()}); err != nil {
-		h.requestLogger(r).Error("publishing the logout failed; retrying in the background", zap.Error(err))
+		log.Error("publishing the logout failed; retrying in the background", zap.Error(err))
 		return apierr.StoreUnavailable
 	}
 	h.sendLogout(s, s.Claims)
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// webLogin is one web_login block at work: its browser routes and the
+// login flow over its provider.
+type webLogin struct {
+	app    web.App
+	routes *web.Routes
+	flow   *login.Flow
+}
+
+// provisionWeb sets up each web login: its provider (the sns calls, at
+// api_base), the login flow over it, and its browser routes, whose state
+// cookies are signed with a key derived from the store's (sealKey) and the
+// web app's secret.
+func (h *Handler) provisionWeb(sealKey []byte) error {
+	var hook login.App
+	if h.AppHook.wants(hookLogin) || h.AppHook.wants(hookUserInfo) {
+		hook = webHook{h}
+	}
+	h.web = nil
+	for _, name := range webLoginNames(h.WebLogins) {
+		app := h.WebLogins[name].app
+		if h.LinkBy == "unionid" && app.Mode == web.ModeOA && app.Scope == wechat.ScopeBase {
+			h.logger.Warn("web_login with scope snsapi_base never gets a unionid, so link_by unionid cannot join its users with "+
+				"the mini-program's: each stays a user of its own openid; use scope snsapi_userinfo to link them",
+				zap.String("web_login", name))
+		}
+		p := web.New(web.Config{App: app, APIBase: h.APIBase, Timeout: time.Duration(h.WeChatTimeout),
+			Observe: observeWeChat, Log: h.logger, ConfigError: countWeChatConfigError})
+		wl := &webLogin{app: app, flow: h.newFlow(p, h.prefix+"/web/"+name, hook)}
+		routes, err := web.NewRoutes(web.RoutesConfig{App: app, Sessions: webSessions{h, wl}, Store: h.store, KeyPrefix: h.prefix,
+			StateKey: web.StateKey(sealKey, &app), Trusted: trustedProxy, Logger: h.logger})
+		if err != nil {
+			return fmt.Errorf("wxauth: %w", err)
+		}
+		wl.routes = routes
+		h.web = append(h.web, wl)
+	}
+	return nil
+}
+
+// trustedProxy reports whether Caddy found r to come through one of its
+// trusted_proxies, whose X-Forwarded-Proto a web login then believes.
+func trustedProxy(r *http.Request) bool {
+	trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool)
+	return trusted
+}
+
+// webSessions is the handler's side of a web login's routes: its login
+// flow, and the tokens of its app.
+type webSessions struct {
+	h  *Handler
+	wl *webLogin
+}
+
+// Login logs the user of a web login code in, under the handler's login
+// limit, and issues the session's token.
+func (ws webSessions) Login(r *http.Request, log *zap.Logger, code, nonce string) (web.Issued, error) {
+	iss, err := ws.login(r, log, code, nonce)
+	countLogin(platforms.WeChat, err)
+	return iss, err
+}
+
+func (ws webSessions) login(r *http.Request, log *zap.Logger, code, nonce string) (web.Issued, error) {
+	h := ws.h
+	if err := h.checkLoginLimit(r); err != nil {
+		return web.Issued{}, err
+	}
+	// Without keys the token could not be signed: keep the user's code.
+	if _, err := h.signer(); err != nil {
+		return web.Issued{}, err
+	}
+	s, err := ws.wl.flow.Do(r.Context(), log, login.Code{Code: code}, nonce)
+	if err != nil {
+		return web.Issued{}, err
+	}
+	tok, exp, err := h.issueAt(s, clock.Real())
+	if err != nil {
+		return web.Issued{}, err
+	}
+	return web.Issued{Token: tok, SID: s.ID, Expires: exp}, nil
+}
+
+// identity checks tok as a token of this web login's app.
+func (ws webSessions) identity(ctx context.Context, tok string) (*guard.Identity, *apierr.Error) {
+	id, aerr := ws.h.guard.Check(ctx, tok)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if id.Platform() != platforms.WeChat || id.AppID() != ws.wl.app.AppID {
+		return nil, apierr.InvalidToken("the token is not one of this web login")
+	}
+	return id, nil
+}
+
+// SID returns the session of tok, a live token of this web login's app.
+func (ws webSessions) SID(ctx context.Context, tok string) string {
+	if id, aerr := ws.identity(ctx, tok); aerr == nil {
+		return id.SID()
+	}
+	return ""
+}
+
+// Logout ends the session of tok, when it is a live one of this web
+// login's app; the store's failure is the only error.
+func (ws webSessions) Logout(ctx context.Context, log *zap.Logger, tok string) error {
+	id, aerr := ws.identity(ctx, tok)
+	switch {
+	case aerr != nil && aerr.Status == http.StatusServiceUnavailable:
+		return aerr
+	case aerr != nil:
+		return nil // nothing to end
+	}
+	err := ws.h.endSession(ctx, log, id)
+	if ae := apierr.As(err); err != nil && ae.Code == "invalid_token" {
+		return nil // ended meanwhile
+	}
+	return err
+}
+
+// webHook asks the app hook about a web login: the login event, then the
+// userinfo event with the profile the login gave, each when the app takes
+// it. The claims changes of both answers apply, the later one winning.
+type webHook struct{ h *Handler }
+
+func (a webHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Session, id *login.Identity, claims map[string]any, first bool) (map[string]any, error) {
+	var change map[string]any
+	if a.h.AppHook.wants(hookLogin) {
+		var err error
+		if change, err = loginHook(a).AskLogin(ctx, log, s, id, claims, first); err != nil {
+			return nil, err
+		}
+	}
+	if !a.h.AppHook.wants(hookUserInfo) || len(id.UserInfo) == 0 {
+		return change, nil
+	}
+	ev := a.h.newHookEvent(hookUserInfo, s, claims)
+	ev.UserInfo = id.UserInfo
+	more, err := a.h.askApp(ctx, log, ev)
+	if err != nil {
+		return nil, err
+	}
+	if change == nil {
+		return more, nil
+	}
+	maps.Copy(change, more)
+	return change, nil
+}
+
+// webCookie returns the web login whose session cookie holds the token
+// the guard will check on r, and that token; nil when the token comes
+// from elsewhere. It runs before the guard takes the cookie out.
+func (h *Handler) webCookie(r *http.Request) (*webLogin, string) {
+	if len(h.web) == 0 {
+		return nil, ""
+	}
+	tok := h.guard.Find(r)
+	for _, wl := range h.web {
+		if c, err := r.Cookie(wl.routes.CookieName()); err == nil && tok != "" && c.Value == tok {
+			return wl, tok
+		}
+	}
+	return nil, ""
+}
+
+// renewCookie re-issues the session cookie of wl on the response when its
+// token tok, which the guard accepted, is past half its life: a browser
+// that keeps using the site stays logged in up to session_max_age, as a
+// mini-program that refreshes does. A failure leaves the cookie as it is.
+func (h *Handler) renewCookie(w http.ResponseWriter, r *http.Request, wl *webLogin, tok string) {
+	// The guard has just checked tok: its cached identity answers
+	// without verifying the token again.
+	id, aerr := h.guard.Check(r.Context(), tok)
+	now := clock.Real()
+	if aerr != nil || !id.PastHalfLife(now) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	s, err := h.callerSessionOf(ctx, id.SID())
+	if err == nil {
+		err = h.sessions.Extend(ctx, s, time.Duration(h.TokenTTL))
+	}
+	var fresh string
+	var exp time.Time
+	if err == nil {
+		fresh, exp, err = h.issueAt(s, now)
+	}
+	if err != nil {
+		h.requestLogger(r).Debug("the session cookie was not renewed", zap.String("web_login", wl.app.Name), zap.Error(err))
+		return
+	}
+	wl.routes.SetCookie(w, r, fresh, exp)
 }

@@ -389,8 +389,8 @@ func (c *StoreConfig) feedLag() time.Duration {
 
 // openStore opens the configured store, shared with other configs of this
 // process, and seals it. Everything is sealed with a key derived from the app
-// secret, which lives in the config, not in the store: a copy of the store
-// gives away no session_key, signing key or access_token.
+// secret (see sealSecret), which lives in the config, not in the store: a
+// copy of the store gives away no session_key, signing key or access_token.
 func (h *Handler) openStore(ctx caddy.Context) (pooledStore, []byte, error) {
 	prefix := "wxauth/" + h.storeName()
 	opened, release, err := h.Store.open(ctx, prefix)
@@ -398,7 +398,7 @@ func (h *Handler) openStore(ctx caddy.Context) (pooledStore, []byte, error) {
 		return opened, nil, err
 	}
 	h.release = release
-	sealKey, err := hkdf.Key(sha256.New, []byte(h.secret), nil, "caddy-wxauth store "+h.AppID, 32)
+	sealKey, err := hkdf.Key(sha256.New, []byte(h.sealSecret()), nil, "caddy-wxauth store "+h.AppID, 32)
 	if err != nil {
 		return opened, nil, fmt.Errorf("wxauth: deriving the store key: %w", err)
 	}

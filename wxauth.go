@@ -12,6 +12,7 @@ package wxauth
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -62,6 +63,7 @@ type Handler struct {
 	sessions *session.Manager
 	users    *users.Store
 	logins   map[string]*platformLogin // by platform: its provider and login flow
+	web      []*webLogin               // the web logins, by name
 	guard    *guard.Guard
 	limiter  *quota.Login
 	phone    *quota.Phone
@@ -107,7 +109,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.guard = guard.New(h.guardConfig(ctx))
-	if err := h.provisionLogin(h.store, h.prefix); err != nil {
+	if err := h.provisionLogin(h.store, h.prefix, sealKey); err != nil {
 		return err
 	}
 	h.provisionLimits()
@@ -127,7 +129,7 @@ func (h *Handler) guardConfig(ctx caddy.Context) guard.Config {
 		Keys:         h.keyRule(),
 		Placeholders: mapPlaceholders,
 		Counters:     metrics.guardCounters(),
-		Sources:      h.TokenSources,
+		Sources:      h.tokenSources(),
 		Strip:        h.strip,
 		ClaimHeaders: h.claimHeaders(),
 		Optional:     h.Optional,
@@ -156,8 +158,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ep, ok := h.routes[r.URL.Path]; ok {
 		return h.serveEndpoint(w, r, ep)
 	}
+	wl, tok := h.webCookie(r)
 	if pass, err := h.guard.Serve(w, r); !pass {
 		return err
+	}
+	if wl != nil {
+		h.renewCookie(w, r, wl, tok)
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -176,6 +182,16 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// tokenSources are where the guard reads tokens: token_from's, then each
+// web login's session cookie.
+func (h *Handler) tokenSources() []guard.TokenSource {
+	out := slices.Clone(h.TokenSources)
+	for _, name := range webLoginNames(h.WebLogins) {
+		out = append(out, guard.TokenSource{From: "cookie", Name: h.WebLogins[name].app.Cookie})
+	}
+	return out
+}
 
 // claimHeaders maps claims to header names, from the app hook's config.
 func (h *Handler) claimHeaders() map[string]string {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The project's whole test run: installs what is missing, then formatting,
 # vet, staticcheck, every Go test (unit, caddytest integration, real
-# redis-server, cluster of Caddy processes), short fuzz runs and the
-# mini-program client kit's end-to-end test. A skipped test fails the run.
+# redis-server, cluster of Caddy processes), short fuzz runs, the
+# mini-program client kit's tests (end to end included) and those of its
+# examples. A skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -17,9 +18,11 @@ go vet ./...
 echo "== staticcheck"
 staticcheck ./...
 
-echo "== npm ci (jose interop test, client kit)"
+echo "== npm ci (jose interop test, client kit, its examples)"
 (cd internal/interop && npm ci --no-audit --no-fund --loglevel=error)
-(cd examples/miniprogram && npm ci --no-audit --no-fund --loglevel=error)
+for dir in kit examples/miniprogram kit/examples/uni-app kit/examples/taro; do
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+done
 
 echo "== go test"
 log=$(mktemp)
@@ -64,8 +67,12 @@ node_tests() {
 	if grep -qE '^# (skipped|todo) [1-9]' "$nodelog"; then echo "tests were skipped in $dir"; exit 1; fi
 }
 
-echo "== mini-program client kit (end to end against example.Caddyfile)"
+echo "== mini-program client kit (unit, recipes, package and size, end to end against example.Caddyfile)"
+node_tests kit test
+echo "== the example mini-program, the kit's uni-app example (built for mp-weixin) and Taro example (strict types)"
 node_tests examples/miniprogram test
+node_tests kit/examples/uni-app test
+node_tests kit/examples/taro test
 
 echo "== example apps (events and app_api against Caddy + wxmock)"
 (cd examples/app/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -14,6 +14,7 @@ const (
 	codeCodeUsed          = 40163
 	codeRiskyUser         = 40226
 	codeTokenExpired      = 42001
+	codeOAuthCodeExpired  = 42003 // a web login code past its 5 minutes
 	codeRateLimited       = 45011
 	codeSessionKeyInvalid = 87009
 )
@@ -72,8 +73,10 @@ func errcodeIn(err error, codes ...int) bool {
 }
 
 // IsInvalidCode reports whether WeChat refused a login code as invalid
-// (40029) or already used (40163).
-func IsInvalidCode(err error) bool { return errcodeIn(err, codeInvalidCode, codeCodeUsed) }
+// (40029), already used (40163) or, for a web login code, expired (42003).
+func IsInvalidCode(err error) bool {
+	return errcodeIn(err, codeInvalidCode, codeCodeUsed, codeOAuthCodeExpired)
+}
 
 // IsRisky reports whether WeChat blocked a high-risk user (40226).
 func IsRisky(err error) bool { return errcodeIn(err, codeRiskyUser) }

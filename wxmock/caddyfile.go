@@ -28,6 +28,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    access_token_ttl <duration>
 //	    any_code         <user>
 //	    platform <name> { ... }   # repeatable: see unmarshalPlatform
+//	    web_app  <app_id> [<app_secret>]   # repeatable: see WebApp
 //	}
 //
 // The block is optional. any_code is for WeChat DevTools only: see
@@ -66,6 +67,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "platform":
 			if err := h.unmarshalPlatform(d); err != nil {
+				return err
+			}
+		case "web_app":
+			if err := h.unmarshalWebApp(d); err != nil {
 				return err
 			}
 		default:

@@ -13,6 +13,31 @@
 //	GET  /wxa/checksession?access_token=&openid=&signature=&sig_method=hmac_sha256
 //	POST /cgi-bin/message/subscribe/send?access_token=
 //
+// and WeChat's web login (official account OAuth inside WeChat, website QR
+// login) at WeChat's own paths, so wxauth's open_base and api_base can both
+// point at wxmock:
+//
+//	GET  /connect/oauth2/authorize?appid=&redirect_uri=&response_type=code&scope=&state=
+//	GET  /connect/qrconnect?appid=&redirect_uri=&response_type=code&scope=snsapi_login&state=
+//	GET  /sns/oauth2/access_token?appid=&secret=&code=&grant_type=authorization_code
+//	GET  /sns/oauth2/refresh_token?appid=&grant_type=refresh_token&refresh_token=
+//	GET  /sns/userinfo?access_token=&openid=&lang=
+//
+// The two pages show a form whose button (id "approve") approves as the
+// user named in its input (id "user", "alice" unless changed), or denies
+// (id "deny"). Added to the page's URL, user=<name> approves at once as that
+// user (302 to redirect_uri?code=&state=), deny=1 denies as WeChat does
+// (302 to redirect_uri?state=, without a code), and snapshot=1 makes the
+// code one of a snapshot page's visitor (is_snapshotuser 1, a virtual
+// openid). Codes work once, for 5 minutes, for the app id they were made
+// for (40029, used: 40163); sns/userinfo refuses a snsapi_base token
+// (48001), an unknown access_token (40001), an expired one (42001) and
+// another openid (40003). unionid comes with snsapi_userinfo and
+// snsapi_login, never with snsapi_base. The codes invalid, used, busy and
+// limit fail as for code2Session. With web_app lines configured (web_app
+// <app_id> [<app_secret>]), only their app ids (else 40013) and secrets
+// (else 40125) are taken.
+//
 // and a few developer endpoints that play the mini-program's side:
 //
 //	GET|POST /wxmock/login?user=&session_key=&unionid=0  {"code"} like wx.login
@@ -43,7 +68,8 @@
 // js_code that wxmock did not issue logs in as <user>, once per code.
 //
 // openid is derived from (app id, user) and unionid from the user alone, so
-// they stay the same across logins and restarts; every code carries a fresh
+// they stay the same across logins and restarts, and one user has one
+// unionid on the mini-program and every web app; every code carries a fresh
 // session_key, which becomes the user's current one when the code is exchanged.
 // State is kept in memory, per app_id, and survives config reloads.
 //

@@ -198,6 +198,9 @@ func (h *Handler) platformRoute(path string) http.HandlerFunc {
 	// WeChat's web login (the authorize and qrconnect pages, sns/oauth2/*
 	// and sns/userinfo) is served at WeChat's own paths: its routes go
 	// here, before the platforms' prefixes.
+	if f := h.webRoute(path); f != nil {
+		return f
+	}
 	name, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	switch name {
 	case "qq", "douyin", "baidu", "kuaishou":

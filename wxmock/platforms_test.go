@@ -279,7 +279,7 @@ func TestUnconfiguredPlatform(t *testing.T) {
 
 func TestPlatformRoutes(t *testing.T) {
 	h := newPlatformHandler(t, "")
-	for _, p := range []string{"/qq", "/qq/", "/qq/other", "/douyin/sns/jscode2session", "/baidu/wxmock", "/kuaishou/wxmock/phonecode", "/alipay/gateway.do", "/tiktok/x"} {
+	for _, p := range []string{"/qq", "/qq/", "/qq/other", "/douyin/sns/jscode2session", "/baidu/wxmock", "/kuaishou/wxmock/phonecode", "/alipay/other", "/tiktok/x"} {
 		req := httptest.NewRequest(http.MethodGet, p, nil)
 		if err := h.ServeHTTP(httptest.NewRecorder(), req, next); !errors.Is(err, errNext) {
 			t.Errorf("%s: got %v, want the next handler", p, err)

@@ -35,6 +35,7 @@ type state struct {
 	current    map[string]string // app id -> newest access_token
 	busyonce   int
 	stats      counters
+	web        webState // web login codes and tokens (web.go)
 	// keySize is the length of the session keys this app's platform
 	// hands out; 0 means WeChat's 16 bytes.
 	keySize int
@@ -86,6 +87,12 @@ type counters struct {
 	CheckSession int `json:"checksession"`
 	// SubscribeSend counts POST /cgi-bin/message/subscribe/send.
 	SubscribeSend int `json:"subscribe_send"`
+	// OAuthAccessToken counts GET /sns/oauth2/access_token (web login).
+	OAuthAccessToken int `json:"sns_oauth2_access_token"`
+	// OAuthRefreshToken counts GET /sns/oauth2/refresh_token (web login).
+	OAuthRefreshToken int `json:"sns_oauth2_refresh_token"`
+	// UserInfo counts GET /sns/userinfo (web login).
+	UserInfo int `json:"sns_userinfo"`
 }
 
 func newState() *state {
@@ -121,6 +128,7 @@ func (s *state) clear() {
 	}
 	s.busyonce = 0
 	s.stats = counters{}
+	s.web.clear()
 }
 
 func (s *state) reset() {

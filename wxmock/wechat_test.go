@@ -443,7 +443,8 @@ func TestStatsAndReset(t *testing.T) {
 	serve(t, h, "GET", "/wxa/checksession?access_token=z", "")
 
 	stats := func() map[string]any { return object(t, serve(t, h, "GET", "/wxmock/stats", "")) }
-	want := map[string]json.Number{"jscode2session": "2", "stable_token": "1", "getuserphonenumber": "1", "checksession": "3", "subscribe_send": "0"}
+	want := map[string]json.Number{"jscode2session": "2", "stable_token": "1", "getuserphonenumber": "1", "checksession": "3", "subscribe_send": "0",
+		"sns_oauth2_access_token": "0", "sns_oauth2_refresh_token": "0", "sns_userinfo": "0"}
 	got := stats()
 	if len(got) != len(want) {
 		t.Errorf("stats: %v, want %v", got, want)

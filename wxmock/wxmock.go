@@ -54,6 +54,11 @@ type Handler struct {
 	// not named here is still served, accepting any app id and secret.
 	Platforms map[string]*Platform `json:"platforms,omitempty"`
 
+	// WebApps are the web apps (official accounts, website apps) whose
+	// web login calls the stand-in accepts; empty accepts any app id and
+	// secret. See WebApp.
+	WebApps []WebApp `json:"web_apps,omitempty"`
+
 	appID     string
 	appSecret string
 	state     *state
@@ -105,6 +110,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.AnyCode != "" && !validUserName(h.AnyCode) {
 		return fmt.Errorf("any_code %q: a user name is letters, digits, '_', '-' and '.', at most %d", h.AnyCode, maxUserName)
+	}
+	if err := h.validateWebApps(); err != nil {
+		return err
 	}
 	return h.validatePlatforms()
 }

@@ -328,6 +328,7 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 		// Until the session is read, a bound: a session begins before its
 		// tokens are issued, and iat is in whole seconds.
 		id.created = claims.IssuedAt.Add(time.Second).UnixNano()
+		id.iat = claims.IssuedAt.UnixNano()
 	}
 	if claims.ExpiresAt != nil {
 		id.exp = claims.ExpiresAt.UnixNano()

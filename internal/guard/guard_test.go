@@ -652,3 +652,19 @@ func TestLinkedUserFaces(t *testing.T) {
 		t.Errorf("another user's token refused: %v", err)
 	}
 }
+
+func TestPastHalfLife(t *testing.T) {
+	at := time.Unix(1000, 0)
+	id := &Identity{iat: at.UnixNano(), exp: at.Add(time.Hour).UnixNano()}
+	for _, c := range []struct {
+		after time.Duration
+		want  bool
+	}{{0, false}, {29 * time.Minute, false}, {30 * time.Minute, true}, {2 * time.Hour, true}} {
+		if got := id.PastHalfLife(at.Add(c.after)); got != c.want {
+			t.Errorf("after %s: %v, want %v", c.after, got, c.want)
+		}
+	}
+	if (&Identity{exp: at.UnixNano()}).PastHalfLife(at.Add(time.Hour)) {
+		t.Error("a token without iat is renewed")
+	}
+}

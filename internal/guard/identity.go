@@ -5,6 +5,7 @@ import (
 	"net/textproto"
 	"sort"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -27,6 +28,7 @@ type Identity struct {
 	anon     bool
 	expNanos int64 // token expiry plus the verifier's leeway, unix nanos
 	exp      int64 // token expiry, unix nanos; 0 when the token has none
+	iat      int64 // when the token was issued, unix nanos; 0 when it does not say
 	created  int64 // when the session began, unix nanos (for ending every session of a user)
 
 	// face holds the headers and placeholders of the user's current claims
@@ -41,6 +43,15 @@ type Identity struct {
 
 // OpenID is the caller's openid.
 func (id *Identity) OpenID() string { return id.openid }
+
+// PastHalfLife reports whether the caller's token, at now, has lived half
+// its life or more: a cookie that keeps being used is re-issued then.
+func (id *Identity) PastHalfLife(now time.Time) bool {
+	if id.iat == 0 || id.exp == 0 {
+		return false
+	}
+	return now.UnixNano()-id.iat >= (id.exp-id.iat)/2
+}
 
 // User is the key of the caller's user record (users.KeyRule).
 func (id *Identity) User() string { return id.key }

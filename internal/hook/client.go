@@ -25,7 +25,7 @@ const AnswerMax = 64 << 10
 // token.
 type Event struct {
 	ID         string         `json:"id"`                    // the event's id, also its webhook-id
-	Event      string         `json:"event"`                 // login, phone, decrypt or logout
+	Event      string         `json:"event"`                 // login, phone, decrypt, logout or userinfo
 	Time       int64          `json:"time"`                  // unix seconds
 	AppID      string         `json:"app_id"`                // the app the user logged in to
 	Platform   string         `json:"platform"`              // wechat, qq, douyin, alipay, baidu or kuaishou

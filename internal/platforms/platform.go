@@ -160,6 +160,19 @@ func (b *Block) Validate(name string) error {
 	return err
 }
 
+// SealSecrets is the secret material of the blocks (each app's secret, or
+// Alipay's private key), in a stable order: what seals the store of a
+// handler that serves no WeChat mini-program, so that a copy of the store
+// gives nothing away without the config.
+func SealSecrets(blocks map[string]*Block) string {
+	var b strings.Builder
+	for _, name := range SortedNames(blocks) {
+		bl := blocks[name]
+		b.WriteString(name + "\x00" + bl.secret + bl.privateKey + "\x00")
+	}
+	return b.String()
+}
+
 // Settings are what every platform's provider shares with the handler.
 type Settings struct {
 	// Timeout bounds each call to a platform.

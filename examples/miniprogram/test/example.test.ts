@@ -1,8 +1,8 @@
 // The example mini-program is a whole project for WeChat DevTools: DevTools
 // compiles only what is inside miniprogramRoot, so every import of the
 // example stays inside it, and its copy of the client (miniprogram/wxauth)
-// is the client's current source. The project opens with the tourist appid,
-// without domain checks, and the server is one marked line.
+// is the example's current source (example/src). The project opens with the tourist
+// appid, without domain checks, and the server is one marked line.
 
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
@@ -11,7 +11,8 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
-const kit = fileURLToPath(new URL('..', import.meta.url))
+const example = fileURLToPath(new URL('..', import.meta.url))
+const kitSrc = fileURLToPath(new URL('../../../kit/src/', import.meta.url))
 
 interface ProjectConfig {
   appid: string
@@ -20,7 +21,7 @@ interface ProjectConfig {
   setting: { urlCheck: boolean; useCompilerPlugins: string[] }
 }
 
-const project = async () => JSON.parse(await readFile(join(kit, 'project.config.json'), 'utf8')) as ProjectConfig
+const project = async () => JSON.parse(await readFile(join(example, 'project.config.json'), 'utf8')) as ProjectConfig
 
 async function tsFiles(dir: string): Promise<string[]> {
   const out: string[] = []
@@ -38,40 +39,51 @@ test('project.config.json opens the example with the tourist appid, TypeScript a
   assert.equal(p.compileType, 'miniprogram')
   assert.equal(p.setting.urlCheck, false)
   assert.ok(p.setting.useCompilerPlugins.includes('typescript'))
-  assert.ok(existsSync(join(kit, p.miniprogramRoot, 'app.json')), 'no app.json in miniprogramRoot')
-  assert.ok(existsSync(join(kit, p.miniprogramRoot, 'app.ts')), 'no app.ts in miniprogramRoot')
+  assert.ok(existsSync(join(example, p.miniprogramRoot, 'app.json')), 'no app.json in miniprogramRoot')
+  assert.ok(existsSync(join(example, p.miniprogramRoot, 'app.ts')), 'no app.ts in miniprogramRoot')
 })
 
 test('every import of the example stays inside miniprogramRoot and resolves', async () => {
-  const root = resolve(kit, (await project()).miniprogramRoot)
+  const root = resolve(example, (await project()).miniprogramRoot)
   const files = await tsFiles(root)
   assert.ok(files.length >= 4)
   for (const f of files) {
     const src = (await readFile(f, 'utf8')).replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '')
     for (const [, spec] of src.matchAll(/\bfrom\s+'([^']+)'/g)) {
-      assert.ok(spec!.startsWith('.'), `${relative(kit, f)} imports the package ${spec}; DevTools has no npm build here`)
+      assert.ok(spec!.startsWith('.'), `${relative(example, f)} imports the package ${spec}; DevTools has no npm build here`)
       const target = resolve(dirname(f), spec!.replace(/\.js$/, ''))
-      assert.ok(!relative(root, target).startsWith('..'), `${relative(kit, f)} imports ${spec}, outside miniprogramRoot`)
-      assert.ok(existsSync(target + '.ts'), `${relative(kit, f)} imports ${spec}, which is not there`)
+      assert.ok(!relative(root, target).startsWith('..'), `${relative(example, f)} imports ${spec}, outside miniprogramRoot`)
+      assert.ok(existsSync(target + '.ts'), `${relative(example, f)} imports ${spec}, which is not there`)
     }
   }
 })
 
-test('miniprogram/wxauth is the current source of the client (npm run sync:example)', async () => {
+test('miniprogram/wxauth is the current source of the example (npm run sync:example in example/)', async () => {
+  assert.deepEqual((await readdir(join(example, 'miniprogram', 'wxauth'))).sort(), ['core.ts', 'wx.ts'])
   for (const f of ['core.ts', 'wx.ts']) {
     assert.equal(
-      await readFile(join(kit, 'miniprogram', 'wxauth', f), 'utf8'),
-      await readFile(join(kit, 'src', f), 'utf8'),
-      `miniprogram/wxauth/${f} differs from src/${f}: run npm run sync:example`,
+      await readFile(join(example, 'miniprogram', 'wxauth', f), 'utf8'),
+      await readFile(join(kitSrc, f), 'utf8'),
+      `miniprogram/wxauth/${f} differs from example/src/${f}: run npm run sync:example in example/`,
     )
   }
 })
 
+test('no example uses the withdrawn wx.getUserInfo or wx.getUserProfile', async () => {
+  const root = join(example, 'miniprogram')
+  const files = [...(await tsFiles(root))]
+  for (const e of await readdir(join(root, 'pages'), { recursive: true })) if (String(e).endsWith('.wxml')) files.push(join(root, 'pages', String(e)))
+  for (const f of files) {
+    if (f.includes(`${'/'}wxauth${'/'}`)) continue
+    assert.doesNotMatch(await readFile(f, 'utf8'), /getUserInfo|getUserProfile/, relative(example, f))
+  }
+})
+
 test('the server of the example is one marked line, the demo', async () => {
-  const api = await readFile(join(kit, 'miniprogram', 'api.ts'), 'utf8')
+  const api = await readFile(join(example, 'miniprogram', 'api.ts'), 'utf8')
   const urls = api.split('\n').filter((l) => /https?:\/\//.test(l) && !l.trimStart().startsWith('//'))
   assert.deepEqual(urls, ["export const BASE_URL = 'http://127.0.0.1:8080' // ← the one line to change for your server"])
-  const demo = await readFile(join(kit, '..', '..', 'example.Caddyfile'), 'utf8')
+  const demo = await readFile(join(example, '..', '..', 'example.Caddyfile'), 'utf8')
   assert.match(demo, /^http:\/\/127\.0\.0\.1:8080 \{$/m, 'the demo no longer serves the app on 127.0.0.1:8080')
   assert.match(demo, /^\s*any_code \S+/m, 'the demo has no any_code for DevTools codes')
 })
