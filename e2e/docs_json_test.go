@@ -79,15 +79,33 @@ func docsEnv(t *testing.T) map[string]bool {
 	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
+	// The platforms' example takes Alipay's keys from the environment:
+	// the demo's, which parse as real keys do.
+	alipay := map[string]string{}
+	for name, file := range map[string]string{
+		"ALIPAY_PRIVATE_KEY": "alipay-app-private.pem", "ALIPAY_PUBLIC_KEY": "alipay-platform-public.pem", "ALIPAY_AES_KEY": "alipay-aes.key",
+	} {
+		b, err := os.ReadFile(repoPath("examples", "keys", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		alipay[name] = strings.TrimSpace(string(b))
+	}
 	env := map[string]string{
-		"WX_APPID":          "wxd0c5d0c5d0c5d0c5", // the shapes of WeChat's, since most examples call it
-		"WX_SECRET":         "d0c5d0c5d0c5d0c5d0c5d0c5d0c5d0c5",
-		"WXAUTH_SECRET":     "whsec_" + base64.StdEncoding.EncodeToString(key),
-		"WX_SIGNING_KEY":    base64.StdEncoding.EncodeToString(key),
-		"REDIS_URL":         fmt.Sprintf("redis://:docs-password@127.0.0.1:%d/0", freePort(t)),
-		"REDIS_PASSWORD":    "docs-password",
-		"SENTINEL_PASSWORD": "docs-sentinel-password",
-		"REDIS_CA_FILE":     ca,
+		"DOUYIN_APPID":       "ttd0c5d0c5d0c5d0c5",
+		"DOUYIN_SECRET":      "docs-douyin-secret",
+		"ALIPAY_APPID":       "2021000000000000",
+		"ALIPAY_PRIVATE_KEY": alipay["ALIPAY_PRIVATE_KEY"],
+		"ALIPAY_PUBLIC_KEY":  alipay["ALIPAY_PUBLIC_KEY"],
+		"ALIPAY_AES_KEY":     alipay["ALIPAY_AES_KEY"],
+		"WX_APPID":           "wxd0c5d0c5d0c5d0c5", // the shapes of WeChat's, since most examples call it
+		"WX_SECRET":          "d0c5d0c5d0c5d0c5d0c5d0c5d0c5d0c5",
+		"WXAUTH_SECRET":      "whsec_" + base64.StdEncoding.EncodeToString(key),
+		"WX_SIGNING_KEY":     base64.StdEncoding.EncodeToString(key),
+		"REDIS_URL":          fmt.Sprintf("redis://:docs-password@127.0.0.1:%d/0", freePort(t)),
+		"REDIS_PASSWORD":     "docs-password",
+		"SENTINEL_PASSWORD":  "docs-sentinel-password",
+		"REDIS_CA_FILE":      ca,
 	}
 	names := map[string]bool{}
 	for k, v := range env {
@@ -277,7 +295,9 @@ func jsonFields(typ reflect.Type) (names []string, nested map[string]reflect.Typ
 		}
 		names = append(names, name)
 		ft := f.Type
-		for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice {
+		// A list or a map by name of this module's objects (the platform
+		// blocks) has a subsection too.
+		for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map {
 			ft = ft.Elem()
 		}
 		if ft.Kind() == reflect.Struct && strings.HasPrefix(ft.PkgPath(), "github.com/wxauth/caddy-wxauth") {
@@ -290,7 +310,8 @@ func jsonFields(typ reflect.Type) (names []string, nested map[string]reflect.Typ
 var fieldRow = regexp.MustCompile("^\\| `([a-z_]+)` \\|")
 
 // Each section of the reference has a row for every JSON field of its type,
-// and no row for a field the type does not have.
+// and no row for a field the type does not have. wxmock's subsections are
+// titled "wxmock <field>", apart from wxauth's of the same field.
 func TestDocsJSONFields(t *testing.T) {
 	for _, path := range jsonConfigDocs {
 		b, err := os.ReadFile(path)
@@ -298,8 +319,8 @@ func TestDocsJSONFields(t *testing.T) {
 			t.Fatal(err)
 		}
 		text := string(b)
-		var check func(title string, typ reflect.Type)
-		check = func(title string, typ reflect.Type) {
+		var check func(prefix, title string, typ reflect.Type)
+		check = func(prefix, title string, typ reflect.Type) {
 			names, nested := jsonFields(typ)
 			var rows []string
 			for _, line := range docSection(t, text, path, title) {
@@ -318,11 +339,11 @@ func TestDocsJSONFields(t *testing.T) {
 				}
 			}
 			for name, nt := range nested {
-				check(name, nt)
+				check(prefix, prefix+name, nt)
 			}
 		}
-		check("http.handlers.wxauth", reflect.TypeFor[wxauth.Handler]())
-		check("http.handlers.wxmock", reflect.TypeFor[wxmock.Handler]())
+		check("", "http.handlers.wxauth", reflect.TypeFor[wxauth.Handler]())
+		check("wxmock ", "http.handlers.wxmock", reflect.TypeFor[wxmock.Handler]())
 	}
 }
 

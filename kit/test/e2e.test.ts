@@ -151,30 +151,23 @@ function withAppHook(caddyfile: string, url: string): string {
   )
 }
 
-// The other platforms, with their app ids in this test.
-const platforms = { qq: '1101000001', douyin: 'tt0123456789abcdef', alipay: '2021000000000001', baidu: 'BaiduAppKey01', kuaishou: 'ks0123456789' }
+// The other platforms: the demo serves them all (example.Caddyfile has a
+// platform block for each in wxmock and in wxauth, whose api_base is its
+// stand-in), with the app ids read from it.
+const platformNames = ['qq', 'douyin', 'alipay', 'baidu', 'kuaishou'] as const
+let platforms: Record<string, string> = {}
 
-// Adds a block for every other platform to wxmock (its stand-ins) and to the
-// wxauth block (after its api_base line), so that one handler serves all six.
-function withPlatforms(caddyfile: string, mockBase: string): string {
-  const keys = join(repoRoot, 'examples', 'keys')
-  const file = (f: string) => `{file.${join(keys, f)}}`
-  let mockBlocks = ''
-  let authBlocks = ''
-  for (const [name, id] of Object.entries(platforms)) {
-    if (name === 'alipay') {
-      mockBlocks += `\t\tplatform alipay {\n\t\t\tapp_id ${id}\n\t\t\tapp_public_key ${file('alipay-app-public.pem')}\n\t\t\tplatform_private_key ${file('alipay-platform-private.pem')}\n\t\t\taes_key ${file('alipay-aes.key')}\n\t\t}\n`
-      authBlocks += `\t\t\tplatform alipay {\n\t\t\t\tapp_id ${id}\n\t\t\t\tprivate_key ${file('alipay-app-private.pem')}\n\t\t\t\talipay_public_key ${file('alipay-platform-public.pem')}\n\t\t\t\taes_key ${file('alipay-aes.key')}\n\t\t\t\tapi_base ${mockBase}/alipay/gateway.do\n\t\t\t}\n`
-      continue
-    }
-    mockBlocks += `\t\tplatform ${name} {\n\t\t\tapp_id ${id}\n\t\t\tapp_secret ${name}-secret\n\t\t}\n`
-    authBlocks += `\t\t\tplatform ${name} {\n\t\t\t\tapp_id ${id}\n\t\t\t\tapp_secret ${name}-secret\n\t\t\t\tapi_base ${mockBase}/${name}\n\t\t\t}\n`
+// Checks that the demo serves every other platform, with the same app id in
+// wxmock and in wxauth, and returns each platform's app id.
+function demoPlatforms(caddyfile: string): Record<string, string> {
+  const ids: Record<string, string> = {}
+  for (const name of platformNames) {
+    const blocks = [...caddyfile.matchAll(new RegExp(`^[\\t ]*platform ${name} \\{\\n[\\t ]*app_id[\\t ]+(\\S+)`, 'gm'))]
+    assert.equal(blocks.length, 2, `example.Caddyfile has no platform ${name} block in both wxmock and wxauth`)
+    assert.equal(blocks[0]![1], blocks[1]![1], `example.Caddyfile's ${name} app ids differ between wxmock and wxauth`)
+    ids[name] = blocks[1]![1]!
   }
-  const anyCode = /^([\t ]*any_code[\t ]+\S+[^\n]*\n)/m
-  const apiBase = /^([\t ]*api_base[\t ]+\S+[^\n]*\n)/m
-  assert.match(caddyfile, anyCode, 'example.Caddyfile has no any_code line in wxmock')
-  assert.match(caddyfile, apiBase, 'example.Caddyfile has no api_base line in wxauth')
-  return caddyfile.replace(anyCode, (l: string) => l + mockBlocks).replace(apiBase, (l: string) => l + authBlocks)
+  return ids
 }
 
 /** The claims of a token (its payload; the server checked the signature). */
@@ -255,7 +248,8 @@ before(async () => {
   await startHook()
   const config = join(tmp, 'Caddyfile')
   const demo = await readFile(join(repoRoot, 'example.Caddyfile'), 'utf8')
-  await writeFile(config, withPlatforms(withAppHook(withPorts(demo, admin, mockPort, appPort, webPort), hook.url), mock))
+  platforms = demoPlatforms(demo)
+  await writeFile(config, withAppHook(withPorts(demo, admin, mockPort, appPort, webPort), hook.url))
 
   // cwd is the repository, as for the demo: the Caddyfile's paths are relative to it.
   const proc = spawn(bin, ['run', '--config', config, '--adapter', 'caddyfile'], {
