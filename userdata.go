@@ -99,10 +99,10 @@ func (h *Handler) servePhone(w http.ResponseWriter, r *http.Request, id *guard.I
 
 // callerProvider is the login provider of the caller's platform.
 func (h *Handler) callerProvider(id *guard.Identity) login.Provider {
-	if pl, ok := h.logins[id.Platform()]; ok && id.Surface() == "mp" {
+	if pl, ok := h.logins[id.Platform()]; ok && id.Surface() == "mp" && !id.Anonymous() {
 		return pl.provider
 	}
-	return nil // a web login has no mini-program's user data
+	return nil // a web login has no mini-program's user data, a guest no session key
 }
 
 // errNoUserData answers a decrypt or phone request of a login that has no
@@ -110,6 +110,9 @@ func (h *Handler) callerProvider(id *guard.Identity) login.Provider {
 func errNoUserData(id *guard.Identity) error {
 	if id.Surface() != "mp" {
 		return apierr.Unsupported("a web login has no mini-program user data or phone button: decrypt and phone are for mini-program logins")
+	}
+	if id.Anonymous() {
+		return apierr.Unsupported("a guest logged in by anonymous_code has no session key: log in with tt.login's code first")
 	}
 	return apierr.Unsupported(id.Platform() + " has no such operation: it gives no session key to decrypt user data with")
 }

@@ -126,6 +126,9 @@ func TestDouyinGuest(t *testing.T) {
 	if up.str("hdr_anonymous") != "1" || up.str("hdr_openid") != r.str("openid") || up.str("hdr_platform") != "douyin" {
 		t.Fatalf("guest upstream: %s", up.body)
 	}
+	// A guest has no session key: no user data, no phone number.
+	expectError(t, h.postJSON(appURL+"/wx/decrypt", map[string]string{"encryptedData": "AAAA", "iv": "AAAA"}, bearer(r.str("token"))...), 400, "unsupported")
+	expectError(t, h.postJSON(appURL+"/wx/phone", map[string]string{"encryptedData": "AAAA", "iv": "AAAA"}, bearer(r.str("token"))...), 400, "unsupported")
 	both := h.postJSON(appURL+"/wx/login", map[string]string{
 		"code": h.platformCode("douyin", "dora"), "anonymous_code": h.platformCode("douyin", "guest2", "&anonymous=1"), "platform": "douyin"})
 	if both.status != 200 || both.str("openid") == r.str("openid") {

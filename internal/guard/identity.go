@@ -62,6 +62,10 @@ func (id *Identity) Platform() string { return id.platform }
 // AppID is the app the caller logged in to.
 func (id *Identity) AppID() string { return id.appID }
 
+// Anonymous reports whether the caller is a device, not a person (a
+// Douyin guest logged in by anonymous_code).
+func (id *Identity) Anonymous() bool { return id.anon }
+
 // Surface is where the caller logged in: "mp", "oa" or "qr".
 func (id *Identity) Surface() string { return id.surface }
 
