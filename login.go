@@ -162,7 +162,7 @@ func (h *Handler) provisionLogin(store session.Store, prefix string, sealKey []b
 		h.logins[platforms.WeChat] = &platformLogin{name: platforms.WeChat, provider: p, flow: flow(p, prefix)}
 	}
 	providers, err := platforms.Providers(h.Platforms, platforms.Settings{
-		Timeout: time.Duration(h.WeChatTimeout), ConfigError: countPlatformConfigError})
+		Timeout: time.Duration(h.WeChatTimeout), ConfigError: countPlatformConfigError, Observe: observePlatform})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type metricSet struct {
 	storeErrors   *prometheus.CounterVec
 	wechatConfig  *prometheus.CounterVec
 	platformConf  *prometheus.CounterVec
+	platformTime  *prometheus.HistogramVec
 	panics        *prometheus.CounterVec
 	hookLatency   *prometheus.HistogramVec
 	hookFailures  *prometheus.CounterVec
@@ -70,6 +71,11 @@ var metrics = resolveCounters(metricSet{
 		Namespace: "wxauth", Name: "platform_config_errors_total",
 		Help: "Answers of the other mini-program platforms that mean the server's app there is misconfigured (answered 502 platform_config), by platform and its code.",
 	}, []string{"platform", "errcode"}),
+	platformTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "wxauth", Name: "platform_request_duration_seconds",
+		Help:    "Calls to the other mini-program platforms' APIs (login, Alipay's gateway), by platform and outcome (ok: an answer below HTTP 500; error: none, or a 5xx), until the answer began.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"platform", "outcome"}),
 	panics: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "wxauth", Name: "background_panics_total",
 		Help: "Panics recovered in background work, by job (feed, retry, sweep, keys, recheck, event); a long-running job is started again after a backoff.",
@@ -113,7 +119,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.tokenForced, metrics.storeErrors, metrics.wechatConfig, metrics.platformConf, metrics.panics,
+	for _, c := range []prometheus.Collector{metrics.logins, metrics.tokenChecks, metrics.wechatLatency, metrics.tokenRefresh, metrics.tokenForced, metrics.storeErrors, metrics.wechatConfig, metrics.platformConf, metrics.platformTime, metrics.panics,
 		metrics.hookLatency, metrics.hookFailures} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
@@ -169,6 +175,15 @@ func countWeChatConfigError(errcode int) {
 // the server's app there is misconfigured.
 func countPlatformConfigError(platform, errcode string) {
 	metrics.platformConf.WithLabelValues(platform, errcode).Inc()
+}
+
+// observePlatform measures one call to another platform's API.
+func observePlatform(platform string, d time.Duration, ok bool) {
+	outcome := "ok"
+	if !ok {
+		outcome = "error"
+	}
+	metrics.platformTime.WithLabelValues(platform, outcome).Observe(d.Seconds())
 }
 
 // countPanic counts a recovered panic of a background job, labelled by the

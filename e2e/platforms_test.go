@@ -204,4 +204,9 @@ func TestPlatformWrongSecret(t *testing.T) {
 	if got := after[`wxauth_platform_config_errors_total{errcode="100200101",platform="kuaishou"}`] - before[`wxauth_platform_config_errors_total{errcode="100200101",platform="kuaishou"}`]; got != 1 {
 		t.Errorf("platform_config_errors went up by %v, want 1", got)
 	}
+	// The call itself was answered, and measured.
+	const calls = `wxauth_platform_request_duration_seconds_count{outcome="ok",platform="kuaishou"}`
+	if got := after[calls] - before[calls]; got != 1 {
+		t.Errorf("%s went up by %v, want 1", calls, got)
+	}
 }

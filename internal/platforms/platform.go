@@ -7,6 +7,7 @@ package platforms
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"sort"
@@ -156,7 +157,7 @@ func (b *Block) Validate(name string) error {
 			return fmt.Errorf("wxauth: platform %s: api_base %q is not an http(s) URL", name, b.APIBase)
 		}
 	}
-	_, err := b.provider(name, 0, nil)
+	_, err := b.provider(name, 0, nil, nil)
 	return err
 }
 
@@ -179,6 +180,9 @@ type Settings struct {
 	Timeout time.Duration
 	// ConfigError counts an answer saying the app is misconfigured.
 	ConfigError func(platform, errcode string)
+	// Observe measures each call to a platform: how long until its answer
+	// began, and whether it answered (an HTTP status below 500).
+	Observe func(platform string, d time.Duration, ok bool)
 }
 
 // Providers builds the provider of each block, by platform name.
@@ -189,7 +193,11 @@ func Providers(blocks map[string]*Block, s Settings) (map[string]login.Provider,
 		if s.ConfigError != nil {
 			count = func(code string) { s.ConfigError(name, code) }
 		}
-		p, err := blocks[name].provider(name, s.Timeout, count)
+		var client *http.Client
+		if s.Observe != nil {
+			client = &http.Client{Timeout: s.Timeout, Transport: observed{platform: name, observe: s.Observe, next: transport()}}
+		}
+		p, err := blocks[name].provider(name, s.Timeout, count, client)
 		if err != nil {
 			return nil, err
 		}
@@ -209,14 +217,14 @@ func SortedNames(blocks map[string]*Block) []string {
 }
 
 // provider builds the block's provider; its error names the field at fault.
-func (b *Block) provider(name string, timeout time.Duration, configError func(string)) (login.Provider, error) {
+func (b *Block) provider(name string, timeout time.Duration, configError func(string), client *http.Client) (login.Provider, error) {
 	build, ok := builders[name]
 	if !ok {
 		return nil, fmt.Errorf("wxauth: platform %s is not built into this binary", name)
 	}
 	p, err := build(login.PlatformConfig{
 		AppID: b.AppID, AppSecret: b.secret, PrivateKey: b.privateKey, PlatformPublicKey: b.publicKey,
-		AESKey: b.aesKey, APIBase: b.APIBase, Timeout: timeout, ConfigError: configError,
+		AESKey: b.aesKey, APIBase: b.APIBase, Timeout: timeout, ConfigError: configError, Client: client,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("wxauth: platform %s: %w", name, err)
