@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,6 +32,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/throttle"
 )
 
 // Platform is the name of the platform in an Identity and in errors.
@@ -73,9 +73,7 @@ type Provider struct {
 	now       clock.Clock
 	zone      *time.Location
 	configErr func(errcode string)
-
-	mu     sync.Mutex
-	logged map[string]time.Time // when each config sub_code was last logged
+	logGate   *throttle.Gate // config sub_codes logged at ERROR
 }
 
 // The provider's capabilities. Alipay has no session key, so it is not a
@@ -92,8 +90,10 @@ var (
 func New(cfg login.PlatformConfig) (*Provider, error) {
 	p := &Provider{
 		appID: strings.TrimSpace(cfg.AppID), timeout: cfg.Timeout, now: clock.Real,
-		zone: beijing(), configErr: cfg.ConfigError, logged: map[string]time.Time{},
+		zone: beijing(), configErr: cfg.ConfigError,
 	}
+	// Through p.now, which tests replace.
+	p.logGate = throttle.New(configLogEvery, func() time.Time { return p.now() })
 	if p.appID == "" {
 		return nil, errors.New("alipay: app_id is required: the mini-program's APPID")
 	}
@@ -334,15 +334,7 @@ func (p *Provider) fail(log *zap.Logger, a *answer) *apierr.Error {
 
 // logConfig logs at ERROR what to fix, at most once a minute per what.
 func (p *Provider) logConfig(log *zap.Logger, what, fix string) {
-	now := p.now()
-	p.mu.Lock()
-	last, seen := p.logged[what]
-	first := !seen || now.Sub(last) >= configLogEvery
-	if first {
-		p.logged[what] = now
-	}
-	p.mu.Unlock()
-	if first {
+	if p.logGate.Due(what) {
 		log.Error("Alipay login: the app's config needs a fix", zap.String("platform", Platform), zap.String("errcode", what), zap.String("fix", fix))
 	}
 }

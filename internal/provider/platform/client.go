@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -27,6 +26,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/throttle"
 )
 
 // DefaultTimeout bounds each call to a platform unless the config sets one.
@@ -58,9 +58,7 @@ type Client struct {
 	timeout   time.Duration
 	configErr func(errcode string)
 	now       clock.Clock
-
-	mu     sync.Mutex
-	logged map[string]time.Time // when each config errcode was last logged
+	logGate   *throttle.Gate // config errcodes logged at ERROR
 }
 
 // NewClient checks cfg and returns the client of the platform name (Label
@@ -85,8 +83,10 @@ func NewClient(name, label, defaultBase string, cfg login.PlatformConfig) (*Clie
 	c := &Client{
 		Name: name, Label: label, AppID: cfg.AppID, Secret: cfg.AppSecret,
 		base: strings.TrimRight(base, "/"), timeout: cfg.Timeout, configErr: cfg.ConfigError,
-		now: clock.Real, logged: map[string]time.Time{},
+		now: clock.Real,
 	}
+	// Through c.now, which tests replace.
+	c.logGate = throttle.New(configLogEvery, func() time.Time { return c.now() })
 	if c.timeout == 0 {
 		c.timeout = DefaultTimeout
 	}

@@ -80,7 +80,7 @@ func (c *Client) Fail(log *zap.Logger, api string, r Refusal) *apierr.Error {
 		if c.configErr != nil {
 			c.configErr(code)
 		}
-		if c.firstInAMinute(code) {
+		if c.logGate.Due(code) {
 			log.Error(c.Label+" says the server's app is misconfigured", append(fields, zap.String("fix", r.Fix))...)
 		}
 		e = apierr.PlatformConfig(c.Name, r.Fix)
@@ -114,19 +114,6 @@ func codeText(code any) string {
 		return v
 	}
 	return ""
-}
-
-// firstInAMinute reports whether code was not logged within the last
-// configLogEvery, and notes it as logged now if so.
-func (c *Client) firstInAMinute(code string) bool {
-	now := c.now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if last, ok := c.logged[code]; ok && now.Sub(last) < configLogEvery {
-		return false
-	}
-	c.logged[code] = now
-	return true
 }
 
 // scrub removes the app secret and hide from a platform's message, should

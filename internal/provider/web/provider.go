@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -12,6 +12,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/throttle"
 	wx "github.com/wxauth/caddy-wxauth/wechat"
 )
 
@@ -52,7 +53,7 @@ type Provider struct {
 	client    *wx.Client
 	log       *zap.Logger
 	configErr func(errcode int)
-	limit     logLimit
+	logGate   *throttle.Gate // config errcodes logged at ERROR
 }
 
 var _ login.Provider = (*Provider)(nil)
@@ -65,13 +66,10 @@ func New(cfg Config) *Provider {
 			AppID: cfg.App.AppID, AppSecret: cfg.App.AppSecret, BaseURL: cfg.APIBase,
 			Timeout: cfg.Timeout, HTTPClient: cfg.HTTPClient, Observe: cfg.Observe,
 		}),
-		limit: logLimit{now: cfg.Now, last: map[int]time.Time{}},
+		logGate: throttle.New(time.Minute, cfg.Now),
 	}
 	if p.log == nil {
 		p.log = zap.NewNop()
-	}
-	if p.limit.now == nil {
-		p.limit.now = clock.Real
 	}
 	return p
 }
@@ -113,28 +111,9 @@ func (p *Provider) fail(log *zap.Logger, err error) *apierr.Error {
 	if p.configErr != nil {
 		p.configErr(code)
 	}
-	if p.limit.due(code) {
+	if p.logGate.Due(strconv.Itoa(code)) {
 		log.Error("WeChat says a web login is misconfigured", zap.String("web_login", p.app.Name),
 			zap.Int("errcode", code), zap.String("fix", e.Message), zap.Error(err))
 	}
 	return e
-}
-
-// logLimit lets each errcode through once per minute: a wrong secret fails
-// every login, and the log says so once a minute, not once a login.
-type logLimit struct {
-	now  clock.Clock
-	mu   sync.Mutex
-	last map[int]time.Time
-}
-
-func (l *logLimit) due(errcode int) bool {
-	t := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if prev, seen := l.last[errcode]; seen && t.Sub(prev) < time.Minute {
-		return false
-	}
-	l.last[errcode] = t
-	return true
 }

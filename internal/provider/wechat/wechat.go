@@ -8,7 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -16,6 +16,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/login"
+	"github.com/wxauth/caddy-wxauth/internal/throttle"
 	wx "github.com/wxauth/caddy-wxauth/wechat"
 )
 
@@ -53,21 +54,20 @@ type Provider struct {
 	log       *zap.Logger
 	now       clock.Clock
 	configErr func(errcode int)
-
-	mu     sync.Mutex
-	logged map[int]time.Time // when each config errcode was last logged
+	logGate   *throttle.Gate // config errcodes logged at ERROR
 }
 
 // New returns the provider of cfg.
 func New(cfg Config) *Provider {
 	p := &Provider{appID: cfg.AppID, client: cfg.Client, access: cfg.Access, log: cfg.Log,
-		now: cfg.Now, configErr: cfg.ConfigError, logged: map[int]time.Time{}}
+		now: cfg.Now, configErr: cfg.ConfigError}
 	if p.log == nil {
 		p.log = zap.NewNop()
 	}
 	if p.now == nil {
 		p.now = clock.Real
 	}
+	p.logGate = throttle.New(configLogEvery, p.now)
 	return p
 }
 
@@ -83,26 +83,13 @@ func (p *Provider) fail(log *zap.Logger, err error) *apierr.Error {
 	if p.configErr != nil {
 		p.configErr(code)
 	}
-	if p.firstInAMinute(code) {
+	if p.logGate.Due(strconv.Itoa(code)) {
 		if log == nil {
 			log = p.log
 		}
 		log.Error("WeChat says the server is misconfigured", zap.Int("errcode", code), zap.String("fix", e.Message), zap.Error(err))
 	}
 	return e
-}
-
-// firstInAMinute reports whether errcode was not logged within the last
-// configLogEvery, and notes it as logged now if so.
-func (p *Provider) firstInAMinute(errcode int) bool {
-	now := p.now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if last, ok := p.logged[errcode]; ok && now.Sub(last) < configLogEvery {
-		return false
-	}
-	p.logged[errcode] = now
-	return true
 }
 
 // The provider's capabilities.
