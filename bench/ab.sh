@@ -29,7 +29,7 @@ cat "$out/load.txt"
 for b in "${bins[@]}"; do
 	name=$(basename "$b" .test)
 	printf '%s:' "$name"
-	for m in added-ns added-allocs own-ns own-allocs floor-ns; do
+	for m in added-ns added-allocs own-ns own-allocs floor-ns headers-ns headers-allocs check-ns check-allocs; do
 		awk -v m="$m/req" '{for (i = 1; i <= NF; i++) if ($i == m) print $(i-1)}' "$out/$name.txt" | sort -n |
 			awk -v m="$m" '{a[NR] = $1} END {if (NR) printf " %s %.0f [%.0f .. %.0f]", m, (a[int((NR+1)/2)] + a[int(NR/2)+1]) / 2, a[1], a[NR]}'
 	done
