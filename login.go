@@ -455,12 +455,11 @@ func (a webHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Sessi
 }
 
 // webCookie returns the web login whose session cookie holds the token
-// the guard will check on r, and that token; nil when the token comes
-// from elsewhere. It runs before the guard takes the cookie out, and
+// the guard will check on r; nil when the token comes from elsewhere. It runs before the guard takes the cookie out, and
 // clears a cookie whose session has ended.
-func (h *Handler) webCookie(w http.ResponseWriter, r *http.Request) (*webLogin, string) {
+func (h *Handler) webCookie(w http.ResponseWriter, r *http.Request) *webLogin {
 	if len(h.web) == 0 {
-		return nil, ""
+		return nil
 	}
 	tok := h.guard.Find(r)
 	for _, wl := range h.web {
@@ -472,24 +471,21 @@ func (h *Handler) webCookie(w http.ResponseWriter, r *http.Request) (*webLogin, 
 				// every page answering 401 to it.
 				wl.routes.ClearCookie(w, r)
 				guard.RemoveCookie(r.Header, wl.routes.CookieName())
-				return nil, ""
+				return nil
 			}
-			return wl, tok
+			return wl
 		}
 	}
-	return nil, ""
+	return nil
 }
 
-// renewCookie re-issues the session cookie of wl on the response when its
-// token tok, which the guard accepted, is past half its life: a browser
-// that keeps using the site stays logged in up to session_max_age, as a
-// mini-program that refreshes does. A failure leaves the cookie as it is.
-func (h *Handler) renewCookie(w http.ResponseWriter, r *http.Request, wl *webLogin, tok string) {
-	// The guard has just checked tok: its cached identity answers
-	// without verifying the token again.
-	id, aerr := h.guard.Check(r.Context(), tok)
+// renewCookie re-issues the session cookie of wl on the response when the
+// token the guard accepted (id) is past half its life: a browser that keeps
+// using the site stays logged in up to session_max_age, as a mini-program
+// that refreshes does. A failure leaves the cookie as it is.
+func (h *Handler) renewCookie(w http.ResponseWriter, r *http.Request, wl *webLogin, id *guard.Identity) {
 	now := clock.Real()
-	if aerr != nil || !id.PastHalfLife(now) {
+	if !id.PastHalfLife(now) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)

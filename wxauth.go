@@ -158,12 +158,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ep, ok := h.routes[r.URL.Path]; ok {
 		return h.serveEndpoint(w, r, ep)
 	}
-	wl, tok := h.webCookie(w, r)
-	if pass, err := h.guard.Serve(w, r); !pass {
+	wl := h.webCookie(w, r)
+	id, pass, err := h.guard.Serve(w, r)
+	if !pass {
 		return err
 	}
-	if wl != nil {
-		h.renewCookie(w, r, wl, tok)
+	if wl != nil && id != nil {
+		h.renewCookie(w, r, wl, id)
 	}
 	return next.ServeHTTP(w, r)
 }

@@ -142,11 +142,11 @@ func New(c Config) *Guard {
 func (g *Guard) Close() { g.Ended.unregister(g) }
 
 // Serve is the protected path, before the next handler: a request with a
-// valid token goes on (pass) with the caller's identity, one without is
-// refused, its answer written to w and err what writing it returned (or,
-// when optional, goes on anonymous). The caller runs the next handler: the
+// valid token goes on (pass) with the caller's identity, returned as id,
+// one without is refused, its answer written to w and err what writing it
+// returned (or, when optional, goes on anonymous, id nil). The caller runs the next handler: the
 // guard holds no handler type of a server's.
-func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err error) {
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (id *Identity, pass bool, err error) {
 	tok, src := g.scrub(r.Header), 0
 	if tok == "" {
 		from := 0
@@ -159,15 +159,15 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err er
 		if g.Optional {
 			g.Counters.Anonymous.Inc()
 			anonymous.apply(r, g.Placeholders)
-			return true, nil
+			return nil, true, nil
 		}
 		g.Counters.Missing.Inc()
-		return false, apierr.Write(w, g.Missing(r))
+		return nil, false, apierr.Write(w, g.Missing(r))
 	}
 	id, aerr := g.Check(r.Context(), tok)
 	if aerr != nil {
 		g.Counters.Invalid.Inc()
-		return false, apierr.Write(w, aerr)
+		return nil, false, apierr.Write(w, aerr)
 	}
 	if !g.ForwardToken {
 		if src == 0 && g.lead != "" {
@@ -177,7 +177,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (pass bool, err er
 		}
 	}
 	id.face.view.Load().apply(r, g.Placeholders)
-	return true, nil
+	return id, true, nil
 }
 
 // scrub removes every client-sent identity header, X-Wx-* and the headers

@@ -353,7 +353,7 @@ func TestBareTokenSaysHowToSendIt(t *testing.T) {
 			req.Header.Set("Authorization", tc.header)
 		}
 		w := httptest.NewRecorder()
-		if pass, _ := f.g.Serve(w, req); pass {
+		if _, pass, _ := f.g.Serve(w, req); pass {
 			t.Fatalf("%q passed", tc.header)
 		}
 		var body struct{ Error, Message string }
