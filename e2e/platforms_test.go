@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +23,15 @@ var otherPlatforms = []struct{ name, appID string }{
 // wxauth serving WeChat and all five; body goes inside wxauth.
 func platformsConfig(t *testing.T, body string) string {
 	t.Helper()
+	mock, auth := platformBlocks(t, mockURL)
+	cfg := config(auth + body)
+	return strings.Replace(cfg, "\twxmock {\n", "\twxmock {\n"+mock, 1)
+}
+
+// platformBlocks are the platform blocks of wxmock and of a wxauth whose
+// api_base for each platform is the wxmock site at mockURL.
+func platformBlocks(t *testing.T, mockURL string) (mockBlocks, authBlocks string) {
+	t.Helper()
 	keys, err := filepath.Abs(repoPath("examples", "keys"))
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +46,7 @@ func platformsConfig(t *testing.T, body string) string {
 		fmt.Fprintf(&mock, "\t\tplatform %s {\n\t\t\tapp_id %s\n\t\t\tapp_secret %s-secret\n\t\t}\n", p.name, p.appID, p.name)
 		fmt.Fprintf(&auth, "\t\t\tplatform %s {\n\t\t\t\tapp_id %s\n\t\t\t\tapp_secret %s-secret\n\t\t\t\tapi_base %s/%s\n\t\t\t}\n", p.name, p.appID, p.name, mockURL, p.name)
 	}
-	cfg := config(auth.String() + body)
-	return strings.Replace(cfg, "\twxmock {\n", "\twxmock {\n"+mock.String(), 1)
+	return mock.String(), auth.String()
 }
 
 // platformCode is a login code of user on platform, as its login call gives.
@@ -208,5 +219,125 @@ func TestPlatformWrongSecret(t *testing.T) {
 	const calls = `wxauth_platform_request_duration_seconds_count{outcome="ok",platform="kuaishou"}`
 	if got := after[calls] - before[calls]; got != 1 {
 		t.Errorf("%s went up by %v, want 1", calls, got)
+	}
+}
+
+// No platform secret or key, session key, login code or token reaches a
+// log line, DEBUG included: through logins, user data, phone numbers, bad
+// codes and an app whose secret is wrong.
+func TestPlatformLogsHoldNoSecret(t *testing.T) {
+	mock := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	app := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	mockBlocks, authBlocks := platformBlocks(t, mock)
+	cfg := fmt.Sprintf(`%s {
+	wxmock {
+%s	}
+}
+%s {
+	handle /wrong/* {
+		wxauth {
+			platform kuaishou {
+				app_id ks0123456789
+				app_secret wrong-kuaishou-secret
+				api_base %s/kuaishou
+			}
+			login_path /wrong/login
+		}
+		respond "ok"
+	}
+	handle {
+		wxauth {
+%s		}
+		respond "ok"
+	}
+}
+`, mock, mockBlocks, app, mock, authBlocks)
+	in := newInstance(t, "platform-logs", "debug", cfg, mock+"/wxmock/stats")
+
+	// What must never be logged.
+	secrets := []string{"qq-secret", "douyin-secret", "baidu-secret", "kuaishou-secret"}
+	for _, f := range []string{"alipay-app-private.pem", "alipay-aes.key"} {
+		b, err := os.ReadFile(repoPath("examples", "keys", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		secrets = append(secrets, strings.TrimSpace(lines[len(lines)/2]))
+	}
+	call := func(method, u, body, tok string) map[string]any {
+		t.Helper()
+		req, err := http.NewRequest(method, u, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		return m
+	}
+	str := func(m map[string]any, k string) string { s, _ := m[k].(string); return s }
+	keyOf := map[string]string{ // chosen session keys, to look for
+		"qq": "MDEyMzQ1Njc4OWFiY2RlZg==", "douyin": "ZmVkY2JhOTg3NjU0MzIxMA==",
+		"kuaishou": "a3MtMTYtYnl0ZS1rZXkhIQ==", "baidu": "YmFpZHUtMjQtYnl0ZS1zZXNzaW9uLWt5",
+	}
+	for _, p := range otherPlatforms {
+		q := "/" + p.name + "/wxmock/login?user=alice"
+		if k := keyOf[p.name]; k != "" {
+			q += "&session_key=" + url.QueryEscape(k)
+			secrets = append(secrets, k)
+		}
+		got := call(http.MethodGet, mock+q, "", "")
+		code := str(got, "code") + str(got, "authCode")
+		secrets = append(secrets, code)
+		login := call(http.MethodPost, app+"/wx/login", fmt.Sprintf(`{"code":%q,"platform":%q}`, code, p.name), "")
+		tok := str(login, "token")
+		if tok == "" {
+			t.Fatalf("%s login: %v", p.name, login)
+		}
+		secrets = append(secrets, tok)
+		if p.name != "alipay" {
+			info := call(http.MethodGet, mock+"/"+p.name+"/wxmock/userinfo?user=alice", "", "")
+			body, _ := json.Marshal(info)
+			if d := call(http.MethodPost, app+"/wx/decrypt", string(body), tok); d["error"] != nil {
+				t.Fatalf("%s decrypt: %v", p.name, d)
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, mock+"/"+p.name+"/wxmock/phone?user=alice&phone=13800138000", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		phone, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ph := call(http.MethodPost, app+"/wx/phone", string(phone), tok); str(ph, "pure_phone_number") != "13800138000" {
+			t.Fatalf("%s phone: %v", p.name, ph)
+		}
+		if bad := call(http.MethodPost, app+"/wx/login", fmt.Sprintf(`{"code":"invalid","platform":%q}`, p.name), ""); str(bad, "error") != "invalid_code" {
+			t.Fatalf("%s bad code: %v", p.name, bad)
+		}
+	}
+	code := str(call(http.MethodGet, mock+"/kuaishou/wxmock/login?user=bob", "", ""), "code")
+	secrets = append(secrets, code, "wrong-kuaishou-secret")
+	if r := call(http.MethodPost, app+"/wrong/login", fmt.Sprintf(`{"code":%q,"platform":"kuaishou"}`, code), ""); str(r, "error") != "platform_config" {
+		t.Fatalf("wrong secret: %v", r)
+	}
+
+	in.stop()
+	logs := in.out.String()
+	if !strings.Contains(logs, `"level":"debug"`) || !strings.Contains(logs, "platform_config") && !strings.Contains(logs, "misconfigured") {
+		t.Fatalf("the logs are not what this test reads: %.2000s", logs)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("a log line holds %.12s...", s)
+		}
 	}
 }
