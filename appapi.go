@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/wxauth/caddy-wxauth/internal/apierr"
 	"github.com/wxauth/caddy-wxauth/internal/changes"
@@ -91,15 +92,20 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 	if call.Action == actionAccessToken {
 		return h.serveAccessToken(w, r, call.Platform, call.Stale)
 	}
-	key, err := h.callUser(ctx, &call)
+	keys, err := h.callUsers(ctx, &call)
 	if err != nil {
 		return err
 	}
-	switch call.Action {
-	case actionSetClaims:
-		_, err = h.users.ApplyClaims(ctx, key, call.Claims)
-	case actionEndSessions:
-		err = h.endSessions(ctx, key)
+	for _, key := range keys {
+		switch call.Action {
+		case actionSetClaims:
+			_, err = h.users.ApplyClaims(ctx, key, call.Claims)
+		case actionEndSessions:
+			err = h.endSessions(ctx, key)
+		}
+		if err != nil {
+			break
+		}
 	}
 	if err != nil {
 		log.Error("app_api call failed", zap.String("action", call.Action), zap.Error(err))
@@ -113,15 +119,16 @@ func (h *Handler) serveAppAPI(w http.ResponseWriter, r *http.Request, _ *guard.I
 	return nil
 }
 
-// callUser is the key of the user record a call names: the person of a
-// unionid, or the person an openid of one of the handler's apps logged in
-// as.
-func (h *Handler) callUser(ctx context.Context, call *appCall) (string, error) {
+// callUsers are the keys of the user records a call names: the person of
+// a unionid; or an openid of one of the handler's apps, which under
+// link_by unionid is also the person it last logged in as (its sessions
+// from before the link, or from a login without a unionid, stay its own).
+func (h *Handler) callUsers(ctx context.Context, call *appCall) ([]string, error) {
 	if call.UnionID != "" {
 		if h.LinkBy != "unionid" {
-			return "", apierr.InvalidRequest(`"unionid" names a person under link_by unionid, which this handler does not set; name the user by "openid"`)
+			return nil, apierr.InvalidRequest(`"unionid" names a person under link_by unionid, which this handler does not set; name the user by "openid"`)
 		}
-		return users.UnionKey(call.UnionID), nil
+		return []string{users.UnionKey(call.UnionID)}, nil
 	}
 	plt := call.Platform
 	if plt == "" {
@@ -130,29 +137,51 @@ func (h *Handler) callUser(ctx context.Context, call *appCall) (string, error) {
 	appID := call.AppID
 	switch {
 	case plt == platforms.WeChat && (appID == "" || appID == h.AppID):
-		if h.AppID == "" {
-			return "", apierr.InvalidRequest(`this handler serves no WeChat mini-program: name the user's "platform" (and "app_id" for a web login)`)
+		if appID = h.AppID; appID == "" {
+			// No mini-program: the one WeChat app is then a web login's.
+			web := h.webAppIDs()
+			if len(web) != 1 {
+				return nil, apierr.InvalidRequest(`this handler serves no WeChat mini-program: name the user's "platform", or the web login's "app_id"`)
+			}
+			appID = web[0]
 		}
-		appID = h.AppID
 	case plt == platforms.WeChat:
 		if !h.servesApp(plt, appID) {
-			return "", apierr.InvalidRequest(`"app_id" is not an app this handler serves`)
+			return nil, apierr.InvalidRequest(`"app_id" is not an app this handler serves`)
 		}
 	default:
 		b, ok := h.Platforms[plt]
 		if !ok {
-			return "", apierr.InvalidRequest(`"platform" is not one this handler serves`)
+			return nil, apierr.InvalidRequest(`"platform" is not one this handler serves`)
 		}
 		if appID != "" && appID != b.AppID {
-			return "", apierr.InvalidRequest(`"app_id" is not the app this handler serves on that platform`)
+			return nil, apierr.InvalidRequest(`"app_id" is not the app this handler serves on that platform`)
 		}
 		appID = b.AppID
 	}
-	key, err := h.users.Resolve(ctx, h.keyRule().Local(plt, appID, call.OpenID))
-	if err != nil {
-		return "", apierr.StoreUnavailable
+	local := h.keyRule().Local(plt, appID, call.OpenID)
+	if h.LinkBy != "unionid" {
+		return []string{local}, nil
 	}
-	return key, nil
+	person, err := h.users.Resolve(ctx, local)
+	if err != nil {
+		return nil, apierr.StoreUnavailable
+	}
+	if person == local {
+		return []string{local}, nil
+	}
+	return []string{local, person}, nil
+}
+
+// webAppIDs lists the distinct app ids of the handler's web logins.
+func (h *Handler) webAppIDs() []string {
+	var out []string
+	for _, a := range h.apps() {
+		if a.Platform == platforms.WeChat && a.AppID != h.AppID && !slices.Contains(out, a.AppID) {
+			out = append(out, a.AppID)
+		}
+	}
+	return out
 }
 
 // servesApp reports whether the handler accepts tokens of appID on plt.

@@ -476,31 +476,42 @@ func (c *Config) keyRule() users.KeyRule {
 }
 
 // sealSecret is what the store's seal key derives from: the mini-program's
-// AppSecret, or for a handler of other platforms only their secrets and
-// keys. Never empty once validated, so the seal is never a constant.
+// AppSecret, or, for a handler without one, the secret of the app that
+// names the store (see anchor). Never empty once validated, so the seal is
+// never a constant.
 func (c *Config) sealSecret() string {
 	if c.secret != "" {
 		return c.secret
 	}
-	out := platforms.SealSecrets(c.Platforms)
-	for _, name := range webLoginNames(c.WebLogins) {
-		out += "web_login " + name + "\x00" + c.WebLogins[name].app.AppSecret + "\x00"
-	}
-	return out
+	_, _, secret := c.anchor()
+	return secret
 }
 
 // storeName names the handler's keys in the store: its WeChat app_id, or
-// for a handler of other platforms only its first platform's app.
+// for a handler without one the anchor app's.
 func (c *Config) storeName() string {
 	if c.AppID != "" {
 		return c.AppID
 	}
-	if len(c.Platforms) == 0 {
-		name := webLoginNames(c.WebLogins)[0]
-		return "web-" + session.HashKey(c.WebLogins[name].app.AppID)[:16]
+	kind, appID, _ := c.anchor()
+	return kind + "-" + session.HashKey(appID)[:16]
+}
+
+// anchor is the app that names and seals the store of a handler with no
+// WeChat mini-program: its first platform block by name, else its first
+// web login by name. Only that app counts, so adding or changing another
+// block keeps the store; changing the anchor's secret, or adding a block
+// that comes before it, starts a new one (every session and key anew), as
+// changing the mini-program's AppSecret does.
+func (c *Config) anchor() (kind, appID, secret string) {
+	if name, id, secret := platforms.Anchor(c.Platforms); name != "" {
+		return name, id, secret
 	}
-	name := platforms.SortedNames(c.Platforms)[0]
-	return name + "-" + session.HashKey(c.Platforms[name].AppID)[:16]
+	if names := webLoginNames(c.WebLogins); len(names) > 0 {
+		a := c.WebLogins[names[0]].app
+		return "web", a.AppID, a.AppSecret
+	}
+	return "", "", ""
 }
 
 // unsetHint ends the message of a required field that is empty.

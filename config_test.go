@@ -155,9 +155,9 @@ func TestLimitDefaults(t *testing.T) {
 // A handler of other platforms only seals its store with their secrets:
 // never with an empty key, and another secret is another seal.
 func TestSealSecretOfPlatformsOnly(t *testing.T) {
-	seal := func(secret string) string {
+	seal := func(secret string, more ...string) string {
 		var h Handler
-		body := "wxauth {\nplatform kuaishou {\napp_id ks1\napp_secret " + secret + "\napi_base http://127.0.0.1:1/kuaishou\n}\n}"
+		body := "wxauth {\nplatform kuaishou {\napp_id ks1\napp_secret " + secret + "\napi_base http://127.0.0.1:1/kuaishou\n}\n" + strings.Join(more, "") + "}"
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
 			t.Fatal(err)
 		}
@@ -169,6 +169,10 @@ func TestSealSecretOfPlatformsOnly(t *testing.T) {
 	a, b := seal("secret-a"), seal("secret-b")
 	if a == "" || a == b || !strings.Contains(a, "secret-a") {
 		t.Fatalf("seal secrets %q and %q", a, b)
+	}
+	// Another platform (after the anchor by name) keeps the store's seal.
+	if c := seal("secret-a", "platform qq {\napp_id q1\napp_secret q-secret\napi_base http://127.0.0.1:1/qq\n}\n"); c != a {
+		t.Fatalf("adding a platform changed the seal: %q, was %q", c, a)
 	}
 }
 

@@ -43,11 +43,13 @@ type PhoneLimit struct {
 	Window caddy.Duration `json:"window"`
 }
 
-// reservePhone counts one WeChat phone call for openid, or refuses it with
-// 429 and Retry-After when the window is used up, or 503 when the store
-// fails. refund takes the call back, for a call that never reached WeChat.
-func (h *Handler) reservePhone(ctx context.Context, openid string) (refund func(), err error) {
-	refund, wait, err := h.phone.Reserve(ctx, openid)
+// reservePhone counts one phone number request for the user key user
+// (users.KeyRule: under link_by unionid the person, whichever app asks), or
+// refuses it with 429 and Retry-After when the window is used up, or 503
+// when the store fails. refund takes it back, for a request that never
+// reached the platform.
+func (h *Handler) reservePhone(ctx context.Context, user string) (refund func(), err error) {
+	refund, wait, err := h.phone.Reserve(ctx, user)
 	switch {
 	case err != nil:
 		return nil, apierr.StoreUnavailable

@@ -14,6 +14,7 @@ import (
 	"unicode"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/wxauth/caddy-wxauth/session"
 )
@@ -393,6 +394,11 @@ func (c *StoreConfig) feedLag() time.Duration {
 // copy of the store gives away no session_key, signing key or access_token.
 func (h *Handler) openStore(ctx caddy.Context) (pooledStore, []byte, error) {
 	prefix := "wxauth/" + h.storeName()
+	if kind, appID, _ := h.anchor(); h.AppID == "" {
+		h.logger.Info("no WeChat mini-program app_id: the store is named and sealed by one app; changing its secret, "+
+			"or adding a block that sorts before it, starts a new store (every session and key anew)",
+			zap.String("by", kind), zap.String("app_id", appID))
+	}
 	opened, release, err := h.Store.open(ctx, prefix)
 	if err != nil {
 		return opened, nil, err

@@ -24,7 +24,7 @@ func (h *Handler) sessionKey(ctx context.Context, id *guard.Identity) (string, e
 	defer cancel()
 	key, err := h.sessions.SessionKey(ctx, h.sessionKeyName(id.Platform(), id.AppID(), id.OpenID()))
 	if errors.Is(err, session.ErrNotFound) {
-		return "", apierr.InvalidToken("no session_key is kept for this user any more; call wx.login and log in again")
+		return "", apierr.InvalidToken("no session_key is kept for this user any more; call " + loginCall(id.Platform()) + " and log in again")
 	}
 	if err != nil {
 		return "", apierr.StoreUnavailable
@@ -183,7 +183,7 @@ func (h *Handler) servePhoneCode(w http.ResponseWriter, r *http.Request, id *gua
 	}
 	if rec == nil {
 		// Only a call that goes to WeChat counts; a kept answer does not.
-		refund, err := h.reservePhone(r.Context(), id.OpenID())
+		refund, err := h.reservePhone(r.Context(), id.User())
 		if err != nil {
 			return err
 		}

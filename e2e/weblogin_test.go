@@ -493,3 +493,30 @@ func TestWebLoginCookieRenewed(t *testing.T) {
 		t.Fatalf("with the re-issued cookie: %d %s", me.status, me.body)
 	}
 }
+
+// A user who logged in before link_by unionid was set keeps those
+// sessions under the openid: end_sessions by that openid ends them and the
+// person's sessions since; one by unionid ends the person's.
+func TestLinkByUnionIDSetLater(t *testing.T) {
+	a := newAppHook(t)
+	h := startConfig(t, config(hookConfig(a, "logout")+"\nsigning_key "+testKey))
+	before := h.login("dora")
+	openid := before.str("openid")
+	h = startConfig(t, config(hookConfig(a, "logout")+"\nsigning_key "+testKey+"\nlink_by unionid"))
+	after := h.login("dora")
+	for _, tok := range []string{before.str("token"), after.str("token")} {
+		if r := h.do(http.MethodGet, appURL+"/me", nil, bearer(tok)...); r.status != http.StatusOK {
+			t.Fatalf("before end_sessions: %d %s", r.status, r.body)
+		}
+	}
+	if r := signedCall(h, `{"action":"end_sessions","openid":"`+openid+`"}`, newCallID(), time.Now(), hookSecret); r.status != http.StatusNoContent {
+		t.Fatalf("end_sessions: %d %s", r.status, r.body)
+	}
+	for name, tok := range map[string]string{"before the link": before.str("token"), "since": after.str("token")} {
+		if !eventually(t, 5*time.Second, func() bool {
+			return h.do(http.MethodGet, appURL+"/me", nil, bearer(tok)...).status == http.StatusUnauthorized
+		}) {
+			t.Errorf("the session %s is still accepted after end_sessions by openid", name)
+		}
+	}
+}

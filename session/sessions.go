@@ -24,7 +24,7 @@ const maxIDLen = 128
 type Session struct {
 	// ID identifies the session; NewID makes it.
 	ID string `json:"id"`
-	// OpenID is the user's openid for this mini-program.
+	// OpenID is the user's openid in the app AppID names.
 	OpenID string `json:"openid"`
 	// UnionID is the user's unionid, when the platform returned one.
 	UnionID string `json:"unionid,omitempty"`
@@ -77,7 +77,8 @@ func (s *Session) SurfaceName() string {
 }
 
 // Manager keeps sessions and session_keys of one app in a Store, under
-// prefix+"/sessions/<id>" and prefix+"/session_keys/<openid>".
+// prefix+"/sessions/<id>" and prefix+"/session_keys/<key>", where key names
+// one user of one app (the openid for the WeChat mini-program).
 type Manager struct {
 	store  Store
 	prefix string
@@ -208,24 +209,26 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 	return m.store.Delete(ctx, m.sessionKey(id))
 }
 
-// SetSessionKey keeps sessionKey as the newest session_key of openid for ttl
-// (<= 0: no expiry), replacing the previous one as every wx.login does.
-func (m *Manager) SetSessionKey(ctx context.Context, openid, sessionKey string, ttl time.Duration) error {
-	if !validID(openid) {
+// SetSessionKey keeps sessionKey as the newest session_key of the user key
+// names for ttl (<= 0: no expiry), replacing the previous one as every
+// login on the platform does.
+func (m *Manager) SetSessionKey(ctx context.Context, key, sessionKey string, ttl time.Duration) error {
+	if !validID(key) {
 		return ErrInvalidID
 	}
 	if sessionKey == "" {
 		return errors.New("session: empty session_key")
 	}
-	return m.store.Set(ctx, m.prefix+"/session_keys/"+openid, []byte(sessionKey), ttl)
+	return m.store.Set(ctx, m.prefix+"/session_keys/"+key, []byte(sessionKey), ttl)
 }
 
-// SessionKey returns the newest session_key of openid, or ErrNotFound.
-func (m *Manager) SessionKey(ctx context.Context, openid string) (string, error) {
-	if !validID(openid) {
+// SessionKey returns the newest session_key of the user key names, or
+// ErrNotFound.
+func (m *Manager) SessionKey(ctx context.Context, key string) (string, error) {
+	if !validID(key) {
 		return "", ErrNotFound
 	}
-	b, err := m.store.Get(ctx, m.prefix+"/session_keys/"+openid)
+	b, err := m.store.Get(ctx, m.prefix+"/session_keys/"+key)
 	if err != nil {
 		return "", err
 	}

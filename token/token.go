@@ -90,7 +90,7 @@ type Claims struct {
 	jwt.RegisteredClaims
 	// SessionID is the server-side session the token belongs to.
 	SessionID string `json:"sid"`
-	// UnionID is the user's WeChat unionid, when known.
+	// UnionID is the user's unionid on the platform, when known.
 	UnionID string `json:"unionid,omitempty"`
 	// Platform is the platform the user logged in on ("wechat", "qq",
 	// "douyin", "alipay", "baidu", "kuaishou"); empty in tokens issued

@@ -22,9 +22,9 @@ import (
 
 // Kinds of change events.
 const (
-	EndSession = "end_session" // a logout: sid of openid
-	EndUser    = "end_user"    // every session of openid begun before at
-	Claims     = "claims"      // openid's claims are now claims
+	EndSession = "end_session" // a logout: sid of user
+	EndUser    = "end_user"    // every session of user begun before at
+	Claims     = "claims"      // the user's claims are now claims
 )
 
 // Event is a change that every instance applies to what it has cached.
@@ -40,12 +40,12 @@ type Event struct {
 
 // Subscriber applies the events of the feed to what this process caches.
 type Subscriber interface {
-	// EndSession refuses sid of openid.
-	EndSession(openid, sid string)
-	// EndUser refuses every session of openid begun before at.
-	EndUser(openid string, at time.Time)
-	// SetClaims makes claims openid's claims.
-	SetClaims(openid string, claims map[string]any)
+	// EndSession refuses sid of user.
+	EndSession(user, sid string)
+	// EndUser refuses every session of user begun before at.
+	EndUser(user string, at time.Time)
+	// SetClaims makes claims the user's claims.
+	SetClaims(user string, claims map[string]any)
 }
 
 // GapListener is told when the feed was reset: events may have been lost.

@@ -90,6 +90,10 @@ func TestTokenClaims(t *testing.T) {
 	if got := TokenClaims(nil); got != nil {
 		t.Fatalf("TokenClaims(nil) = %v", got)
 	}
+	// Stored before the name was reserved: never handed on in a token.
+	if got := TokenClaims(map[string]any{"uid": "7", "platform": "qq", "surface": "oa"}); len(got) != 1 || got["uid"] != "7" {
+		t.Fatalf("reserved names in a token: %v", got)
+	}
 }
 
 // FuzzClaimValue: any value the app may send is either refused or gives a

@@ -84,9 +84,9 @@ func (e *Ended) unregister(g *Guard) {
 	e.mu.Unlock()
 }
 
-// EndSession records that sid of openid ended, for keep, and refuses its
+// EndSession records that sid of user ended, for keep, and refuses its
 // cached tokens in every guard.
-func (e *Ended) EndSession(openid, sid string, keep time.Duration) {
+func (e *Ended) EndSession(user, sid string, keep time.Duration) {
 	now := e.now()
 	e.mu.Lock()
 	e.sweepLocked(now.UnixNano())
@@ -94,33 +94,33 @@ func (e *Ended) EndSession(openid, sid string, keep time.Duration) {
 	guards := e.guardsLocked()
 	e.mu.Unlock()
 	for _, g := range guards {
-		g.Invalidate(openid, sid)
+		g.Invalidate(user, sid)
 	}
 }
 
-// EndUser records that every session of openid begun before at ended, for
+// EndUser records that every session of user begun before at ended, for
 // keep, and refuses their cached tokens in every guard.
-func (e *Ended) EndUser(openid string, at time.Time, keep time.Duration) {
+func (e *Ended) EndUser(user string, at time.Time, keep time.Duration) {
 	now := e.now()
 	e.mu.Lock()
 	e.sweepLocked(now.UnixNano())
-	if prev, ok := e.users[openid]; !ok || prev.at < at.UnixNano() {
-		e.users[openid] = userEnd{at: at.UnixNano(), until: now.Add(keep).UnixNano()}
+	if prev, ok := e.users[user]; !ok || prev.at < at.UnixNano() {
+		e.users[user] = userEnd{at: at.UnixNano(), until: now.Add(keep).UnixNano()}
 	}
 	guards := e.guardsLocked()
 	e.mu.Unlock()
 	for _, g := range guards {
-		g.EndUser(openid, at)
+		g.EndUser(user, at)
 	}
 }
 
-// SetClaims hands openid's new claims to every guard.
-func (e *Ended) SetClaims(openid string, claims map[string]any) {
+// SetClaims hands the user's new claims to every guard.
+func (e *Ended) SetClaims(user string, claims map[string]any) {
 	e.mu.Lock()
 	guards := e.guardsLocked()
 	e.mu.Unlock()
 	for _, g := range guards {
-		g.SetClaims(openid, claims)
+		g.SetClaims(user, claims)
 	}
 }
 
@@ -132,11 +132,11 @@ func (e *Ended) sessionEnded(sid string) bool {
 	return ok && e.now().UnixNano() < until
 }
 
-// userEnded reports whether a session of openid begun at created (unix
+// userEnded reports whether a session of user begun at created (unix
 // nanos) is recorded as ended.
-func (e *Ended) userEnded(openid string, created int64) bool {
+func (e *Ended) userEnded(user string, created int64) bool {
 	e.mu.Lock()
-	u, ok := e.users[openid]
+	u, ok := e.users[user]
 	e.mu.Unlock()
 	return ok && created < u.at && e.now().UnixNano() < u.until
 }

@@ -347,6 +347,11 @@ func (g *Guard) first(ctx context.Context, tok string) (*Identity, *apierr.Error
 	unionid, extra := claims.UnionID, claims.Extra
 	if s != nil {
 		unionid, extra = s.UnionID, s.Claims
+		// The key the login stored, which the feed's events name: a
+		// link_by changed since, or another instance's rule, does not
+		// move a session to another user. Set before attach, never
+		// after (detach reads it).
+		id.key = s.UserKey()
 	}
 	g.attach(id, unionid, extra)
 	if old := g.cache.put(tok, id); old != nil && old != id {
@@ -410,7 +415,7 @@ func (g *Guard) confirm(ctx context.Context, id *Identity) (*session.Session, *a
 			return nil, apierr.InvalidToken("the token does not match its session")
 		}
 		id.created = s.Created.UnixNano()
-		if g.Ended.userEnded(id.key, id.created) {
+		if g.Ended.userEnded(s.UserKey(), id.created) {
 			return nil, apierr.InvalidToken("the session has ended")
 		}
 		g.Ended.confirm(id.sid, id.expNanos)

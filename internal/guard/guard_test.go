@@ -615,9 +615,12 @@ func TestLinkedUserFaces(t *testing.T) {
 		f.store.set(func(st *fakeSessions) { st.byID[s.ID] = &s })
 		return "tok-" + s.ID
 	}
-	mp := add(session.Session{ID: "s1", OpenID: "m1", UnionID: "u1", Platform: "wechat", AppID: "wxmp", Surface: "mp"})
-	web := add(session.Session{ID: "s2", OpenID: "w1", UnionID: "u1", Platform: "wechat", AppID: "wxweb", Surface: "qr"})
-	guest := add(session.Session{ID: "s3", OpenID: "d1", Platform: "douyin", AppID: "tt1", Surface: "mp", Anonymous: true})
+	// As the login flow stores them: each session names its user's key.
+	mp := add(session.Session{ID: "s1", OpenID: "m1", UnionID: "u1", Platform: "wechat", AppID: "wxmp", Surface: "mp", User: "unionid+u1"})
+	web := add(session.Session{ID: "s2", OpenID: "w1", UnionID: "u1", Platform: "wechat", AppID: "wxweb", Surface: "qr", User: "unionid+u1"})
+	guest := add(session.Session{ID: "s3", OpenID: "d1", Platform: "douyin", AppID: "tt1", Surface: "mp", Anonymous: true, User: "douyin+tt1+d1"})
+	// Logged in before link_by unionid was set: its user stays its openid.
+	before := add(session.Session{ID: "s4", OpenID: "m4", UnionID: "u4", Platform: "wechat", AppID: "wxmp", Surface: "mp"})
 	want := map[string]http.Header{
 		mp:    {"X-Wx-Openid": {"m1"}, "X-Wx-Unionid": {"u1"}, "X-Wx-Platform": {"wechat"}, "X-Wx-Surface": {"mp"}, "X-Wx-Appid": {"wxmp"}},
 		web:   {"X-Wx-Openid": {"w1"}, "X-Wx-Unionid": {"u1"}, "X-Wx-Platform": {"wechat"}, "X-Wx-Surface": {"qr"}, "X-Wx-Appid": {"wxweb"}},
@@ -650,6 +653,14 @@ func TestLinkedUserFaces(t *testing.T) {
 	}
 	if _, err := f.g.Check(context.Background(), guest); err != nil {
 		t.Errorf("another user's token refused: %v", err)
+	}
+	// The feed names the key the session was stored under.
+	if _, err := f.g.Check(context.Background(), before); err != nil {
+		t.Fatal(err)
+	}
+	f.g.EndUser("m4", f.clock.Now())
+	if _, err := f.g.Check(context.Background(), before); err == nil {
+		t.Error("a session stored before link_by is not ended by its stored user key")
 	}
 }
 

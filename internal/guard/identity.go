@@ -225,12 +225,12 @@ func extraClaims(m map[string]any, headers map[string]string, log *zap.Logger) [
 }
 
 // TokenClaims are the claims a new token carries in ext: the ones fit for
-// a header, so a token never hands on a value stored before claims were
-// checked. m itself is returned when all are fit.
+// a header, so a token never hands on a value or a name stored before
+// claims were checked. m itself is returned when all are fit.
 func TokenClaims(m map[string]any) map[string]any {
 	fit := make(map[string]any, len(m))
 	for k, v := range m {
-		if _, err := users.ClaimText(v); err == nil {
+		if _, err := users.ClaimText(v); err == nil && !users.ReservedClaim(k) {
 			fit[k] = v
 		}
 	}

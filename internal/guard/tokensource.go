@@ -102,12 +102,12 @@ func (s *TokenSource) remove(r *http.Request) {
 	}
 }
 
-// removeCookie drops the name=value pairs of name from every Cookie line,
-// and a line that is left empty.
 // RemoveCookie removes every cookie name from the request headers h,
 // keeping the others as sent.
 func RemoveCookie(h http.Header, name string) { removeCookie(h, name) }
 
+// removeCookie drops the name=value pairs of name from every Cookie line,
+// and a line that is left empty.
 func removeCookie(h http.Header, name string) {
 	lines := h["Cookie"]
 	kept := lines[:0]

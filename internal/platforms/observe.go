@@ -1,7 +1,6 @@
 package platforms
 
 import (
-	"net"
 	"net/http"
 	"time"
 
@@ -21,18 +20,4 @@ func (o observed) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := o.next.RoundTrip(r)
 	o.observe(o.platform, clock.Real().Sub(start), err == nil && resp.StatusCode < http.StatusInternalServerError)
 	return resp, err
-}
-
-// transport is what a platform's calls go through: bounded connects and
-// waits for headers, and no proxy but the environment's.
-func transport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		TLSHandshakeTimeout:   3 * time.Second,
-		IdleConnTimeout:       90 * time.Second,
-		MaxIdleConnsPerHost:   16,
-		ResponseHeaderTimeout: 10 * time.Second,
-	}
 }

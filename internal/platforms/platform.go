@@ -161,17 +161,17 @@ func (b *Block) Validate(name string) error {
 	return err
 }
 
-// SealSecrets is the secret material of the blocks (each app's secret, or
-// Alipay's private key), in a stable order: what seals the store of a
-// handler that serves no WeChat mini-program, so that a copy of the store
-// gives nothing away without the config.
-func SealSecrets(blocks map[string]*Block) string {
-	var b strings.Builder
-	for _, name := range SortedNames(blocks) {
-		bl := blocks[name]
-		b.WriteString(name + "\x00" + bl.secret + bl.privateKey + "\x00")
+// Anchor is the block that names and seals the store of a handler that
+// serves no WeChat mini-program: the first platform by name. Only its app
+// id and its secret (Alipay: its private key) are used, so that adding or
+// changing another block leaves the store as it was.
+func Anchor(blocks map[string]*Block) (name string, appID, secret string) {
+	names := SortedNames(blocks)
+	if len(names) == 0 {
+		return "", "", ""
 	}
-	return b.String()
+	b := blocks[names[0]]
+	return names[0], b.AppID, b.secret + b.privateKey
 }
 
 // Settings are what every platform's provider shares with the handler.
@@ -195,7 +195,9 @@ func Providers(blocks map[string]*Block, s Settings) (map[string]login.Provider,
 		}
 		var client *http.Client
 		if s.Observe != nil {
-			client = &http.Client{Timeout: s.Timeout, Transport: observed{platform: name, observe: s.Observe, next: transport()}}
+			// Over the process's shared transport: a reload makes no new
+			// connection pools to leave idle.
+			client = &http.Client{Timeout: s.Timeout, Transport: observed{platform: name, observe: s.Observe, next: http.DefaultTransport}}
 		}
 		p, err := blocks[name].provider(name, s.Timeout, count, client)
 		if err != nil {

@@ -16,11 +16,12 @@ import (
 	"github.com/wxauth/caddy-wxauth/session"
 )
 
-// Record is what wxauth keeps per openid, across its sessions: the claims
-// the app set, and when the app last ended all its sessions.
+// Record is what wxauth keeps per user (KeyRule names them), across its
+// sessions: the claims the app set, and when the app last ended all its
+// sessions.
 type Record struct {
 	// Claims are the app's claims on the user (uid, roles, ...): every
-	// session of the openid hands them upstream.
+	// session of the user hands them upstream.
 	Claims map[string]any `json:"claims,omitempty"`
 	// EndedAt (unix nanos) ends every session begun before it.
 	EndedAt int64 `json:"ended_at,omitempty"`
@@ -38,7 +39,7 @@ func (u *Record) Ended(s *session.Session) bool {
 
 // Announcer tells every instance that a user's claims changed.
 type Announcer interface {
-	ClaimsChanged(ctx context.Context, openid string, claims map[string]any) error
+	ClaimsChanged(ctx context.Context, user string, claims map[string]any) error
 }
 
 // Config configures a Store.
@@ -87,14 +88,14 @@ func (st *Store) Resolve(ctx context.Context, local string) (string, error) {
 	return string(b), nil
 }
 
-// key names openid's record.
-func (st *Store) key(openid string) string {
-	return st.cfg.Prefix + "/users/" + openid
+// key names the user's record.
+func (st *Store) key(user string) string {
+	return st.cfg.Prefix + "/users/" + user
 }
 
-// Get reads openid's record; an absent one reads as empty.
-func (st *Store) Get(ctx context.Context, openid string) (*Record, error) {
-	b, err := st.cfg.Store.Get(ctx, st.key(openid))
+// Get reads the user's record; an absent one reads as empty.
+func (st *Store) Get(ctx context.Context, user string) (*Record, error) {
+	b, err := st.cfg.Store.Get(ctx, st.key(user))
 	if errors.Is(err, session.ErrNotFound) {
 		return &Record{}, nil
 	}
@@ -110,21 +111,21 @@ func (st *Store) Get(ctx context.Context, openid string) (*Record, error) {
 	return &u, nil
 }
 
-// Update changes openid's record under the store's lock, so a refresh, a
+// Update changes the user's record under the store's lock, so a refresh, a
 // hook answer and an app call racing each other lose no change.
-func (st *Store) Update(ctx context.Context, openid string, change func(u *Record)) (*Record, error) {
-	return st.change(ctx, openid, func(u *Record) bool { change(u); return true })
+func (st *Store) Update(ctx context.Context, user string, change func(u *Record)) (*Record, error) {
+	return st.change(ctx, user, func(u *Record) bool { change(u); return true })
 }
 
 // change is Update for a change that may find nothing to do: the record is
 // stored only when change reports that it changed it.
-func (st *Store) change(ctx context.Context, openid string, change func(u *Record) bool) (*Record, error) {
-	unlock, err := st.cfg.Store.Lock(ctx, st.key(openid))
+func (st *Store) change(ctx context.Context, user string, change func(u *Record) bool) (*Record, error) {
+	unlock, err := st.cfg.Store.Lock(ctx, st.key(user))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	u, err := st.Get(ctx, openid)
+	u, err := st.Get(ctx, user)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +136,7 @@ func (st *Store) change(ctx context.Context, openid string, change func(u *Recor
 	if err != nil {
 		return nil, err
 	}
-	if err := st.cfg.Store.Set(ctx, st.key(openid), b, st.cfg.TTL); err != nil {
+	if err := st.cfg.Store.Set(ctx, st.key(user), b, st.cfg.TTL); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -144,9 +145,9 @@ func (st *Store) change(ctx context.Context, openid string, change func(u *Recor
 // ApplyClaims records the app's claims change on the user, with any other
 // change to the record in the same write, and tells every instance when
 // the claims changed. It returns the user's record after the change.
-func (st *Store) ApplyClaims(ctx context.Context, openid string, change map[string]any, also ...func(*Record)) (*Record, error) {
+func (st *Store) ApplyClaims(ctx context.Context, user string, change map[string]any, also ...func(*Record)) (*Record, error) {
 	var before map[string]any
-	u, err := st.Update(ctx, openid, func(u *Record) {
+	u, err := st.Update(ctx, user, func(u *Record) {
 		before = u.Claims
 		u.Claims = MergeClaims(u.Claims, change)
 		for _, f := range also {
@@ -157,7 +158,7 @@ func (st *Store) ApplyClaims(ctx context.Context, openid string, change map[stri
 		return nil, err
 	}
 	if st.cfg.Announce != nil && !reflect.DeepEqual(before, u.Claims) {
-		if err := st.cfg.Announce.ClaimsChanged(ctx, openid, u.Claims); err != nil {
+		if err := st.cfg.Announce.ClaimsChanged(ctx, user, u.Claims); err != nil {
 			return nil, err
 		}
 	}
@@ -194,11 +195,11 @@ func (st *Store) Live(ctx context.Context, sid string) (*session.Session, error)
 // thus see first_login: true again after a login it was told about failed.
 // A claim the store fails to give back is kept, and then no login says true.
 
-// ClaimFirst reads openid's record for the login of session sid and claims
+// ClaimFirst reads the user's record for the login of session sid and claims
 // the user's first login for it when no login has been seen. The record
 // returned is the one after the claim.
-func (st *Store) ClaimFirst(ctx context.Context, openid, sid string) (u *Record, first bool, err error) {
-	u, err = st.change(ctx, openid, func(u *Record) bool {
+func (st *Store) ClaimFirst(ctx context.Context, user, sid string) (u *Record, first bool, err error) {
+	u, err = st.change(ctx, user, func(u *Record) bool {
 		if u.Seen {
 			return false
 		}
@@ -209,8 +210,8 @@ func (st *Store) ClaimFirst(ctx context.Context, openid, sid string) (u *Record,
 }
 
 // GiveBackFirst undoes ClaimFirst for the failed login of session sid.
-func (st *Store) GiveBackFirst(ctx context.Context, openid, sid string) error {
-	_, err := st.change(ctx, openid, func(u *Record) bool {
+func (st *Store) GiveBackFirst(ctx context.Context, user, sid string) error {
+	_, err := st.change(ctx, user, func(u *Record) bool {
 		if u.FirstBy != sid {
 			return false // the claim is no longer ours
 		}
