@@ -17,6 +17,7 @@ import (
 	"github.com/wxauth/caddy-wxauth/internal/clock"
 	"github.com/wxauth/caddy-wxauth/internal/guard"
 	"github.com/wxauth/caddy-wxauth/internal/keys"
+	"github.com/wxauth/caddy-wxauth/internal/throttle"
 	"github.com/wxauth/caddy-wxauth/internal/users"
 	"github.com/wxauth/caddy-wxauth/session"
 	"github.com/wxauth/caddy-wxauth/token"
@@ -142,6 +143,9 @@ type appState struct {
 	ended   *guard.Ended
 	changes *changes.Changes // events of the app, published and followed
 	ring    keys.Last        // the last keyring loaded from the store
+	// logGate lets an operator's error that any caller can repeat (a phone
+	// number the app's keys cannot open) reach the log once a minute.
+	logGate *throttle.Gate
 }
 
 // Destruct implements caddy.Destructor; the state holds nothing to close.
@@ -152,7 +156,8 @@ func (*appState) Destruct() error { return nil }
 func loadAppState(key string, feed session.Feed, keep time.Duration, logger *zap.Logger) (*appState, func()) {
 	v, _, _ := appStates.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ended := guard.NewEnded(clock.Real)
-		return &appState{ended: ended, changes: newChanges(feed, ended, keep, clock.Real, logger)}, nil
+		return &appState{ended: ended, changes: newChanges(feed, ended, keep, clock.Real, logger),
+			logGate: throttle.New(time.Minute, clock.Real)}, nil
 	})
 	return v.(*appState), func() { _, _ = appStates.Delete(key) }
 }

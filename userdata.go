@@ -132,8 +132,9 @@ func (h *Handler) servePhoneSealed(w http.ResponseWriter, r *http.Request, id *g
 	info, err := open(body)
 	if err != nil {
 		refund()
-		if ae := apierr.As(err); ae.Status >= http.StatusInternalServerError {
-			// The app's keys, not the user: the operator must see it.
+		if ae := apierr.As(err); ae.Status >= http.StatusInternalServerError && h.app.logGate.Due(id.Platform()+" "+ae.Message) {
+			// The app's keys, not the user: the operator must see it, once
+			// a minute however often users ask.
 			h.requestLogger(r).Error("phone number could not be opened", zap.String("platform", id.Platform()),
 				zap.String("error", ae.Code), zap.String("message", ae.Message))
 		}

@@ -42,13 +42,20 @@ type WebUser struct {
 // Profile is the part of sns/userinfo a web login hands on: never the
 // privilege list.
 type Profile struct {
-	OpenID     string `json:"openid"`
-	UnionID    string `json:"unionid,omitempty"`
-	Nickname   string `json:"nickname"`
-	Sex        int    `json:"sex"`
-	Province   string `json:"province"`
-	City       string `json:"city"`
-	Country    string `json:"country"`
+	// OpenID is the user in the web app.
+	OpenID string `json:"openid"`
+	// UnionID is the user across the open platform account, when bound.
+	UnionID string `json:"unionid,omitempty"`
+	// Nickname is the user's WeChat nickname.
+	Nickname string `json:"nickname"`
+	// Sex is 1 male, 2 female, 0 unknown; WeChat answers 0 since 2021.
+	Sex int `json:"sex"`
+	// Province, City and Country are the user's region; WeChat answers
+	// them empty since 2021.
+	Province string `json:"province"`
+	City     string `json:"city"`
+	Country  string `json:"country"`
+	// HeadImgURL is the avatar's address.
 	HeadImgURL string `json:"headimgurl"`
 }
 

@@ -196,7 +196,7 @@ func (p *Provider) Exchange(ctx context.Context, log *zap.Logger, code login.Cod
 		return nil, err
 	}
 	if a.refused {
-		log.Info("login refused by Alipay", zap.String("code", a.Code), zap.String("sub_code", a.SubCode), zap.Bool("signed", a.signed))
+		log.Info("login refused by Alipay", zap.String("alipay_code", a.Code), zap.String("sub_code", a.SubCode), zap.Bool("signed", a.signed))
 		return nil, p.fail(log, a)
 	}
 	openID := a.OpenID

@@ -119,6 +119,12 @@ func (p *Provider) OpenPhone(raw []byte) (json.RawMessage, error) {
 		}
 		return nil, upstream("Alipay's phone answer is not JSON")
 	}
+	if !encrypted && ans.Code == "10000" {
+		// With a content key Alipay seals every number; only a refusal
+		// comes in the clear. A signed text in the clear that claims a
+		// number is some other signed text, not a phone number.
+		return nil, apierr.InvalidRequest("the phone number is not sealed: post the text my.getPhoneNumber gave, unchanged")
+	}
 	return phoneAnswer(&ans)
 }
 

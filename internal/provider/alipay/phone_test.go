@@ -88,6 +88,14 @@ func TestOpenPhoneUnencrypted(t *testing.T) {
 	if _, err := p.OpenPhone(body); apiError(t, err).Code != "invalid_signature" {
 		t.Errorf("got %v", err)
 	}
+	// A signed text in the clear that claims a number is not one: with a
+	// content key Alipay seals every number.
+	number := `{"code":"10000","msg":"Success","mobile":"13900000000"}`
+	sign, _ = signRSA2(key, number)
+	body, _ = json.Marshal(map[string]string{"response": number, "sign": sign, "sign_type": "RSA2", "encrypt_type": "AES"})
+	if info, err := p.OpenPhone(body); err == nil || apiError(t, err).Code != "invalid_request" {
+		t.Errorf("a number in the clear: %s, %v", info, err)
+	}
 }
 
 func TestOpenPhoneErrors(t *testing.T) {

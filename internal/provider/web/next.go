@@ -52,6 +52,14 @@ func sitePath(s string) bool {
 	if s == "" || s[0] != '/' || len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
 		return false
 	}
+	// Dot segments or an empty segment in the path: a browser resolves
+	// "/a/..//evil" to "//evil", which an app reading location.pathname
+	// would take for another site.
+	path, _, _ := strings.Cut(s, "?")
+	path, _, _ = strings.Cut(path, "#")
+	if strings.Contains(path, "//") || strings.Contains(path+"/", "/./") || strings.Contains(path+"/", "/../") {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f || c == '\\' {
 			return false

@@ -59,7 +59,8 @@ type RoutesConfig struct {
 	// Sessions logs users in and out.
 	Sessions Sessions
 	// Store keeps the used states, under KeyPrefix.
-	Store     session.Store
+	Store session.Store
+	// KeyPrefix is the handler's prefix of store keys.
 	KeyPrefix string
 	// StateKey signs the state cookies: at least 32 random bytes, the same
 	// on every instance that shares the store, since the callback may reach

@@ -414,7 +414,12 @@ func TestSafeNext(t *testing.T) {
 		"/":                        "/",
 		"/account?tab=2":           "/account?tab=2",
 		"/a/b#frag":                "/a/b#frag",
-		"/ok//double":              "/ok//double",
+		"/ok//double":              "/", // an empty segment: "/a/..//evil" resolves to "//evil"
+		"/a/..//evil":              "/",
+		"/.//evil":                 "/",
+		"/a/../b":                  "/",
+		"/a/./b":                   "/",
+		"/a?next=//x":              "/a?next=//x", // the query is not the path
 		"/search?q=50%25off":       "/search?q=50%25off",
 		"/a b":                     "/a%20b",
 		"/账户":                      "/%E8%B4%A6%E6%88%B7",
