@@ -38,8 +38,8 @@ func webConfig(a *appHook, extra, sites string) string {
 	wxmock {
 		app_id %s
 		app_secret test-secret
-		web_app %s oa-secret
-		web_app %s qr-secret
+		web_app %s oa-secret 127.0.0.1
+		web_app %s qr-secret 127.0.0.1
 	}
 }
 %s {

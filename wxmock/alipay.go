@@ -192,15 +192,18 @@ func newAlipayRefusal(code, subCode string) alipayRefusal {
 	return alipayRefusal{Code: code, Msg: alipayCodeMsgs[code], SubCode: subCode, SubMsg: alipaySubMsgs[subCode]}
 }
 
-// alipayToken is alipay.system.oauth.token's result.
+// alipayToken is alipay.system.oauth.token's result, its members in the
+// order Alipay's documentation shows them, not sorted: a client that
+// decodes and encodes the answer again before checking its sign gets
+// other text, and fails here as it would at Alipay.
 type alipayToken struct {
-	AccessToken  string `json:"access_token"`
-	AuthStart    string `json:"auth_start"`
-	ExpiresIn    int    `json:"expires_in"`
-	OpenID       string `json:"open_id,omitempty"`
-	ReExpiresIn  int    `json:"re_expires_in"`
-	RefreshToken string `json:"refresh_token"`
 	UserID       string `json:"user_id,omitempty"`
+	OpenID       string `json:"open_id,omitempty"`
+	AccessToken  string `json:"access_token"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	ReExpiresIn  int    `json:"re_expires_in"`
+	AuthStart    string `json:"auth_start"`
 }
 
 // alipayAnswer writes a gateway answer as Alipay lays it out: the member,

@@ -28,7 +28,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    access_token_ttl <duration>
 //	    any_code         <user>
 //	    platform <name> { ... }   # repeatable: see unmarshalPlatform
-//	    web_app  <app_id> [<app_secret>]   # repeatable: see WebApp
+//	    web_app  <app_id> [<app_secret> [<domain>]]   # repeatable: see WebApp
 //	}
 //
 // The block is optional. any_code is for WeChat DevTools only: see

@@ -5,6 +5,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,6 +22,12 @@ type WebApp struct {
 	// AppSecret, when set, is the only secret its calls are accepted with.
 	// Placeholders work.
 	AppSecret string `json:"app_secret,omitempty"`
+	// Domain, when set, is the host configured at WeChat for the app (an
+	// official account's web authorization domain, a website app's
+	// callback domain): a redirect_uri on another host gets WeChat's 10003
+	// page, as at WeChat, so a wrong origin shows in development. The port
+	// is not compared. Placeholders work.
+	Domain string `json:"domain,omitempty"`
 }
 
 const (
@@ -120,15 +127,18 @@ func (h *Handler) webRoute(path string) http.HandlerFunc {
 	return nil
 }
 
-// unmarshalWebApp parses "web_app <app_id> [<app_secret>]".
+// unmarshalWebApp parses "web_app <app_id> [<app_secret> [<domain>]]".
 func (h *Handler) unmarshalWebApp(d *caddyfile.Dispenser) error {
 	args := d.RemainingArgs()
-	if len(args) < 1 || len(args) > 2 {
+	if len(args) < 1 || len(args) > 3 {
 		return d.ArgErr()
 	}
 	app := WebApp{AppID: args[0]}
-	if len(args) == 2 {
+	if len(args) >= 2 {
 		app.AppSecret = args[1]
+	}
+	if len(args) == 3 {
+		app.Domain = args[2]
 	}
 	h.WebApps = append(h.WebApps, app)
 	return nil
@@ -172,6 +182,19 @@ func (h *Handler) checkWebApp(appID, secret string, checkSecret bool) int {
 		return 0
 	}
 	return errInvalidAppID
+}
+
+// webDomainOK reports whether host may receive appID's codes: the app's
+// configured domain, when it has one.
+func (h *Handler) webDomainOK(appID, host string) bool {
+	repl := caddy.NewReplacer()
+	for _, a := range h.WebApps {
+		if repl.ReplaceKnown(a.AppID, "") == appID {
+			d := repl.ReplaceKnown(a.Domain, "")
+			return d == "" || strings.EqualFold(d, host)
+		}
+	}
+	return true
 }
 
 // authorizePage is WeChat's consent page (oauth2/authorize) or QR login
@@ -236,6 +259,8 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, qr bool) {
 		problem = "appid 参数错误 · the appid is missing or not a web app of this WeChat"
 	case err != nil || (back.Scheme != "http" && back.Scheme != "https") || back.Host == "":
 		problem = "redirect_uri 参数错误 · redirect_uri is not an absolute http(s) URL"
+	case !h.webDomainOK(appID, back.Hostname()):
+		problem = "10003 redirect_uri 域名与后台配置不一致 · redirect_uri's host is not the domain configured for this app"
 	case q.Get("response_type") != "code":
 		problem = "response_type 参数错误 · response_type must be code"
 	case !scopeOK:

@@ -293,6 +293,21 @@ func TestWebApps(t *testing.T) {
 		t.Fatalf("authorize page of an unknown app id: %d", rec.Code)
 	}
 
+	// An app's configured domain: another host gets WeChat's 10003 page,
+	// the domain itself (any port) its code.
+	doms := &Handler{AppID: "wxwebdoms", WebApps: []WebApp{{AppID: "wxdom8", Domain: "site.example"}}}
+	if err := doms.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { doms.Cleanup() })
+	for host, ok := range map[string]bool{"site.example": true, "site.example:8443": true, "SITE.example": true, "evil.example": false, "site.example.evil": false} {
+		target := "/connect/qrconnect?appid=wxdom8&redirect_uri=" + url.QueryEscape("https://"+host+"/cb") + "&response_type=code&scope=snsapi_login&state=a&user=eve"
+		rec := serve(t, doms, "GET", target, "")
+		if got := rec.Code == http.StatusFound; got != ok || !ok && !strings.Contains(rec.Body.String(), "10003") {
+			t.Errorf("redirect_uri on %s: %d %s", host, rec.Code, rec.Body)
+		}
+	}
+
 	dup := &Handler{WebApps: []WebApp{{AppID: "a"}, {AppID: "a"}}}
 	if err := dup.validateWebApps(); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Fatalf("duplicate web_app: %v", err)
