@@ -319,12 +319,13 @@ func TestUnmarshalWebApp(t *testing.T) {
 	err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`wxmock {
 		web_app wxoa {env.OA_SECRET}
 		web_app wxqr
+		web_app wxsite s site.example
 	}`))
-	want := []WebApp{{AppID: "wxoa", AppSecret: "{env.OA_SECRET}"}, {AppID: "wxqr"}}
+	want := []WebApp{{AppID: "wxoa", AppSecret: "{env.OA_SECRET}"}, {AppID: "wxqr"}, {AppID: "wxsite", AppSecret: "s", Domain: "site.example"}}
 	if err != nil || !reflect.DeepEqual(h.WebApps, want) {
 		t.Fatalf("got %+v, %v", h.WebApps, err)
 	}
-	for _, in := range []string{"wxmock {\n web_app\n}", "wxmock {\n web_app a b c\n}"} {
+	for _, in := range []string{"wxmock {\n web_app\n}", "wxmock {\n web_app a b c d\n}"} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(in)); err == nil {
 			t.Errorf("%q parsed", in)
