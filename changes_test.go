@@ -96,7 +96,7 @@ func (f *appFixture) serve(tok string) *http.Request {
 	req := httptest.NewRequest(http.MethodGet, "/api", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	w := httptest.NewRecorder()
-	if _, pass, err := f.g.Serve(w, req); !pass {
+	if _, _, pass, err := f.g.Serve(w, req); !pass {
 		f.t.Fatalf("refused: %v %d %s", err, w.Code, w.Body)
 	}
 	return req

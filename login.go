@@ -454,29 +454,27 @@ func (a webHook) AskLogin(ctx context.Context, log *zap.Logger, s *session.Sessi
 	return change, nil
 }
 
-// webCookie returns the web login whose session cookie holds the token
-// the guard will check on r; nil when the token comes from elsewhere. It runs before the guard takes the cookie out, and
-// clears a cookie whose session has ended.
-func (h *Handler) webCookie(w http.ResponseWriter, r *http.Request) *webLogin {
-	if len(h.web) == 0 {
-		return nil
-	}
-	tok := h.guard.Find(r)
-	for _, wl := range h.web {
-		if c, err := r.Cookie(wl.routes.CookieName()); err == nil && tok != "" && c.Value == tok {
-			if _, aerr := h.guard.Check(r.Context(), tok); aerr != nil && aerr.Code == "invalid_token" {
-				// Its session ended or expired: the browser is told to drop
-				// the cookie, which its pages cannot, and the request goes
-				// on without it (anonymous in optional mode) rather than
-				// every page answering 401 to it.
-				wl.routes.ClearCookie(w, r)
-				guard.RemoveCookie(r.Header, wl.routes.CookieName())
-				return nil
-			}
-			return wl
-		}
+// webOf is the web login whose session cookie is token source src (the
+// guard's sources are token_from's, then each web login's cookie), or nil.
+func (h *Handler) webOf(src int) *webLogin {
+	if i := src - len(h.TokenSources); i >= 0 && i < len(h.web) {
+		return h.web[i]
 	}
 	return nil
+}
+
+// dropWebCookie tells the browser to drop a web login's session cookie
+// whose session ended or expired (a page cannot: it is HttpOnly), so the
+// guard serves the request without it (anonymous on an optional site)
+// rather than every page answering 401 to it. Other sources keep the
+// refusal.
+func (h *Handler) dropWebCookie(w http.ResponseWriter, r *http.Request, src int) bool {
+	wl := h.webOf(src)
+	if wl == nil {
+		return false
+	}
+	wl.routes.ClearCookie(w, r)
+	return true
 }
 
 // renewCookie re-issues the session cookie of wl on the response when the

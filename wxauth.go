@@ -130,6 +130,7 @@ func (h *Handler) guardConfig(ctx caddy.Context) guard.Config {
 		Placeholders: mapPlaceholders,
 		Counters:     metrics.guardCounters(),
 		Sources:      h.tokenSources(),
+		Refused:      h.dropWebCookie,
 		Strip:        h.strip,
 		ClaimHeaders: h.claimHeaders(),
 		Optional:     h.Optional,
@@ -158,12 +159,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if ep, ok := h.routes[r.URL.Path]; ok {
 		return h.serveEndpoint(w, r, ep)
 	}
-	wl := h.webCookie(w, r)
-	id, pass, err := h.guard.Serve(w, r)
+	id, src, pass, err := h.guard.Serve(w, r)
 	if !pass {
 		return err
 	}
-	if wl != nil && id != nil {
+	if wl := h.webOf(src); wl != nil && id != nil {
 		h.renewCookie(w, r, wl, id)
 	}
 	return next.ServeHTTP(w, r)

@@ -67,6 +67,13 @@ type Config struct {
 	Sources       []TokenSource     // where tokens are read, tried in order
 	Strip         []string          // client headers removed besides X-Wx-*
 	ClaimHeaders  map[string]string // claim -> header name
+	// Refused, when set, is told of a token of source src refused as
+	// invalid (its session ended, it expired) before the refusal is
+	// answered. Returning true means the source's owner took the dead
+	// credential back (a web login clears its cookie, which a page cannot):
+	// the request goes on without it, anonymous when optional.
+	Refused func(w http.ResponseWriter, r *http.Request, src int) bool
+
 	Optional      bool              // requests without a token go on anonymously
 	ForwardToken  bool              // keep the credential on the request for next
 	CacheSize     int               // 0: DefaultCacheSize
@@ -142,11 +149,12 @@ func New(c Config) *Guard {
 func (g *Guard) Close() { g.Ended.unregister(g) }
 
 // Serve is the protected path, before the next handler: a request with a
-// valid token goes on (pass) with the caller's identity, returned as id,
-// one without is refused, its answer written to w and err what writing it
-// returned (or, when optional, goes on anonymous, id nil). The caller runs the next handler: the
-// guard holds no handler type of a server's.
-func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (id *Identity, pass bool, err error) {
+// valid token goes on (pass) with the caller's identity, returned as id
+// with the index of the token's source, one without is refused, its answer
+// written to w and err what writing it returned (or, when optional, goes on
+// anonymous, id nil). The caller runs the next handler: the guard holds no
+// handler type of a server's.
+func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (id *Identity, src int, pass bool, err error) {
 	tok, src := g.scrub(r.Header), 0
 	if tok == "" {
 		from := 0
@@ -159,15 +167,21 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (id *Identity, pas
 		if g.Optional {
 			g.Counters.Anonymous.Inc()
 			anonymous.apply(r, g.Placeholders)
-			return nil, true, nil
+			return nil, -1, true, nil
 		}
 		g.Counters.Missing.Inc()
-		return nil, false, apierr.Write(w, g.Missing(r))
+		return nil, -1, false, apierr.Write(w, g.Missing(r))
 	}
 	id, aerr := g.Check(r.Context(), tok)
 	if aerr != nil {
+		if aerr.Code == "invalid_token" && g.Refused != nil && g.Refused(w, r, src) {
+			// Taken back: the request is served as if it had never held it.
+			if g.Sources[src].remove(r); g.Sources[src].extract(r) == "" {
+				return g.Serve(w, r)
+			}
+		}
 		g.Counters.Invalid.Inc()
-		return nil, false, apierr.Write(w, aerr)
+		return nil, -1, false, apierr.Write(w, aerr)
 	}
 	if !g.ForwardToken {
 		if src == 0 && g.lead != "" {
@@ -177,7 +191,7 @@ func (g *Guard) Serve(w http.ResponseWriter, r *http.Request) (id *Identity, pas
 		}
 	}
 	id.face.view.Load().apply(r, g.Placeholders)
-	return id, true, nil
+	return id, src, true, nil
 }
 
 // scrub removes every client-sent identity header, X-Wx-* and the headers

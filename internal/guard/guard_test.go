@@ -552,7 +552,7 @@ func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { retu
 // serveThen runs g on r and then, when r goes on, next: what the Caddy
 // glue does.
 func serveThen(g *Guard, w http.ResponseWriter, r *http.Request, next nextFunc) error {
-	if _, pass, err := g.Serve(w, r); !pass {
+	if _, _, pass, err := g.Serve(w, r); !pass {
 		return err
 	}
 	return next.ServeHTTP(w, r)

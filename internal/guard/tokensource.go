@@ -102,10 +102,6 @@ func (s *TokenSource) remove(r *http.Request) {
 	}
 }
 
-// RemoveCookie removes every cookie name from the request headers h,
-// keeping the others as sent.
-func RemoveCookie(h http.Header, name string) { removeCookie(h, name) }
-
 // removeCookie drops the name=value pairs of name from every Cookie line,
 // and a line that is left empty.
 func removeCookie(h http.Header, name string) {

@@ -353,7 +353,7 @@ func TestBareTokenSaysHowToSendIt(t *testing.T) {
 			req.Header.Set("Authorization", tc.header)
 		}
 		w := httptest.NewRecorder()
-		if _, pass, _ := f.g.Serve(w, req); pass {
+		if _, _, pass, _ := f.g.Serve(w, req); pass {
 			t.Fatalf("%q passed", tc.header)
 		}
 		var body struct{ Error, Message string }
@@ -363,5 +363,64 @@ func TestBareTokenSaysHowToSendIt(t *testing.T) {
 		if w.Code != http.StatusUnauthorized || body.Error != "missing_token" || !strings.Contains(body.Message, tc.want) {
 			t.Errorf("%q: %d %+v, want missing_token %q", tc.header, w.Code, body, tc.want)
 		}
+	}
+}
+
+// A refused token whose source's owner takes it back (a web login's dead
+// cookie) is served as if the request never held it; any other refused
+// token is answered 401 invalid_token.
+func TestRefusedTokenTakenBack(t *testing.T) {
+	sources := []TokenSource{{From: "header", Name: "Authorization", Scheme: "Bearer"}, {From: "cookie", Name: "web"}}
+	for _, tc := range []struct {
+		name     string
+		optional bool
+		cookie   bool // the dead token comes in the cookie, else in the header
+		want     int  // status, or 200: passed on
+		taken    int  // Refused calls that took the token back
+	}{
+		{"optional site, dead cookie", true, true, http.StatusOK, 1},
+		{"protected site, dead cookie", false, true, http.StatusUnauthorized, 1},
+		{"dead bearer token", true, false, http.StatusUnauthorized, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var taken int
+			f := newGuardFixture(t, func(c *Config) {
+				c.Sources, c.Optional = sources, tc.optional
+				c.Refused = func(w http.ResponseWriter, r *http.Request, src int) bool {
+					if src != 1 {
+						return false
+					}
+					taken++
+					return true
+				}
+			})
+			tok := f.login("s1", "alice", nil)
+			f.logout("s1")
+			req := httptest.NewRequest(http.MethodGet, "/page", nil)
+			if tc.cookie {
+				req.AddCookie(&http.Cookie{Name: "web", Value: tok})
+			} else {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			w := httptest.NewRecorder()
+			var seen *http.Request
+			_ = serveThen(f.g, w, req, nextFunc(func(_ http.ResponseWriter, r *http.Request) error {
+				seen = r
+				return nil
+			}))
+			got := w.Code
+			if seen != nil {
+				got = http.StatusOK
+				if seen.Header.Get("Cookie") != "" || seen.Header.Get("X-Wx-Openid") != "" {
+					t.Errorf("passed on with %v", seen.Header)
+				}
+			}
+			if got != tc.want || taken != tc.taken {
+				t.Errorf("status %d, taken back %d times; want %d, %d (%s)", got, taken, tc.want, tc.taken, w.Body)
+			}
+			if !tc.optional && tc.cookie && !strings.Contains(w.Body.String(), "missing_token") {
+				t.Errorf("answer %s, want missing_token", w.Body)
+			}
+		})
 	}
 }
