@@ -64,9 +64,9 @@ type Config struct {
 	// change feed's and the ended records' entries.
 	Keys users.KeyRule
 
-	Sources       []TokenSource     // where tokens are read, tried in order
-	Strip         []string          // client headers removed besides X-Wx-*
-	ClaimHeaders  map[string]string // claim -> header name
+	Sources      []TokenSource     // where tokens are read, tried in order
+	Strip        []string          // client headers removed besides X-Wx-*
+	ClaimHeaders map[string]string // claim -> header name
 	// Refused, when set, is told of a token of source src refused as
 	// invalid (its session ended, it expired) before the refusal is
 	// answered. Returning true means the source's owner took the dead
@@ -74,11 +74,11 @@ type Config struct {
 	// the request goes on without it, anonymous when optional.
 	Refused func(w http.ResponseWriter, r *http.Request, src int) bool
 
-	Optional      bool              // requests without a token go on anonymously
-	ForwardToken  bool              // keep the credential on the request for next
-	CacheSize     int               // 0: DefaultCacheSize
-	LookupTimeout time.Duration     // 0: defaultLookupTimeout
-	Logger        *zap.Logger       // refused tokens (debug) and store trouble (warn)
+	Optional      bool          // requests without a token go on anonymously
+	ForwardToken  bool          // keep the credential on the request for next
+	CacheSize     int           // 0: DefaultCacheSize
+	LookupTimeout time.Duration // 0: defaultLookupTimeout
+	Logger        *zap.Logger   // refused tokens (debug) and store trouble (warn)
 }
 
 // Counter counts up; a prometheus.Counter is one.
