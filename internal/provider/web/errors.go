@@ -62,7 +62,7 @@ func mapError(a *App, err error) (*apierr.Error, bool) {
 	case wx.IsInvalidCode(err):
 		e = apierr.New(http.StatusUnauthorized, "invalid_code", "the WeChat login code is invalid, expired or was already used; log in again")
 	case wx.IsRateLimited(err):
-		e = apierr.New(http.StatusTooManyRequests, "rate_limited", "WeChat's rate limit was reached; try again later").WithHeader("Retry-After", "60")
+		e = apierr.RateLimited("WeChat's rate limit was reached; try again later", 60)
 	default:
 		// WeChat's errmsg stays in the log: it can name the server's IP.
 		e = apierr.New(http.StatusBadGateway, "upstream_error", "WeChat refused the login with errcode "+strconv.Itoa(we.Code))

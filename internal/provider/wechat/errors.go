@@ -52,7 +52,7 @@ func mapError(err error) *apierr.Error {
 		case wx.IsRisky(err):
 			e = apierr.New(http.StatusForbidden, "risky_user", "WeChat refused this user as high risk")
 		case wx.IsRateLimited(err):
-			e = apierr.New(http.StatusTooManyRequests, "rate_limited", "WeChat's rate limit was reached; try again later").WithHeader("Retry-After", "60")
+			e = apierr.RateLimited("WeChat's rate limit was reached; try again later", 60)
 		default:
 			// WeChat's errmsg stays in the log: it can name the server's IP.
 			e = apierr.New(http.StatusBadGateway, "upstream_error", "WeChat refused the call with errcode "+strconv.Itoa(we.Code))
